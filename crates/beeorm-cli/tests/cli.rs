@@ -1,0 +1,294 @@
+//! End-to-end tests of the command, each on its own SQLite file in a temp dir: the
+//! library entry points with captured output, and the shipped binary once.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use beeorm::{Registry, Value};
+use beeorm_cli::{run_with_output, Source, EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_UNSAFE_SKIPPED};
+
+#[derive(beeorm::Entity)]
+#[orm(table = "cli_users")]
+#[allow(dead_code)]
+struct User {
+    id: u64,
+    #[orm(length = 100, index = "Name")]
+    name: String,
+    age: Option<u8>,
+}
+
+/// The same table a release later, without `age`.
+#[derive(beeorm::Entity)]
+#[orm(table = "cli_users")]
+#[allow(dead_code)]
+struct UserWithoutAge {
+    id: u64,
+    #[orm(length = 100, index = "Name")]
+    name: String,
+}
+
+struct Output {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+/// Runs the command as an application binary named `schema` would.
+async fn cli(source: Source, args: &[&str]) -> Output {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let argv = std::iter::once("schema").chain(args.iter().copied());
+    let code = run_with_output(source, argv, &mut out, &mut err).await;
+    Output {
+        code,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err: String::from_utf8_lossy(&err).into_owned(),
+    }
+}
+
+fn db_path(dir: &tempfile::TempDir) -> String {
+    dir.path().join("app.db").to_string_lossy().into_owned()
+}
+
+fn pools(path: &str) -> Registry {
+    let mut r = Registry::new();
+    r.register_sqlite_pool("default", path);
+    r
+}
+
+fn with_entity<E: beeorm::Entity>(path: &str) -> Source {
+    let mut r = pools(path);
+    r.register_entity::<E>();
+    Source::Registry(r)
+}
+
+/// Plain SQL on the file, outside the command.
+async fn query(path: &str, sql: &str) -> Vec<Vec<Value>> {
+    let v = pools(path).validate().await.unwrap();
+    let rows = v
+        .create_engine()
+        .db("default")
+        .unwrap()
+        .query(sql, vec![])
+        .await
+        .unwrap();
+    v.close().await;
+    rows
+}
+
+async fn execute(path: &str, sql: &str) {
+    let v = pools(path).validate().await.unwrap();
+    v.create_engine()
+        .db("default")
+        .unwrap()
+        .execute(sql, vec![])
+        .await
+        .unwrap();
+    v.close().await;
+}
+
+async fn columns(path: &str, table: &str) -> Vec<String> {
+    query(
+        path,
+        &format!("SELECT name FROM pragma_table_info('{table}') ORDER BY cid"),
+    )
+    .await
+    .into_iter()
+    .map(|row| row[0].as_str().unwrap().to_string())
+    .collect()
+}
+
+fn write_yaml(dir: &tempfile::TempDir, db: &str) -> PathBuf {
+    let path = dir.path().join("beeorm.yaml");
+    std::fs::write(&path, format!("default:\n  sqlite: '{db}'\n")).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn create_check_apply_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+
+    let r = cli(with_entity::<User>(&db), &["alters"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert!(r.out.contains("CREATE TABLE \"cli_users\""), "{}", r.out);
+    assert!(
+        r.out.contains("default") && r.out.contains("safe"),
+        "{}",
+        r.out
+    );
+    assert!(r.out.contains("1 alter(s), 0 unsafe"), "{}", r.out);
+    assert!(
+        columns(&db, "cli_users").await.is_empty(),
+        "alters must not run anything"
+    );
+
+    let r = cli(with_entity::<User>(&db), &["check"]).await;
+    assert_eq!(r.code, EXIT_PENDING, "{}{}", r.out, r.err);
+    assert!(r.out.contains("CREATE TABLE"), "{}", r.out);
+
+    let r = cli(with_entity::<User>(&db), &["apply"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert!(r.out.contains("Applied 1 alter(s)."), "{}", r.out);
+    assert_eq!(columns(&db, "cli_users").await, ["id", "name", "age"]);
+
+    let r = cli(with_entity::<User>(&db), &["check"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert!(r.out.contains("OK"), "{}", r.out);
+
+    let r = cli(with_entity::<User>(&db), &["alters"]).await;
+    assert_eq!(r.code, EXIT_OK);
+    assert!(r.out.contains("No alters"), "{}", r.out);
+
+    let r = cli(with_entity::<User>(&db), &["apply"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert!(r.out.contains("Nothing to apply"), "{}", r.out);
+}
+
+#[tokio::test]
+async fn unsafe_alters_need_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    assert_eq!(
+        cli(with_entity::<User>(&db), &["apply"]).await.code,
+        EXIT_OK
+    );
+    execute(&db, "INSERT INTO cli_users (name, age) VALUES ('Ali', 30)").await;
+
+    let r = cli(with_entity::<UserWithoutAge>(&db), &["check"]).await;
+    assert_eq!(r.code, EXIT_PENDING, "{}{}", r.out, r.err);
+    assert!(r.out.contains("UNSAFE"), "{}", r.out);
+
+    let r = cli(with_entity::<UserWithoutAge>(&db), &["apply"]).await;
+    assert_eq!(r.code, EXIT_UNSAFE_SKIPPED, "{}{}", r.out, r.err);
+    assert!(r.out.contains("Applied 0 alter(s)."), "{}", r.out);
+    assert!(r.out.contains("Skipped 1 UNSAFE alter(s)"), "{}", r.out);
+    assert!(r.out.contains("--unsafe"), "{}", r.out);
+    assert_eq!(columns(&db, "cli_users").await, ["id", "name", "age"]);
+
+    let r = cli(with_entity::<UserWithoutAge>(&db), &["apply", "--unsafe"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert!(r.out.contains("UNSAFE"), "{}", r.out);
+    assert_eq!(columns(&db, "cli_users").await, ["id", "name"]);
+    let rows = query(&db, "SELECT name FROM cli_users").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0].as_str(), Some("Ali"));
+
+    let r = cli(with_entity::<UserWithoutAge>(&db), &["check"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+}
+
+#[tokio::test]
+async fn configuration_errors_exit_1_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing").join("beeorm.yaml");
+    let missing = missing.to_string_lossy();
+    let r = cli(Source::Config(|_| {}), &["--config", &missing, "check"]).await;
+    assert_eq!(r.code, EXIT_ERROR);
+    assert!(r.err.contains(missing.as_ref()), "{}", r.err);
+    assert!(r.out.is_empty(), "{}", r.out);
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "default:\n  streams: {events: [group]}\n").unwrap();
+    let bad = bad.to_string_lossy();
+    let r = cli(Source::Config(|_| {}), &["--config", &bad, "alters"]).await;
+    assert_eq!(r.code, EXIT_ERROR);
+    assert!(r.err.contains(bad.as_ref()), "{}", r.err);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_1_and_help_exits_0() {
+    let r = cli(Source::Config(|_| {}), &["check"]).await;
+    assert_eq!(r.code, EXIT_ERROR, "clap's own code 2 is taken by `apply`");
+    assert!(r.err.contains("--config"), "{}", r.err);
+
+    let r = cli(Source::Registry(Registry::new()), &["frobnicate"]).await;
+    assert_eq!(r.code, EXIT_ERROR);
+
+    let r = cli(Source::Registry(Registry::new()), &["--help"]).await;
+    assert_eq!(r.code, EXIT_OK);
+    assert!(r.out.contains("check"), "{}", r.out);
+}
+
+#[tokio::test]
+async fn registry_errors_exit_1() {
+    let mut r = Registry::new();
+    r.register_entity::<User>(); // pool `default` is never registered
+    let r = cli(Source::Registry(r), &["check"]).await;
+    assert_eq!(r.code, EXIT_ERROR);
+    assert!(r.err.contains("default"), "{}", r.err);
+}
+
+#[tokio::test]
+async fn config_plus_entities_from_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    let yaml = write_yaml(&dir, &db);
+    let yaml = yaml.to_string_lossy();
+    let register: fn(&mut Registry) = |r| {
+        r.register_entity::<User>();
+    };
+    let r = cli(Source::Config(register), &["--config", &yaml, "check"]).await;
+    assert_eq!(r.code, EXIT_PENDING, "{}{}", r.out, r.err);
+    let r = cli(Source::Config(register), &["--config", &yaml, "apply"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}{}", r.out, r.err);
+    assert_eq!(columns(&db, "cli_users").await, ["id", "name", "age"]);
+}
+
+#[tokio::test]
+async fn the_beeorm_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    let yaml = write_yaml(&dir, &db);
+    let beeorm = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_beeorm"))
+            .arg("--config")
+            .arg(&yaml)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    // An empty database: nothing to do, and the configuration works.
+    let (code, out, err) = beeorm(&["check"]);
+    assert_eq!(code, Some(EXIT_OK), "{out}{err}");
+
+    // A table the binary knows no entity for is listed as a drop, safe while empty.
+    assert_eq!(
+        cli(with_entity::<User>(&db), &["apply"]).await.code,
+        EXIT_OK
+    );
+    let (code, out, err) = beeorm(&["alters"]);
+    assert_eq!(code, Some(EXIT_OK), "{out}{err}");
+    assert!(out.contains("DROP TABLE \"cli_users\""), "{out}");
+    assert!(out.contains("safe"), "{out}");
+    // `-v` (global: after the subcommand too) logs the SQL; not tried in-process, where
+    // the tracing subscriber would stay installed for the other tests.
+    let (code, out, err) = beeorm(&["check", "-v"]);
+    assert_eq!(code, Some(EXIT_PENDING), "{out}{err}");
+    assert!(err.contains("sqlite_master"), "{err}");
+
+    // Without entities, `apply` would drop every empty table: it refuses.
+    let (code, out, err) = beeorm(&["apply"]);
+    assert_eq!(code, Some(EXIT_ERROR), "{out}{err}");
+    assert!(err.contains("no entity is registered"), "{err}");
+    assert_eq!(columns(&db, "cli_users").await, ["id", "name", "age"]);
+
+    // A missing file: exit 1, the path in the message.
+    let missing = dir.path().join("nope.yaml");
+    let output = Command::new(env!("CARGO_BIN_EXE_beeorm"))
+        .arg("--config")
+        .arg(&missing)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(EXIT_ERROR));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains(&*missing.to_string_lossy()), "{err}");
+}

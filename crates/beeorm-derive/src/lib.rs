@@ -1,0 +1,769 @@
+//! Derive macros for [beeorm](https://docs.rs/beeorm).
+//!
+//! * `#[derive(Entity)]` turns a struct with an unsigned `id` field into an entity:
+//!   static metadata (table, pool, columns, indexes) that the registry validates.
+//! * `#[derive(Embedded)]` marks a struct whose fields become prefixed columns of the
+//!   entity that holds it (`#[orm(embedded)]` on the field).
+//! * `#[derive(OrmEnum)]` turns a fieldless enum into a database `ENUM`/`SET` type.
+//!
+//! Syntax errors in `#[orm(...)]` (unknown keys, malformed values) are compile errors
+//! pointing at the attribute; a field type that cannot be stored is a compile error
+//! pointing at the type. Errors that need the whole registry (an unknown enum name, a
+//! gap in an index's positions, an attribute that does not fit the type) are reported
+//! by `Registry::validate()`, naming the entity and the field.
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{parse_macro_input, Data, DeriveInput, Fields, LitBool, LitInt, LitStr};
+
+/// Derives `beeorm::Entity`. See the `beeorm` crate docs for the attributes.
+#[proc_macro_derive(Entity, attributes(orm))]
+pub fn derive_entity(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_entity(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `beeorm::Embedded`: the struct's fields become columns of the entity holding it.
+#[proc_macro_derive(Embedded, attributes(orm))]
+pub fn derive_embedded(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_embedded(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `beeorm::OrmEnum` for a fieldless enum.
+#[proc_macro_derive(OrmEnum, attributes(orm))]
+pub fn derive_orm_enum(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand_enum(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn named_fields(input: &DeriveInput, what: &str) -> syn::Result<Vec<syn::Field>> {
+    match &input.data {
+        Data::Struct(s) => match &s.fields {
+            Fields::Named(named) => Ok(named.named.iter().cloned().collect()),
+            _ => Err(syn::Error::new(
+                input.ident.span(),
+                format!("#[derive({what})] needs a struct with named fields"),
+            )),
+        },
+        _ => Err(syn::Error::new(
+            input.ident.span(),
+            format!("#[derive({what})] can only be used on a struct"),
+        )),
+    }
+}
+
+/// Parsed `#[orm(...)]` of one field.
+#[derive(Default)]
+struct FieldAttrs {
+    length: Option<TokenStream2>,
+    required: bool,
+    indexes: Vec<(String, u8)>,
+    uniques: Vec<(String, u8)>,
+    mediumint: bool,
+    decimal: Option<(u8, u8)>,
+    unsigned: Option<bool>,
+    enum_name: Option<String>,
+    set_name: Option<String>,
+    year: bool,
+    time: bool,
+    ignore: bool,
+    mediumblob: bool,
+    longblob: bool,
+    json: bool,
+    embedded: bool,
+    cascade: bool,
+    skip_fk: bool,
+}
+
+fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
+    if meta.input.peek(syn::Token![=]) {
+        let lit: LitBool = meta.value()?.parse()?;
+        Ok(lit.value)
+    } else {
+        Ok(true)
+    }
+}
+
+/// `"A,B:2"` → `[("A", 1), ("B", 2)]`.
+fn parse_index_list(lit: &LitStr) -> syn::Result<Vec<(String, u8)>> {
+    let mut out = Vec::new();
+    for part in lit.value().split(',') {
+        let part = part.trim();
+        let (name, pos) = match part.split_once(':') {
+            Some((n, p)) => {
+                let pos: u8 = p.trim().parse().map_err(|_| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!("index position `{p}` is not a number from 1 to 255"),
+                    )
+                })?;
+                if pos == 0 {
+                    return Err(syn::Error::new(lit.span(), "index positions start at 1"));
+                }
+                (n.trim(), pos)
+            }
+            None => (part, 1),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("index name `{name}` must be non-empty ASCII letters, digits or `_`"),
+            ));
+        }
+        out.push((name.to_string(), pos));
+    }
+    Ok(out)
+}
+
+fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
+    let mut a = FieldAttrs::default();
+    for attr in field.attrs.iter().filter(|a| a.path().is_ident("orm")) {
+        attr.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            match key.as_str() {
+                "length" => {
+                    let v = meta.value()?;
+                    if v.peek(LitInt) {
+                        let lit: LitInt = v.parse()?;
+                        let n: u32 = lit.base10_parse()?;
+                        if n == 0 || n > 65_535 {
+                            return Err(syn::Error::new(lit.span(), "length must be 1..=65535 or `\"max\"`"));
+                        }
+                        a.length = Some(quote!(::core::option::Option::Some(::beeorm::schema::Length::Chars(#n))));
+                    } else {
+                        let lit: LitStr = v.parse()?;
+                        if lit.value() != "max" {
+                            return Err(syn::Error::new(lit.span(), "length must be a number or `\"max\"`"));
+                        }
+                        a.length = Some(quote!(::core::option::Option::Some(::beeorm::schema::Length::Max)));
+                    }
+                }
+                "required" => a.required = flag(&meta)?,
+                "index" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    a.indexes.extend(parse_index_list(&lit)?);
+                }
+                "unique" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    a.uniques.extend(parse_index_list(&lit)?);
+                }
+                "mediumint" => a.mediumint = flag(&meta)?,
+                "decimal" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let value = lit.value();
+                    let parsed = value.split_once(',').and_then(|(p, s)| {
+                        Some((p.trim().parse::<u8>().ok()?, s.trim().parse::<u8>().ok()?))
+                    });
+                    match parsed {
+                        Some((p, s)) if (1..=65).contains(&p) && s <= 30 && s <= p => a.decimal = Some((p, s)),
+                        _ => {
+                            return Err(syn::Error::new(
+                                lit.span(),
+                                "decimal must be \"precision,scale\" with 1 <= precision <= 65 and scale <= min(precision, 30)",
+                            ))
+                        }
+                    }
+                }
+                "unsigned" => a.unsigned = Some(flag(&meta)?),
+                "enum" | "enum_name" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    a.enum_name = Some(lit.value());
+                }
+                "set" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    a.set_name = Some(lit.value());
+                }
+                "year" => a.year = flag(&meta)?,
+                "time" => a.time = flag(&meta)?,
+                "ignore" => a.ignore = flag(&meta)?,
+                "mediumblob" => a.mediumblob = flag(&meta)?,
+                "longblob" => a.longblob = flag(&meta)?,
+                "json" => a.json = flag(&meta)?,
+                "embedded" => a.embedded = flag(&meta)?,
+                "cascade" => a.cascade = flag(&meta)?,
+                "skip_fk" => a.skip_fk = flag(&meta)?,
+                _ => {
+                    return Err(meta.error(format!(
+                        "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
+                         mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk"
+                    )))
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if a.json && a.embedded {
+        return Err(syn::Error::new(
+            field.span(),
+            "a field cannot be both `json` and `embedded`",
+        ));
+    }
+    Ok(a)
+}
+
+/// Whether `ty` is written `String` (or `std::string::String`).
+fn is_string(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
+}
+
+/// Whether `ty` is written `Ref<T>`, `Option<Ref<T>>` or `Vec<Ref<T>>`.
+fn is_ref_field(ty: &syn::Type) -> bool {
+    let syn::Type::Path(p) = ty else { return false };
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    if last.ident == "Ref" {
+        return true;
+    }
+    if last.ident != "Option" && last.ident != "Vec" {
+        return false;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+            matches!(args.args.first(), Some(syn::GenericArgument::Type(syn::Type::Path(inner)))
+                if inner.path.segments.last().is_some_and(|s| s.ident == "Ref"))
+        }
+        _ => false,
+    }
+}
+
+/// `T` when `ty` is written `Option<T>` (or `std::option::Option<T>`).
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => {
+            match args.args.first()? {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn index_tokens(list: &[(String, u8)]) -> TokenStream2 {
+    let items = list
+        .iter()
+        .map(|(name, pos)| quote!(::beeorm::schema::IndexPosition { name: #name, position: #pos }));
+    quote!(::std::vec![#(#items),*])
+}
+
+/// The `FieldDefinition` expressions for a list of fields, skipping `ignore`d ones.
+fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
+    let mut out = Vec::new();
+    for field in fields {
+        let attrs = parse_field_attrs(field)?;
+        if attrs.ignore {
+            continue;
+        }
+        let ident = field
+            .ident
+            .as_ref()
+            .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
+        let name = ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+        let ty = &field.ty;
+        let ty_str = quote!(#ty).to_string().replace(' ', "");
+        let ty_span = ty.span();
+        let shape = if attrs.embedded {
+            quote_spanned!(ty_span=> ::beeorm::schema::FieldShape::Embedded(<#ty as ::beeorm::Embedded>::fields))
+        } else if attrs.json {
+            match option_inner(ty) {
+                Some(inner) => {
+                    quote_spanned!(ty_span=> ::beeorm::schema::FieldShape::Column(::beeorm::schema::nullable_json_column::<#inner>))
+                }
+                None => {
+                    quote_spanned!(ty_span=> ::beeorm::schema::FieldShape::Column(::beeorm::schema::json_column::<#ty>))
+                }
+            }
+        } else {
+            quote_spanned!(ty_span=> ::beeorm::schema::FieldShape::Column(<#ty as ::beeorm::schema::FieldType>::column_spec))
+        };
+        let length = attrs
+            .length
+            .clone()
+            .unwrap_or_else(|| quote!(::core::option::Option::None));
+        let required = attrs.required;
+        let indexes = index_tokens(&attrs.indexes);
+        let uniques = index_tokens(&attrs.uniques);
+        let mediumint = attrs.mediumint;
+        let decimal = match attrs.decimal {
+            Some((p, s)) => quote!(::core::option::Option::Some((#p, #s))),
+            None => quote!(::core::option::Option::None),
+        };
+        let unsigned = match attrs.unsigned {
+            Some(b) => quote!(::core::option::Option::Some(#b)),
+            None => quote!(::core::option::Option::None),
+        };
+        let opt_str = |v: &Option<String>| match v {
+            Some(s) => quote!(::core::option::Option::Some(#s)),
+            None => quote!(::core::option::Option::None),
+        };
+        let enum_name = opt_str(&attrs.enum_name);
+        let set_name = opt_str(&attrs.set_name);
+        let year = attrs.year;
+        let time = attrs.time;
+        let mediumblob = attrs.mediumblob;
+        let longblob = attrs.longblob;
+        let cascade = attrs.cascade;
+        let skip_fk = attrs.skip_fk;
+        out.push(quote! {
+            ::beeorm::schema::FieldDefinition {
+                name: #name,
+                rust_type: #ty_str,
+                attributes: ::beeorm::schema::FieldAttributes {
+                    length: #length,
+                    required: #required,
+                    indexes: #indexes,
+                    uniques: #uniques,
+                    mediumint: #mediumint,
+                    decimal: #decimal,
+                    unsigned: #unsigned,
+                    enum_name: #enum_name,
+                    set_name: #set_name,
+                    year: #year,
+                    time: #time,
+                    mediumblob: #mediumblob,
+                    longblob: #longblob,
+                    cascade: #cascade,
+                    skip_fk: #skip_fk,
+                },
+                shape: #shape,
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Per stored field: code that pushes its value, code that reads it, and (for
+/// non-embedded fields) a `set_field` arm.
+struct RowCode {
+    /// Terms of the column count (`1` per plain field, the embedded type's count).
+    count: Vec<TokenStream2>,
+    strings: Vec<TokenStream2>,
+    hash: Vec<TokenStream2>,
+    encode: Vec<TokenStream2>,
+    decode: Vec<TokenStream2>,
+    set_arms: Vec<TokenStream2>,
+    refs: Vec<TokenStream2>,
+}
+
+fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
+    let mut code = RowCode {
+        count: Vec::new(),
+        strings: Vec::new(),
+        hash: Vec::new(),
+        encode: Vec::new(),
+        decode: Vec::new(),
+        set_arms: Vec::new(),
+        refs: Vec::new(),
+    };
+    for field in fields {
+        let attrs = parse_field_attrs(field)?;
+        let ident = field
+            .ident
+            .as_ref()
+            .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
+        let ty = &field.ty;
+        let span = ty.span();
+        if attrs.ignore {
+            code.decode
+                .push(quote_spanned!(span=> #ident: ::core::default::Default::default()));
+            continue;
+        }
+        let name = ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+        if attrs.embedded {
+            code.encode
+                .push(quote!(::beeorm::Embedded::push_values(&self.#ident, out);));
+            code.hash
+                .push(quote!(::beeorm::Embedded::push_hashes(&self.#ident, out);));
+            code.strings
+                .push(quote!(::beeorm::Embedded::visit_strings(&mut self.#ident, visit);));
+            code.count
+                .push(quote!(<#ty as ::beeorm::Embedded>::COLUMN_COUNT));
+            code.decode.push(quote_spanned!(span=> #ident: <#ty as ::beeorm::Embedded>::from_values(values).map_err(|e| e.within(#name))?));
+            continue;
+        }
+        if !attrs.json && is_ref_field(ty) {
+            code.refs.push(
+                quote!(::beeorm::__private::RefField::visit_refs(&mut self.#ident, #name, visit);),
+            );
+        }
+        code.count.push(quote!(1usize));
+        // Free text only: not enum values, sets or JSON (hooks such as the Persian
+        // normaliser rewrite these).
+        if !attrs.json && attrs.set_name.is_none() && attrs.enum_name.is_none() {
+            if is_string(ty) {
+                code.strings.push(quote!(visit(&mut self.#ident);));
+            } else if option_inner(ty).is_some_and(is_string) {
+                code.strings.push(
+                    quote!(if let ::core::option::Option::Some(s) = &mut self.#ident { visit(s); }),
+                );
+            }
+        }
+        // Spanned at the type, so an unstorable type is reported there only.
+        let codec = if attrs.json {
+            if option_inner(ty).is_some() {
+                quote_spanned!(span=> ::beeorm::schema::NullableJsonCodec)
+            } else {
+                quote_spanned!(span=> ::beeorm::schema::JsonCodec)
+            }
+        } else if attrs.set_name.is_some() {
+            quote_spanned!(span=> ::beeorm::schema::SetCodec)
+        } else {
+            quote_spanned!(span=> ::beeorm::schema::NativeCodec)
+        };
+        code.encode.push(quote_spanned!(span=> out.push(<#codec as ::beeorm::schema::Codec<#ty>>::encode(&self.#ident));));
+        code.hash.push(quote_spanned!(span=> {
+            let mut h = <::beeorm::__private::FxHasher as ::core::default::Default>::default();
+            <#codec as ::beeorm::schema::Codec<#ty>>::hash(&self.#ident, &mut h);
+            out.push(::core::hash::Hasher::finish(&h));
+        }));
+        code.decode.push(
+            quote_spanned!(span=> #ident: <#codec as ::beeorm::schema::Codec<#ty>>::decode(
+            values.next().unwrap_or(::beeorm::Value::Null)
+        ).map_err(|reason| ::beeorm::schema::DecodeError::new(#name, reason))?),
+        );
+        code.set_arms.push(quote_spanned!(span=> #name => {
+            self.#ident = <#codec as ::beeorm::schema::Codec<#ty>>::decode(value)?;
+            ::core::result::Result::Ok(())
+        }));
+    }
+    Ok(code)
+}
+
+fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let fields = named_fields(input, "Entity")?;
+    let ident = &input.ident;
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            input.generics.span(),
+            "an entity cannot be generic",
+        ));
+    }
+    let mut table: Option<String> = None;
+    let mut pool: Option<String> = None;
+    let mut own_hooks = false;
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("table") {
+                let lit: LitStr = meta.value()?.parse()?;
+                let v = lit.value();
+                if v.is_empty()
+                    || v.len() > 64
+                    || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "table name must be 1 to 64 ASCII letters, digits or `_`",
+                    ));
+                }
+                table = Some(v);
+            } else if meta.path.is_ident("hooks") {
+                own_hooks = true;
+            } else if meta.path.is_ident("pool") || meta.path.is_ident("mysql") {
+                let lit: LitStr = meta.value()?.parse()?;
+                pool = Some(lit.value());
+            } else {
+                return Err(meta.error(
+                    "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"` or `hooks`",
+                ));
+            }
+            Ok(())
+        })?;
+    }
+    let id = fields
+        .iter()
+        .find(|f| f.ident.as_ref().is_some_and(|i| i == "id"))
+        .ok_or_else(|| {
+            syn::Error::new(
+                ident.span(),
+                "an entity needs a field `id` of an unsigned integer type (u8, u16, u32 or u64): the auto-increment primary key",
+            )
+        })?;
+    if !parse_field_attrs(id)?.is_plain() {
+        return Err(syn::Error::new(
+            id.span(),
+            "the `id` field takes no #[orm(...)] attributes",
+        ));
+    }
+    let id_ty = &id.ty;
+    let id_check = quote_spanned!(id_ty.span()=> <#id_ty as ::beeorm::schema::PrimaryKey>::COLUMN);
+    let id_to_u64 =
+        quote_spanned!(id_ty.span()=> <#id_ty as ::beeorm::schema::PrimaryKey>::to_u64(self.id));
+    let others: Vec<syn::Field> = fields
+        .iter()
+        .filter(|f| f.ident.as_ref().is_none_or(|i| i != "id"))
+        .cloned()
+        .collect();
+    let defs = field_definitions(&others)?;
+    let RowCode {
+        count,
+        strings,
+        hash,
+        encode,
+        decode,
+        set_arms,
+        refs,
+    } = row_code(&others)?;
+    let own_hooks = if own_hooks {
+        quote! {
+            const HAS_OWN_HOOKS: bool = true;
+            fn run_own_hook(&mut self, event: ::beeorm::hooks::HookEvent) -> ::beeorm::hooks::BoxFuture<'_, ::beeorm::Result<()>> {
+                ::std::boxed::Box::pin(::beeorm::hooks::dispatch_entity_hook(self, event))
+            }
+        }
+    } else {
+        quote!()
+    };
+    let type_name = ident.to_string();
+    let table = match table {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    };
+    let pool = match pool {
+        Some(p) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
+    };
+    Ok(quote! {
+        impl ::beeorm::Entity for #ident {
+            fn definition() -> ::beeorm::schema::EntityDefinition {
+                ::beeorm::schema::EntityDefinition {
+                    type_name: #type_name,
+                    table: #table,
+                    pool: #pool,
+                    id: #id_check,
+                    fields: ::std::vec![#(#defs),*],
+                }
+            }
+            fn id(&self) -> u64 {
+                #id_to_u64
+            }
+            fn set_id(&mut self, id: u64) -> ::core::result::Result<(), ::std::string::String> {
+                self.id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_u64(id)?;
+                ::core::result::Result::Ok(())
+            }
+            fn push_values(&self, out: &mut ::std::vec::Vec<::beeorm::Value>) {
+                #(#encode)*
+            }
+            fn from_values(values: &mut ::std::vec::IntoIter<::beeorm::Value>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
+                let id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_value(values.next().unwrap_or(::beeorm::Value::Null))
+                    .map_err(|reason| ::beeorm::schema::DecodeError::new("id", reason))?;
+                ::core::result::Result::Ok(#ident {
+                    id,
+                    #(#decode),*
+                })
+            }
+            const COLUMN_COUNT: usize = 0 #(+ #count)*;
+            fn push_hashes(&self, out: &mut ::std::vec::Vec<u64>) {
+                #(#hash)*
+            }
+            fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut ::std::string::String)) {
+                let _ = &visit;
+                #(#strings)*
+            }
+            fn visit_refs<'s>(&'s mut self, visit: &mut dyn FnMut(&'static str, &'s mut dyn ::beeorm::__private::AnyRef)) {
+                let _ = &visit;
+                #(#refs)*
+            }
+            #own_hooks
+            fn set_field(&mut self, name: &str, value: ::beeorm::Value) -> ::core::result::Result<(), ::std::string::String> {
+                match name {
+                    #(#set_arms)*
+                    _ => ::core::result::Result::Err(::std::format!("`{}` is not a stored, non-embedded field", name)),
+                }
+            }
+        }
+    })
+}
+
+impl FieldAttrs {
+    fn is_plain(&self) -> bool {
+        self.length.is_none()
+            && !self.required
+            && self.indexes.is_empty()
+            && self.uniques.is_empty()
+            && !self.mediumint
+            && self.decimal.is_none()
+            && self.unsigned.is_none()
+            && self.enum_name.is_none()
+            && self.set_name.is_none()
+            && !self.year
+            && !self.time
+            && !self.ignore
+            && !self.mediumblob
+            && !self.longblob
+            && !self.json
+            && !self.embedded
+            && !self.cascade
+            && !self.skip_fk
+    }
+}
+
+fn expand_embedded(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let fields = named_fields(input, "Embedded")?;
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            input.generics.span(),
+            "an embedded struct cannot be generic",
+        ));
+    }
+    let ident = &input.ident;
+    let defs = field_definitions(&fields)?;
+    let RowCode {
+        count,
+        strings,
+        hash,
+        encode,
+        decode,
+        ..
+    } = row_code(&fields)?;
+    Ok(quote! {
+        impl ::beeorm::Embedded for #ident {
+            fn fields() -> ::std::vec::Vec<::beeorm::schema::FieldDefinition> {
+                ::std::vec![#(#defs),*]
+            }
+            fn push_values(&self, out: &mut ::std::vec::Vec<::beeorm::Value>) {
+                #(#encode)*
+            }
+            fn from_values(values: &mut ::std::vec::IntoIter<::beeorm::Value>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
+                ::core::result::Result::Ok(#ident {
+                    #(#decode),*
+                })
+            }
+            const COLUMN_COUNT: usize = 0 #(+ #count)*;
+            fn push_hashes(&self, out: &mut ::std::vec::Vec<u64>) {
+                #(#hash)*
+            }
+            fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut ::std::string::String)) {
+                let _ = &visit;
+                #(#strings)*
+            }
+        }
+    })
+}
+
+fn expand_enum(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let data = match &input.data {
+        Data::Enum(e) => e,
+        _ => {
+            return Err(syn::Error::new(
+                input.ident.span(),
+                "#[derive(OrmEnum)] can only be used on an enum",
+            ))
+        }
+    };
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            input.generics.span(),
+            "an OrmEnum cannot be generic",
+        ));
+    }
+    if data.variants.is_empty() {
+        return Err(syn::Error::new(
+            input.ident.span(),
+            "an OrmEnum needs at least one variant",
+        ));
+    }
+    let ident = &input.ident;
+    let mut names = Vec::new();
+    let mut variants = Vec::new();
+    let mut default_index: Option<usize> = None;
+    for (i, v) in data.variants.iter().enumerate() {
+        if !matches!(v.fields, Fields::Unit) {
+            return Err(syn::Error::new(
+                v.span(),
+                "OrmEnum variants cannot carry data",
+            ));
+        }
+        let mut name = v.ident.to_string();
+        for attr in v.attrs.iter().filter(|a| a.path().is_ident("orm")) {
+            attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("rename") {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    name = lit.value();
+                } else if meta.path.is_ident("default") {
+                    if default_index.is_some() {
+                        return Err(meta.error("only one variant can be `#[orm(default)]`"));
+                    }
+                    default_index = Some(i);
+                } else {
+                    return Err(meta.error(
+                        "unknown variant attribute; expected `rename = \"...\"` or `default`",
+                    ));
+                }
+                Ok(())
+            })?;
+        }
+        if name.is_empty() || name.contains(',') || name.contains('\'') {
+            return Err(syn::Error::new(
+                v.span(),
+                "an enum value must be non-empty and contain no `,` or `'`",
+            ));
+        }
+        if names.contains(&name) {
+            return Err(syn::Error::new(
+                v.span(),
+                format!("duplicate enum value `{name}`"),
+            ));
+        }
+        names.push(name);
+        variants.push(v.ident.clone());
+    }
+    let default_variant = &variants[default_index.unwrap_or(0)];
+    let type_name = ident.to_string();
+    let as_str_arms = variants
+        .iter()
+        .zip(&names)
+        .map(|(v, n)| quote!(#ident::#v => #n));
+    let from_str_arms = variants
+        .iter()
+        .zip(&names)
+        .map(|(v, n)| quote!(#n => ::core::option::Option::Some(#ident::#v)));
+    Ok(quote! {
+        impl ::beeorm::OrmEnum for #ident {
+            const NAME: &'static str = #type_name;
+            fn fields() -> &'static [&'static str] {
+                &[#(#names),*]
+            }
+            fn default_value() -> Self {
+                #ident::#default_variant
+            }
+            fn as_str(&self) -> &'static str {
+                match self { #(#as_str_arms),* }
+            }
+            fn from_str(value: &str) -> ::core::option::Option<Self> {
+                match value { #(#from_str_arms,)* _ => ::core::option::Option::None }
+            }
+        }
+        impl ::beeorm::schema::FieldType for #ident {
+            fn column_spec(attributes: &::beeorm::schema::FieldAttributes) -> ::core::result::Result<::beeorm::schema::ColumnSpec, ::std::string::String> {
+                ::beeorm::schema::enum_column::<#ident>(attributes)
+            }
+            fn to_value(&self) -> ::beeorm::Value {
+                ::beeorm::schema::enum_to_value(self)
+            }
+            fn from_value(value: ::beeorm::Value) -> ::core::result::Result<Self, ::std::string::String> {
+                ::beeorm::schema::enum_from_value(value)
+            }
+        }
+    })
+}

@@ -1,0 +1,378 @@
+//! A walk through beeorm, step by step.
+//!
+//! ```text
+//! cargo run --example tour                          # embedded: SQLite in a temp dir + in-process cache
+//! cargo run --example tour -- --config beeorm.yaml  # the pools a YAML file names
+//! ```
+//!
+//! With `--config`, the entities live in pool `default`, which the file must define
+//! (MySQL/MariaDB or SQLite). The tour creates its own tables (`tour_*`) and drops them
+//! at the end; it never touches other tables.
+
+use std::path::PathBuf;
+
+use beeorm::prelude::*;
+use clap::Parser;
+
+/// A country, referenced by shops.
+#[derive(Entity)]
+#[orm(table = "countries")]
+struct Country {
+    id: u32,
+    name: String,
+}
+
+/// A shop references its country: a column, an index and a foreign key.
+#[derive(Entity)]
+#[orm(table = "shops")]
+struct Shop {
+    id: u64,
+    name: String,
+    #[orm(required)]
+    country: Ref<Country>,
+}
+
+#[derive(Parser)]
+#[command(about = "A tour of beeorm")]
+struct Args {
+    /// YAML configuration naming the pools (default: embedded SQLite + local cache).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(OrmEnum, Clone, Copy, Debug, PartialEq)]
+enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+#[derive(Embedded, Debug)]
+struct Address {
+    street: String,
+    city: String,
+}
+
+#[derive(Entity)]
+#[orm(table = "tour_users")]
+struct User {
+    id: u64,
+    #[orm(length = 100, index = "NameCity")]
+    name: String,
+    #[orm(unique = "Email")]
+    email: String,
+    age: Option<u8>,
+    plan: Plan,
+    #[orm(embedded)]
+    address: Address,
+    #[orm(decimal = "10,2")]
+    balance: f64,
+    created_at: chrono::NaiveDateTime,
+}
+
+/// The same table, a release later: one new column, one new index.
+#[derive(Entity)]
+#[orm(table = "tour_users")]
+struct UserV2 {
+    id: u64,
+    #[orm(length = 100, index = "NameCity")]
+    name: String,
+    #[orm(unique = "Email")]
+    email: String,
+    age: Option<u8>,
+    plan: Plan,
+    #[orm(embedded)]
+    address: Address,
+    #[orm(decimal = "10,2")]
+    balance: f64,
+    created_at: chrono::NaiveDateTime,
+    #[orm(index = "LastLogin")]
+    last_login: Option<chrono::NaiveDateTime>,
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n== {n}. {title}");
+}
+
+fn show(alters: &[Alter]) {
+    if alters.is_empty() {
+        println!("   (nothing to do: the database matches the entities)");
+    }
+    for a in alters {
+        let sql = a.sql.replace('\n', "\n      ");
+        println!(
+            "   [{}] on pool `{}`:\n      {sql}",
+            if a.safe { "safe" } else { "UNSAFE" },
+            a.pool
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("tour failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> beeorm::Result<()> {
+    let args = Args::parse();
+    let tmp = tempfile::tempdir().map_err(|e| beeorm::Error::Config(e.to_string()))?;
+
+    step(1, "Registry: pools, caches, entities");
+    let base = match &args.config {
+        Some(path) => {
+            println!("   reading {}", path.display());
+            Registry::from_yaml_file(path)?
+        }
+        None => {
+            let db = tmp.path().join("tour.db");
+            println!(
+                "   no --config: SQLite at {} and an in-process cache",
+                db.display()
+            );
+            let mut r = Registry::new();
+            r.register_sqlite_pool("default", &db.to_string_lossy())
+                .register_local_cache("default", 1_000);
+            r
+        }
+    };
+    let mut registry = base.clone();
+    registry.register_entity::<User>();
+
+    step(
+        2,
+        "validate() checks every definition once, then engines are cheap",
+    );
+    let validated = registry.validate().await?;
+    let engine = validated.create_engine();
+    let schema = validated.table_schema::<User>()?;
+    println!(
+        "   entity `{}` → table `{}` on pool `{}` ({:?})",
+        schema.entity_name(),
+        schema.table_name(),
+        schema.pool_name(),
+        engine.db(schema.pool_name())?.kind()
+    );
+    for c in schema.columns() {
+        println!(
+            "     {:<16} {:?}{}",
+            c.name,
+            c.ty,
+            if c.nullable { " NULL" } else { "" }
+        );
+    }
+    for i in schema.indexes() {
+        println!(
+            "     {} `{}` on {:?}",
+            if i.unique { "unique index" } else { "index" },
+            i.name,
+            i.columns
+        );
+    }
+
+    step(3, "What would change? (this table only)");
+    let (has, alters) = schema.schema_changes(&engine).await?;
+    println!("   has changes: {has}");
+    show(&alters);
+
+    step(
+        4,
+        "update_schema() creates it; asking again finds nothing to do",
+    );
+    schema.update_schema(&engine).await?;
+    show(&schema.schema_changes(&engine).await?.1);
+
+    step(5, "Insert: one flush, one multi-row INSERT, IDs come back");
+    let user = |name: &str, email: &str, city: &str, balance: f64| {
+        Tracked::new(User {
+            id: 0,
+            name: name.into(),
+            email: email.into(),
+            age: None,
+            plan: Plan::Free,
+            address: Address {
+                street: String::new(),
+                city: city.into(),
+            },
+            balance,
+            created_at: chrono::Utc::now().naive_utc(),
+        })
+    };
+    let mut ali = user("Ali", "ali@example.com", "Tehran", 12.5);
+    let mut sara = user("Sara", "sara@example.com", "Shiraz", 99.0);
+    let mut mina = user("Mina", "mina@example.com", "Tehran", 7.25);
+    engine
+        .flusher()
+        .track(&mut ali)
+        .track(&mut sara)
+        .track(&mut mina)
+        .flush()
+        .await?;
+    println!(
+        "   inserted Ali #{}, Sara #{}, Mina #{}",
+        ali.id, sara.id, mina.id
+    );
+
+    step(6, "Update: only the changed columns are written");
+    ali.plan = Plan::Pro;
+    ali.age = Some(31);
+    println!("   dirty before flush: {}", ali.is_dirty());
+    engine.flush(&mut ali).await?;
+    println!("   dirty after flush:  {}", ali.is_dirty());
+
+    step(
+        7,
+        "Load by ID, by many IDs (one query), search with Where + Pager",
+    );
+    let loaded = engine.load_by_id::<User>(ali.id).await?;
+    println!(
+        "   load_by_id({}) → {:?}",
+        ali.id,
+        loaded.as_deref().map(|u| (&u.name, u.plan, u.age))
+    );
+    let (found, missing) = engine.load_by_ids::<User>(&[mina.id, 999, ali.id]).await?;
+    println!(
+        "   load_by_ids([{}, 999, {}]) → {:?}, missing {missing:?}",
+        mina.id,
+        ali.id,
+        found.iter().map(|u| u.name.as_str()).collect::<Vec<_>>()
+    );
+    let w = Where::new(
+        "`address_city` = ? AND `balance` > ? ORDER BY `balance` DESC",
+        ("Tehran", 5),
+    );
+    let (rows, total) = engine
+        .search_with_count::<User>(&w, Pager::new(1, 10))
+        .await?;
+    println!(
+        "   search `{}` → {:?} ({total} in all)",
+        w.sql(),
+        rows.iter()
+            .map(|u| (u.name.as_str(), u.balance))
+            .collect::<Vec<_>>()
+    );
+
+    step(
+        8,
+        "Typed errors: a duplicate email is DuplicatedKey, nothing is written",
+    );
+    let mut dup = user("Other Ali", "ali@example.com", "Qom", 0.0);
+    match engine.flush(&mut dup).await {
+        Err(beeorm::Error::DuplicatedKey { index, .. }) => {
+            println!(
+                "   DuplicatedKey on unique index `{index}`; the entity is still new: {}",
+                dup.is_new()
+            )
+        }
+        other => println!("   unexpected: {other:?}"),
+    }
+
+    step(9, "Upsert: the same email updates the existing row instead");
+    let mut again = user("Ali again", "ali@example.com", "Qom", 0.0);
+    again.on_duplicate_key_update([("balance", 50.0)]);
+    engine.flush(&mut again).await?;
+    println!(
+        "   upsert → row #{} ({}), balance now {}",
+        again.id, again.name, again.balance
+    );
+
+    step(10, "Delete");
+    engine.delete(&mut sara).await?;
+    println!(
+        "   Sara deleted; load_by_id({}) → {:?}",
+        sara.id,
+        engine.load_by_id::<User>(sara.id).await?.map(|u| u.id)
+    );
+
+    step(
+        11,
+        "A new release adds a column and an index: the alter is safe",
+    );
+    let mut registry = base.clone();
+    registry.register_entity::<UserV2>();
+    let engine2 = registry.validate().await?.create_engine();
+    let schema2 = engine2.registry().table_schema::<UserV2>()?;
+    let (_, alters) = schema2.schema_changes(&engine2).await?;
+    show(&alters);
+    for a in &alters {
+        a.exec(&engine2).await?;
+    }
+    let kept = engine2
+        .search::<UserV2>(&Where::all(), Pager::new(1, 10))
+        .await?;
+    println!(
+        "   rows kept: {:?}",
+        kept.iter()
+            .map(|u| (u.id, u.name.as_str(), u.last_login))
+            .collect::<Vec<_>>()
+    );
+
+    step(
+        12,
+        "Going back would drop `last_login` from a table with rows: UNSAFE",
+    );
+    let (_, alters) = validated
+        .table_schema::<User>()?
+        .schema_changes(&engine)
+        .await?;
+    show(&alters);
+
+    step(13, "The in-process cache");
+    let cache = engine.local_cache("default")?;
+    let plan = cache.get_set("plan:1", || Plan::Enterprise);
+    println!(
+        "   get_set computed {plan:?}; a second get finds {:?}",
+        cache.get::<Plan>("plan:1")
+    );
+
+    step(
+        14,
+        "References: a new country inserted first, then a preload (one query per level)",
+    );
+    let mut registry = base.clone();
+    registry
+        .register_entity::<Country>()
+        .register_entity::<Shop>();
+    let engine3 = registry.validate().await?.create_engine();
+    let countries = engine3.registry().table_schema::<Country>()?;
+    let shops = engine3.registry().table_schema::<Shop>()?;
+    countries.update_schema(&engine3).await?;
+    shops.update_schema(&engine3).await?;
+    let mut shop = Tracked::new(Shop {
+        id: 0,
+        name: "Bazaar".into(),
+        country: Ref::new(Country {
+            id: 0,
+            name: "Iran".into(),
+        }),
+    });
+    engine3.flush(&mut shop).await?;
+    println!(
+        "   shop #{} references country #{} (inserted first, same transaction)",
+        shop.id,
+        shop.country.id()
+    );
+    let found = engine3
+        .preload(&["country"])
+        .search::<Shop>(&Where::all(), Pager::new(1, 10))
+        .await?;
+    for s in &found {
+        println!(
+            "   preloaded: {} in {}",
+            s.name,
+            s.country.get().map_or("?", |c| c.name.as_str())
+        );
+    }
+
+    step(15, "Clean up");
+    schema2.drop_table(&engine2).await?;
+    println!("   dropped `{}`", schema2.table_name());
+    shops.drop_table(&engine3).await?;
+    countries.drop_table(&engine3).await?;
+    println!("   dropped `shops` and `countries`");
+    validated.close().await;
+    println!("\nDone.");
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Caches. For now the in-process cache pools (A3); entity caches build on them.
+
+mod local;
+
+pub use local::LocalCache;

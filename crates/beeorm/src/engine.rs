@@ -1,0 +1,122 @@
+//! [`Engine`]: the handle a request or task works through (A10).
+
+use std::collections::BTreeMap;
+
+use crate::cache::LocalCache;
+use crate::registry::ValidatedRegistry;
+use crate::schema::{Alter, TableSchema};
+use crate::sql::pool::SqlPool;
+use crate::sql::Db;
+use crate::{Error, Result};
+
+/// A cheap handle on a [`ValidatedRegistry`]: make one per request or task. Cloning
+/// or creating one does no I/O.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    registry: ValidatedRegistry,
+}
+
+impl Engine {
+    pub(crate) fn new(registry: ValidatedRegistry) -> Self {
+        Engine { registry }
+    }
+
+    /// The registry this engine was made from.
+    pub fn registry(&self) -> &ValidatedRegistry {
+        &self.registry
+    }
+
+    pub(crate) fn sql_pool(&self, name: &str) -> Result<SqlPool> {
+        self.registry
+            .sql_pool(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "relational",
+                pool: name.to_string(),
+                used_by: "engine".into(),
+            })
+    }
+
+    /// The relational pool `name`, for plain SQL.
+    pub fn db(&self, name: &str) -> Result<Db> {
+        self.sql_pool(name).map(Db::new)
+    }
+
+    /// The local cache pool `name`.
+    pub fn local_cache(&self, name: &str) -> Result<LocalCache> {
+        self.registry
+            .local_cache(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "local cache",
+                pool: name.to_string(),
+                used_by: "engine".into(),
+            })
+    }
+
+    /// The Redis pool `name` (single server, Sentinel or Cluster): typed commands,
+    /// pipelines, scripts, `get_set`, the rate limiter.
+    pub fn redis(&self, name: &str) -> Result<crate::redis::RedisClient> {
+        self.registry
+            .redis(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "redis",
+                pool: name.to_string(),
+                used_by: "engine".into(),
+            })
+    }
+
+    /// The locker `name` (shared locks on its Redis pool).
+    pub fn locker(&self, name: &str) -> Result<crate::redis::Locker> {
+        self.registry
+            .locker(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "locker",
+                pool: name.to_string(),
+                used_by: "engine".into(),
+            })
+    }
+
+    /// A new, empty unit of work.
+    pub fn flusher(&self) -> crate::Flusher<'_> {
+        crate::Flusher::new(self)
+    }
+
+    /// Inserts or updates one entity (nothing is sent when it is unchanged).
+    pub async fn flush<E: crate::Entity>(&self, entity: &mut crate::Tracked<E>) -> Result<()> {
+        self.flusher().track(entity).flush().await
+    }
+
+    /// Deletes one entity's row: a fake delete when it has `fake_delete: bool`.
+    pub async fn delete<E: crate::Entity>(&self, entity: &mut crate::Tracked<E>) -> Result<()> {
+        self.flusher().delete(entity).flush().await
+    }
+
+    /// Deletes one entity's row for real, even with `fake_delete`.
+    pub async fn force_delete<E: crate::Entity>(
+        &self,
+        entity: &mut crate::Tracked<E>,
+    ) -> Result<()> {
+        self.flusher().force_delete(entity).flush().await
+    }
+
+    /// Every statement that brings all relational pools in line with the registered
+    /// entities: creates, alters, and drops of tables no entity uses. Run each with
+    /// [`Alter::exec`]; check [`Alter::safe`] first if data matters.
+    pub async fn alters(&self) -> Result<Vec<Alter>> {
+        let mut by_pool: BTreeMap<&str, Vec<&TableSchema>> = BTreeMap::new();
+        for pool in self.registry.relational_pools() {
+            by_pool.entry(pool).or_default();
+        }
+        for t in self.registry.table_schemas() {
+            by_pool.entry(t.pool_name()).or_default().push(t);
+        }
+        let mut out = Vec::new();
+        for (pool, tables) in by_pool {
+            out.extend(TableSchema::pool_alters(self, pool, &tables).await?);
+        }
+        Ok(out)
+    }
+}

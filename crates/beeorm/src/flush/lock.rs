@@ -1,0 +1,66 @@
+//! Flushing under a shared Redis lock (C5): the seed's `FlushWithLock` and
+//! `FlushInTransactionWithLock`. The lock only wraps the write path; it does not
+//! change it.
+
+use std::time::Duration;
+
+use super::Flusher;
+use crate::{Error, Result};
+
+impl Flusher<'_> {
+    /// Takes the lock `lock_name` of locker `locker` (waiting up to `wait`, holding it
+    /// for at most `ttl`), flushes, and releases the lock.
+    ///
+    /// Errors: [`Error::LockNotObtained`] when the lock stayed taken for the whole
+    /// wait (nothing is written); the flush's error (the lock is released); and
+    /// [`Error::LockLost`] when the flush succeeded but took longer than `ttl`, so
+    /// another holder may have run at the same time — the rows *are* written then.
+    pub async fn flush_with_lock(
+        &mut self,
+        locker: &str,
+        lock_name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<()> {
+        self.locked(locker, lock_name, ttl, wait, false).await
+    }
+
+    /// Like [`Flusher::flush_with_lock`], with the flush in a transaction
+    /// ([`Flusher::flush_in_transaction`]).
+    pub async fn flush_in_transaction_with_lock(
+        &mut self,
+        locker: &str,
+        lock_name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<()> {
+        self.locked(locker, lock_name, ttl, wait, true).await
+    }
+
+    async fn locked(
+        &mut self,
+        locker: &str,
+        lock_name: &str,
+        ttl: Duration,
+        wait: Duration,
+        in_transaction: bool,
+    ) -> Result<()> {
+        let locker = self.engine.locker(locker)?;
+        let lock =
+            locker
+                .obtain(lock_name, ttl, wait)
+                .await?
+                .ok_or_else(|| Error::LockNotObtained {
+                    name: lock_name.to_string(),
+                    wait,
+                })?;
+        let flushed = if in_transaction {
+            self.flush_in_transaction().await
+        } else {
+            self.flush().await
+        };
+        let released = lock.release().await;
+        flushed?;
+        released
+    }
+}

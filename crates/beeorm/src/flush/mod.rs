@@ -1,0 +1,903 @@
+//! The write path (C1–C4, C6, C7): [`Flusher`] collects tracked entities and writes
+//! them in as few statements as the dialect allows.
+//!
+//! One flush, per pool: one multi-row INSERT per table (chunked under the server's
+//! parameter limit), one UPDATE per changed entity setting only the changed columns,
+//! one DELETE (or fake-delete UPDATE) per table, upserts one by one. When a pool gets
+//! more than one statement, or a transaction is asked for, they run in one transaction:
+//! a failure leaves no partial rows. Entity state (IDs, snapshots) changes only after
+//! the database accepted everything. Later stages (caches, hooks, events) plug in here.
+
+mod lock;
+mod tracked;
+
+use std::any::TypeId;
+use std::collections::BTreeMap;
+
+use tracked::DeleteMode;
+pub use tracked::Tracked;
+
+use crate::hooks::{BoxFuture, HookEvent, Hooks};
+use crate::schema::TableSchema;
+use crate::sql::pool::{Conn, SqlPool};
+use crate::sql::Transaction;
+use crate::{Engine, Entity, Error, Result, Value};
+
+/// Most parameters one statement gets (SQLite allows 32,766, MySQL 65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// One entity's operation: its position in the flusher, the operation, its table.
+type Planned<'s> = (usize, Op, &'s TableSchema);
+/// Rows to insert into one table: (position, explicit ID or 0, values).
+type InsertRows<'s> = (&'s TableSchema, Vec<(usize, u64, Vec<Value>)>);
+/// Rows to delete from one table: (position, ID).
+type DeleteRows<'s> = (&'s TableSchema, Vec<(usize, u64)>);
+
+/// What one tracked entity needs written.
+pub(crate) enum Op {
+    Nothing,
+    /// `id` 0: the server numbers the row.
+    Insert {
+        id: u64,
+        values: Vec<Value>,
+    },
+    Upsert {
+        id: u64,
+        values: Vec<Value>,
+        set: Vec<(String, Value)>,
+    },
+    /// Changed columns by position among the non-`id` columns.
+    Update {
+        id: u64,
+        changed: Vec<(usize, Value)>,
+    },
+    Delete {
+        id: u64,
+        mode: DeleteMode,
+    },
+}
+
+/// The type-erased side of [`Tracked`] the flusher works with.
+pub(crate) trait Flushable: Send + Sync {
+    fn entity_type(&self) -> TypeId;
+    fn entity_name(&self) -> &'static str;
+    fn op(&self) -> Op;
+    fn set_id(&mut self, id: u64) -> Result<()>;
+    fn saved(&mut self);
+    fn deleted(&mut self);
+    fn reload(&mut self, row: Vec<Value>) -> Result<()>;
+    /// The before-hook event of what the next flush does to this entity, if anything.
+    fn pending_event(&self) -> Option<HookEvent>;
+    fn has_own_hooks(&self) -> bool;
+    fn run_hooks<'a>(&'a mut self, hooks: &'a Hooks, event: HookEvent)
+        -> BoxFuture<'a, Result<()>>;
+    /// The new entities its references hold (`Ref::new`), to insert first.
+    fn new_refs<'s>(&'s mut self, out: &mut Vec<&'s mut dyn Flushable>);
+    /// After a committed flush: inserted referenced entities become loaded ones.
+    fn commit_refs(&mut self);
+    /// After a failed flush: referenced entities inserted by it are new again.
+    fn rollback_refs(&mut self);
+}
+
+impl<E: Entity> Flushable for Tracked<E> {
+    fn entity_type(&self) -> TypeId {
+        TypeId::of::<E>()
+    }
+
+    fn entity_name(&self) -> &'static str {
+        E::definition().type_name
+    }
+
+    fn op(&self) -> Op {
+        let id = Entity::id(self.entity());
+        if let Some(mode) = self.delete {
+            return Op::Delete { id, mode };
+        }
+        if self.is_new() {
+            let mut values = Vec::with_capacity(E::COLUMN_COUNT);
+            self.push_values(&mut values);
+            return match &self.upsert {
+                Some(set) => Op::Upsert {
+                    id,
+                    values,
+                    set: set.clone(),
+                },
+                None => Op::Insert { id, values },
+            };
+        }
+        let changed = self.changed_columns();
+        if changed.is_empty() {
+            return Op::Nothing;
+        }
+        let mut values = Vec::with_capacity(E::COLUMN_COUNT);
+        self.push_values(&mut values);
+        let mut values: Vec<Option<Value>> = values.into_iter().map(Some).collect();
+        Op::Update {
+            id,
+            changed: changed
+                .into_iter()
+                .filter_map(|i| Some((i, values.get_mut(i)?.take()?)))
+                .collect(),
+        }
+    }
+
+    fn set_id(&mut self, id: u64) -> Result<()> {
+        let name = self.entity_name();
+        std::ops::DerefMut::deref_mut(self)
+            .set_id(id)
+            .map_err(|reason| Error::Flush {
+                entity: name.to_string(),
+                reason,
+            })
+    }
+
+    fn saved(&mut self) {
+        self.mark_saved();
+    }
+
+    fn deleted(&mut self) {
+        self.mark_deleted();
+    }
+
+    fn pending_event(&self) -> Option<HookEvent> {
+        if self.delete.is_some() {
+            Some(HookEvent::BeforeDelete)
+        } else if self.is_new() {
+            Some(HookEvent::BeforeInsert)
+        } else if self.is_dirty() {
+            Some(HookEvent::BeforeUpdate)
+        } else {
+            None
+        }
+    }
+
+    fn has_own_hooks(&self) -> bool {
+        E::HAS_OWN_HOOKS
+    }
+
+    fn run_hooks<'a>(
+        &'a mut self,
+        hooks: &'a Hooks,
+        event: HookEvent,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let entity: &mut E = std::ops::DerefMut::deref_mut(self);
+            if E::HAS_OWN_HOOKS {
+                entity.run_own_hook(event).await?;
+            }
+            hooks.run(event, TypeId::of::<E>(), entity).await
+        })
+    }
+
+    fn new_refs<'s>(&'s mut self, out: &mut Vec<&'s mut dyn Flushable>) {
+        std::ops::DerefMut::deref_mut(self).visit_refs(&mut |_, r| {
+            if let Some(crate::reference::NewEntity(f)) = r.new_entity() {
+                out.push(f);
+            }
+        });
+    }
+
+    fn commit_refs(&mut self) {
+        std::ops::DerefMut::deref_mut(self).visit_refs(&mut |_, r| r.commit_new());
+    }
+
+    fn rollback_refs(&mut self) {
+        std::ops::DerefMut::deref_mut(self).visit_refs(&mut |_, r| r.rollback_new());
+    }
+
+    fn reload(&mut self, row: Vec<Value>) -> Result<()> {
+        let fresh = crate::load::decode::<E>(row)?;
+        *self = Tracked::loaded(fresh);
+        Ok(())
+    }
+}
+
+/// A unit of work: track entities, then write them all with one [`Flusher::flush`].
+///
+/// ```no_run
+/// # use beeorm::prelude::*;
+/// # #[derive(Entity)] struct User { id: u64, name: String }
+/// # async fn demo(engine: &Engine) -> beeorm::Result<()> {
+/// let mut ann = Tracked::new(User { id: 0, name: "Ann".into() });
+/// let mut bob = Tracked::new(User { id: 0, name: "Bob".into() });
+/// engine.flusher().track(&mut ann).track(&mut bob).flush().await?; // one INSERT, two rows
+/// assert!(ann.id > 0 && bob.id == ann.id + 1);
+/// # Ok(()) }
+/// ```
+pub struct Flusher<'a> {
+    engine: &'a Engine,
+    items: Vec<&'a mut dyn Flushable>,
+}
+
+impl std::fmt::Debug for Flusher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher")
+            .field("tracked", &self.items.len())
+            .finish()
+    }
+}
+
+/// The statements for one pool, with the entities each one concerns.
+struct Statement {
+    sql: String,
+    params: Vec<Value>,
+    kind: StatementKind,
+    /// Positions in `Flusher::items`.
+    items: Vec<usize>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StatementKind {
+    /// Rows get consecutive IDs unless they carry their own.
+    Insert {
+        auto_ids: bool,
+    },
+    Upsert,
+    Update,
+    Delete,
+}
+
+impl<'a> Flusher<'a> {
+    pub(crate) fn new(engine: &'a Engine) -> Self {
+        Flusher {
+            engine,
+            items: Vec::new(),
+        }
+    }
+
+    /// Adds an entity: a new one is inserted, a changed one updated, one marked with
+    /// [`Tracked::mark_to_delete`] deleted. Unchanged entities cost nothing.
+    pub fn track<E: Entity>(&mut self, entity: &'a mut Tracked<E>) -> &mut Self {
+        self.items.push(entity);
+        self
+    }
+
+    /// Marks `entity` for deletion and tracks it.
+    pub fn delete<E: Entity>(&mut self, entity: &'a mut Tracked<E>) -> &mut Self {
+        entity.mark_to_delete();
+        self.track(entity)
+    }
+
+    /// Marks `entity` for a real DELETE (even with `fake_delete`) and tracks it.
+    pub fn force_delete<E: Entity>(&mut self, entity: &'a mut Tracked<E>) -> &mut Self {
+        entity.mark_to_force_delete();
+        self.track(entity)
+    }
+
+    /// Whether any tracked entity needs writing.
+    pub fn is_dirty(&self) -> bool {
+        self.items.iter().any(|i| !matches!(i.op(), Op::Nothing))
+    }
+
+    /// Writes every tracked entity. Each pool's statements run in one transaction when
+    /// there is more than one of them. The flusher is emptied on success.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.run(false, None).await
+    }
+
+    /// Like [`Flusher::flush`], always inside a transaction (one per pool).
+    pub async fn flush_in_transaction(&mut self) -> Result<()> {
+        self.run(true, None).await
+    }
+
+    /// Writes every tracked entity inside a transaction the caller opened (all of them
+    /// must live in that transaction's pool). Nothing is committed here.
+    pub async fn flush_in(&mut self, tx: &mut Transaction) -> Result<()> {
+        self.run(true, Some(tx)).await
+    }
+
+    async fn run(
+        &mut self,
+        in_transaction: bool,
+        mut external: Option<&mut Transaction>,
+    ) -> Result<()> {
+        let registry = self.engine.registry().clone();
+        // Before-hooks: they may change entities (what gets written) or veto the flush.
+        let hooks = registry.hooks();
+        let mut after: Vec<(usize, HookEvent)> = Vec::new();
+        if !hooks.is_empty() || self.items.iter().any(|i| i.has_own_hooks()) {
+            for (pos, item) in self.items.iter_mut().enumerate() {
+                if let Some(event) = item.pending_event() {
+                    item.run_hooks(hooks, event).await?;
+                    after.push((pos, event.after()));
+                }
+            }
+        }
+        let has_new_refs = self.items.iter_mut().any(|i| {
+            let mut nested = Vec::new();
+            i.new_refs(&mut nested);
+            !nested.is_empty()
+        });
+        if has_new_refs {
+            self.run_with_new_refs(external).await?;
+            for (pos, event) in after {
+                self.items[pos].run_hooks(hooks, event).await?;
+            }
+            return Ok(());
+        }
+        let by_pool = self.ops_by_pool()?;
+        if external.is_some() && by_pool.len() > 1 {
+            return Err(Error::Query(
+                "flush_in: the tracked entities live in more than one pool; a transaction has one"
+                    .into(),
+            ));
+        }
+        for (_, (pool, ops)) in by_pool {
+            let step = pool.id_step().await?;
+            let statements = plan(&pool, ops, step);
+            if let Some(tx) = external.as_deref_mut() {
+                let effects = self.execute(&pool, &mut tx.conn, &statements, step).await?;
+                self.apply(effects)?;
+            } else if in_transaction || statements.len() > 1 {
+                let mut tx = pool.begin().await?;
+                // On error the transaction is dropped, which rolls it back.
+                let effects = self.execute(&pool, &mut tx, &statements, step).await?;
+                tx.commit().await?;
+                self.apply(effects)?;
+            } else {
+                let mut conn = pool.conn().await?;
+                let effects = self.execute(&pool, &mut conn, &statements, step).await?;
+                self.apply(effects)?;
+            }
+        }
+        // After-hooks, once everything is written (inserted entities have their IDs).
+        for (pos, event) in after {
+            self.items[pos].run_hooks(hooks, event).await?;
+        }
+        Ok(())
+    }
+
+    /// The operations of the tracked entities, per pool.
+    fn ops_by_pool(&self) -> Result<BTreeMap<String, (SqlPool, Vec<Planned<'a>>)>> {
+        let registry = self.engine.registry();
+        let mut by_pool: BTreeMap<String, (SqlPool, Vec<Planned<'a>>)> = BTreeMap::new();
+        for (pos, item) in self.items.iter().enumerate() {
+            let op = item.op();
+            if matches!(op, Op::Nothing) {
+                continue;
+            }
+            let schema = registry
+                .table_schema_by_type(item.entity_type())
+                .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+            if matches!(op, Op::Delete { id: 0, .. } | Op::Update { id: 0, .. }) {
+                return Err(Error::Flush {
+                    entity: item.entity_name().to_string(),
+                    reason:
+                        "it has no ID: a row that was never inserted cannot be updated or deleted"
+                            .into(),
+                });
+            }
+            let pool = self.engine.sql_pool(schema.pool_name())?;
+            by_pool
+                .entry(schema.pool_name().to_string())
+                .or_insert_with(|| (pool, Vec::new()))
+                .1
+                .push((pos, op, schema));
+        }
+        Ok(by_pool)
+    }
+
+    /// A flush whose entities reference new entities (`Ref::new`): everything runs in
+    /// one transaction of one pool; referenced entities are inserted first (deepest
+    /// first) so the referencing rows get their IDs.
+    async fn run_with_new_refs(&mut self, external: Option<&mut Transaction>) -> Result<()> {
+        let registry = self.engine.registry().clone();
+        let mut pool_name: Option<String> = None;
+        for item in &self.items {
+            let schema = registry
+                .table_schema_by_type(item.entity_type())
+                .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+            match &pool_name {
+                None => pool_name = Some(schema.pool_name().to_string()),
+                Some(p) if p != schema.pool_name() => {
+                    return Err(Error::Flush {
+                        entity: item.entity_name().to_string(),
+                        reason:
+                            "a flush that inserts new referenced entities must keep to one pool"
+                                .into(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(pool_name) = pool_name else {
+            return Ok(());
+        };
+        let pool = self.engine.sql_pool(&pool_name)?;
+        let step = pool.id_step().await?;
+        let result = match external {
+            Some(tx) => self.write_with_refs(&pool, &mut tx.conn, step).await,
+            None => match pool.begin().await {
+                Err(e) => Err(e),
+                Ok(mut tx) => match self.write_with_refs(&pool, &mut tx, step).await {
+                    // On error the transaction is dropped, which rolls it back.
+                    Ok(effects) => tx.commit().await.map(|_| effects),
+                    Err(e) => Err(e),
+                },
+            },
+        };
+        let applied = result.and_then(|effects| self.apply(effects));
+        match applied {
+            Ok(()) => {
+                for item in self.items.iter_mut() {
+                    item.commit_refs();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for item in self.items.iter_mut() {
+                    item.rollback_refs();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Inserts the new referenced entities (recursively, deepest first), then plans
+    /// and runs this flusher's statements on `conn`.
+    fn write_with_refs<'b>(
+        &'b mut self,
+        pool: &'b SqlPool,
+        conn: &'b mut Conn,
+        step: Option<u64>,
+    ) -> BoxFuture<'b, Result<Vec<Effect>>> {
+        Box::pin(async move {
+            {
+                let mut nested: Vec<&mut dyn Flushable> = Vec::new();
+                for item in self.items.iter_mut() {
+                    item.new_refs(&mut nested);
+                }
+                if !nested.is_empty() {
+                    let mut sub = Flusher {
+                        engine: self.engine,
+                        items: nested,
+                    };
+                    let effects = sub.write_with_refs(pool, conn, step).await?;
+                    sub.apply(effects)?;
+                }
+            }
+            let mut by_pool = self.ops_by_pool()?;
+            let ops = match by_pool.remove(pool.name()) {
+                Some((_, ops)) => ops,
+                None => Vec::new(),
+            };
+            if let Some(other) = by_pool.keys().next() {
+                return Err(Error::Query(format!(
+                    "a flush that inserts new referenced entities must keep to one pool; pool `{other}` is also used"
+                )));
+            }
+            let statements = plan(pool, ops, step);
+            self.execute(pool, conn, &statements, step).await
+        })
+    }
+
+    /// Runs the statements; returns what to do to the entities once they are durable.
+    async fn execute(
+        &self,
+        pool: &SqlPool,
+        conn: &mut Conn,
+        statements: &[Statement],
+        step: Option<u64>,
+    ) -> Result<Vec<Effect>> {
+        let mut effects = Vec::new();
+        for st in statements {
+            let postgres = pool.kind() == crate::DialectKind::Postgres;
+            if postgres && st.kind == (StatementKind::Insert { auto_ids: true }) {
+                // `… RETURNING id`: the IDs in the order of the VALUES rows.
+                let rows = conn
+                    .query(&st.sql, st.params.clone())
+                    .await
+                    .map_err(|e| self.name_index(e, st))?;
+                if rows.len() != st.items.len() {
+                    return Err(Error::Flush {
+                        entity: self.items[st.items[0]].entity_name().to_string(),
+                        reason: format!(
+                            "{} rows inserted but {} IDs returned",
+                            st.items.len(),
+                            rows.len()
+                        ),
+                    });
+                }
+                for (row, &item) in rows.iter().zip(&st.items) {
+                    let id = row
+                        .first()
+                        .and_then(Value::as_i64)
+                        .and_then(|i| u64::try_from(i).ok())
+                        .unwrap_or(0);
+                    effects.push(Effect::Inserted { item, id });
+                }
+                continue;
+            }
+            if st.kind == StatementKind::Upsert && pool.kind() != crate::DialectKind::MySql {
+                let rows = conn
+                    .query(&st.sql, st.params.clone())
+                    .await
+                    .map_err(|e| self.name_index(e, st))?;
+                let id = rows
+                    .first()
+                    .and_then(|r| r.first())
+                    .and_then(Value::as_i64)
+                    .and_then(|i| u64::try_from(i).ok());
+                effects.push(Effect::Upserted {
+                    item: st.items[0],
+                    id,
+                });
+                continue;
+            }
+            let result = conn
+                .execute(&st.sql, st.params.clone())
+                .await
+                .map_err(|e| self.name_index(e, st))?;
+            match st.kind {
+                StatementKind::Insert { auto_ids } => {
+                    if auto_ids {
+                        let step = step.unwrap_or(1);
+                        let n = st.items.len() as u64;
+                        let last_or_first = result.last_insert_id.ok_or_else(|| Error::Flush {
+                            entity: self.items[st.items[0]].entity_name().to_string(),
+                            reason: "the server returned no insert ID".into(),
+                        })?;
+                        // MySQL reports the first ID of a multi-row insert, SQLite the last.
+                        let first = match pool.kind() {
+                            crate::DialectKind::Sqlite => {
+                                last_or_first.saturating_sub((n - 1) * step)
+                            }
+                            _ => last_or_first,
+                        };
+                        for (k, &item) in st.items.iter().enumerate() {
+                            effects.push(Effect::Inserted {
+                                item,
+                                id: first + k as u64 * step,
+                            });
+                        }
+                    } else {
+                        if postgres {
+                            // Explicit IDs do not move an identity sequence: move it past them.
+                            let schema = self
+                                .engine
+                                .registry()
+                                .table_schema_by_type(self.items[st.items[0]].entity_type())
+                                .ok_or_else(|| {
+                                    Error::UnknownEntity(
+                                        self.items[st.items[0]].entity_name().to_string(),
+                                    )
+                                })?;
+                            let t = schema.templates(|s| pool.quote(s));
+                            let sql = format!(
+                                "SELECT setval(pg_get_serial_sequence('{}', 'id'), (SELECT MAX({}) FROM {}))",
+                                t.table.replace('\'', "''"),
+                                t.columns[0],
+                                t.table
+                            );
+                            conn.query(&sql, vec![]).await?;
+                        }
+                        effects.extend(st.items.iter().map(|&item| Effect::Saved { item }));
+                    }
+                }
+                StatementKind::Upsert => {
+                    let item = st.items[0];
+                    let id = result.last_insert_id.filter(|i| *i > 0);
+                    effects.push(Effect::Upserted { item, id });
+                }
+                StatementKind::Update => {
+                    effects.extend(st.items.iter().map(|&item| Effect::Saved { item }))
+                }
+                StatementKind::Delete => {
+                    effects.extend(st.items.iter().map(|&item| Effect::Deleted { item }))
+                }
+            }
+        }
+        // Upserts: read the row back (it may have existed with other values).
+        for effect in effects.iter_mut() {
+            if let Effect::Upserted { item, id } = effect {
+                let it = &self.items[*item];
+                let schema = self
+                    .engine
+                    .registry()
+                    .table_schema_by_type(it.entity_type())
+                    .ok_or_else(|| Error::UnknownEntity(it.entity_name().to_string()))?;
+                let t = schema.templates(|s| pool.quote(s));
+                let id = match id {
+                    Some(id) => *id,
+                    None => {
+                        return Err(Error::Flush {
+                            entity: it.entity_name().to_string(),
+                            reason: "the upsert returned no row ID".into(),
+                        })
+                    }
+                };
+                let sql = format!("{} WHERE {} = ?", t.select, t.columns[0]);
+                let row = conn
+                    .query(&sql, vec![Value::U64(id)])
+                    .await?
+                    .into_iter()
+                    .next();
+                *effect = Effect::Reloaded { item: *item, row };
+            }
+        }
+        Ok(effects)
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) -> Result<()> {
+        for effect in effects {
+            match effect {
+                Effect::Inserted { item, id } => {
+                    self.items[item].set_id(id)?;
+                    self.items[item].saved();
+                }
+                Effect::Saved { item } => self.items[item].saved(),
+                Effect::Deleted { item } => self.items[item].deleted(),
+                Effect::Reloaded {
+                    item,
+                    row: Some(row),
+                } => self.items[item].reload(row)?,
+                Effect::Reloaded { item, row: None } | Effect::Upserted { item, .. } => {
+                    return Err(Error::Flush {
+                        entity: self.items[item].entity_name().to_string(),
+                        reason: "the upserted row could not be read back".into(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// SQLite names the columns of a broken unique index; give the index's name.
+    fn name_index(&self, e: Error, st: &Statement) -> Error {
+        match e {
+            Error::DuplicatedKey {
+                pool,
+                index,
+                source,
+            } if index.contains('.') => {
+                let item = &self.items[st.items[0]];
+                let columns: Vec<&str> = index
+                    .split(", ")
+                    .filter_map(|c| c.split_once('.').map(|(_, c)| c))
+                    .collect();
+                let name = self
+                    .engine
+                    .registry()
+                    .table_schema_by_type(item.entity_type())
+                    .and_then(|s| s.unique_index_on(&columns).map(str::to_string))
+                    .unwrap_or(index);
+                Error::DuplicatedKey {
+                    pool,
+                    index: name,
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+enum Effect {
+    Inserted {
+        item: usize,
+        id: u64,
+    },
+    Saved {
+        item: usize,
+    },
+    Deleted {
+        item: usize,
+    },
+    Upserted {
+        item: usize,
+        id: Option<u64>,
+    },
+    Reloaded {
+        item: usize,
+        row: Option<Vec<Value>>,
+    },
+}
+
+/// Turns the operations of one pool into statements: inserts first (one multi-row
+/// INSERT per table), then upserts and updates (one each), then deletes (one per table).
+fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Statement> {
+    let quote = |s: &str| pool.quote(s);
+    // (table, explicit id?) → rows; (table, fake?) → ids.
+    let mut inserts: BTreeMap<(&str, bool), InsertRows<'_>> = BTreeMap::new();
+    let mut deletes: BTreeMap<(&str, bool), DeleteRows<'_>> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut singles = Vec::new();
+    for (pos, op, schema) in ops {
+        match op {
+            Op::Nothing => {}
+            Op::Insert { id, values } => inserts
+                .entry((schema.table_name(), id != 0))
+                .or_insert_with(|| (schema, Vec::new()))
+                .1
+                .push((pos, id, values)),
+            Op::Delete { id, mode } => {
+                let fake = mode == DeleteMode::Delete && schema.has_fake_delete();
+                deletes
+                    .entry((schema.table_name(), fake))
+                    .or_insert_with(|| (schema, Vec::new()))
+                    .1
+                    .push((pos, id));
+            }
+            Op::Upsert { id, values, set } => {
+                singles.push(upsert(pool, pos, id, values, set, schema))
+            }
+            Op::Update { id, changed } => singles.push(update(pool, pos, id, changed, schema)),
+        }
+    }
+    for ((_, explicit_id), (schema, rows)) in inserts {
+        let t = schema.templates(quote);
+        let width = schema.columns().len() - usize::from(!explicit_id);
+        let row = format!("({})", vec!["?"; width].join(","));
+        // Without the promise of consecutive IDs, one row per statement.
+        let per_statement = if explicit_id || step.is_some() {
+            (MAX_PARAMS / width.max(1)).max(1)
+        } else {
+            1
+        };
+        for chunk in rows.chunks(per_statement) {
+            let head = if explicit_id {
+                &t.insert_with_id
+            } else {
+                &t.insert
+            };
+            let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 1));
+            sql.push_str(head);
+            let mut params = Vec::with_capacity(chunk.len() * width);
+            let mut items = Vec::with_capacity(chunk.len());
+            for (i, (pos, id, values)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&row);
+                items.push(*pos);
+                if explicit_id {
+                    params.push(Value::U64(*id));
+                }
+                params.extend(values.iter().cloned());
+            }
+            if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
+                sql.push_str(" RETURNING ");
+                sql.push_str(&t.columns[0]);
+            }
+            out.push(Statement {
+                sql,
+                params,
+                kind: StatementKind::Insert {
+                    auto_ids: !explicit_id,
+                },
+                items,
+            });
+        }
+    }
+    out.extend(singles);
+    for ((_, fake), (schema, ids)) in deletes {
+        let t = schema.templates(quote);
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = if fake {
+                let column = schema
+                    .fake_delete_column()
+                    .map_or_else(|| "fake_delete".to_string(), |i| t.columns[i].clone());
+                format!(
+                    "UPDATE {} SET {column} = TRUE WHERE {} IN ({marks})",
+                    t.table, t.columns[0]
+                )
+            } else {
+                format!(
+                    "DELETE FROM {} WHERE {} IN ({marks})",
+                    t.table, t.columns[0]
+                )
+            };
+            out.push(Statement {
+                sql,
+                params: chunk.iter().map(|(_, id)| Value::U64(*id)).collect(),
+                kind: StatementKind::Delete,
+                items: chunk.iter().map(|(pos, _)| *pos).collect(),
+            });
+        }
+    }
+    out
+}
+
+/// `UPDATE t SET <changed columns> WHERE id = ?`.
+fn update(
+    pool: &SqlPool,
+    pos: usize,
+    id: u64,
+    changed: Vec<(usize, Value)>,
+    schema: &TableSchema,
+) -> Statement {
+    let t = schema.templates(|s| pool.quote(s));
+    let sets: Vec<String> = changed
+        .iter()
+        .map(|(i, _)| format!("{} = ?", t.columns[i + 1]))
+        .collect();
+    let mut params: Vec<Value> = changed.into_iter().map(|(_, v)| v).collect();
+    params.push(Value::U64(id));
+    Statement {
+        sql: format!(
+            "UPDATE {} SET {} WHERE {} = ?",
+            t.table,
+            sets.join(", "),
+            t.columns[0]
+        ),
+        params,
+        kind: StatementKind::Update,
+        items: vec![pos],
+    }
+}
+
+/// One INSERT that updates `set` when a unique index already holds the row.
+fn upsert(
+    pool: &SqlPool,
+    pos: usize,
+    id: u64,
+    values: Vec<Value>,
+    set: Vec<(String, Value)>,
+    schema: &TableSchema,
+) -> Statement {
+    let t = schema.templates(|s| pool.quote(s));
+    let explicit_id = id != 0;
+    let width = values.len() + usize::from(explicit_id);
+    let head = if explicit_id {
+        &t.insert_with_id
+    } else {
+        &t.insert
+    };
+    let mut sql = format!("{head}({})", vec!["?"; width].join(","));
+    let mut params = Vec::with_capacity(width + set.len());
+    if explicit_id {
+        params.push(Value::U64(id));
+    }
+    params.extend(values);
+    let id_col = &t.columns[0];
+    let assignments: Vec<String> = set
+        .iter()
+        .map(|(c, _)| format!("{} = ?", pool.quote(c)))
+        .collect();
+    params.extend(set.into_iter().map(|(_, v)| v));
+    match pool.kind() {
+        crate::DialectKind::MySql => {
+            // LAST_INSERT_ID(id) makes the server report the existing row's ID.
+            sql.push_str(&format!(
+                " ON DUPLICATE KEY UPDATE {id_col} = LAST_INSERT_ID({id_col})"
+            ));
+            for a in &assignments {
+                sql.push_str(", ");
+                sql.push_str(a);
+            }
+        }
+        crate::DialectKind::Postgres => {
+            // PostgreSQL needs a conflict target: the first unique index, else the key.
+            let target: Vec<String> = schema.indexes().iter().find(|i| i.unique).map_or_else(
+                || vec![id_col.clone()],
+                |i| i.columns.iter().map(|c| pool.quote(c)).collect(),
+            );
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET ",
+                target.join(", ")
+            ));
+            if assignments.is_empty() {
+                sql.push_str(&format!("{id_col} = {}.{id_col}", t.table));
+            } else {
+                sql.push_str(&assignments.join(", "));
+            }
+            sql.push_str(&format!(" RETURNING {id_col}"));
+        }
+        crate::DialectKind::Sqlite => {
+            sql.push_str(" ON CONFLICT DO UPDATE SET ");
+            if assignments.is_empty() {
+                sql.push_str(&format!("{id_col} = {id_col}"));
+            } else {
+                sql.push_str(&assignments.join(", "));
+            }
+            sql.push_str(&format!(" RETURNING {id_col}"));
+        }
+    }
+    Statement {
+        sql,
+        params,
+        kind: StatementKind::Upsert,
+        items: vec![pos],
+    }
+}

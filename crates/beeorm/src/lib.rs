@@ -1,0 +1,114 @@
+#![recursion_limit = "256"]
+#![doc = include_str!("../docs/overview.md")]
+#![doc = include_str!("../docs/types.md")]
+
+mod cache;
+mod engine;
+mod error;
+mod flush;
+pub mod hooks;
+mod load;
+pub mod query;
+pub mod redis;
+mod reference;
+mod registry;
+pub mod schema;
+mod sql;
+
+pub use crate::redis::{Limit, Lock, Locker, RedisClient};
+pub use beeorm_derive::{Embedded, Entity, OrmEnum};
+pub use cache::LocalCache;
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use flush::{Flusher, Tracked};
+pub use load::Preload;
+pub use query::{Driver, Pager, QueryBuilder, Where};
+pub use reference::Ref;
+pub use registry::{EnumDefinition, OrmEnum, Registry, ValidatedRegistry, DEFAULT_POOL};
+pub use sql::value::Value;
+pub use sql::{Db, DialectKind, ExecResult, Transaction};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Re-exports for the derive macros.
+    pub use crate::reference::{AnyRef, LoadedSet, Loader, NewEntity, RefField};
+    pub use rustc_hash::FxHasher;
+}
+
+/// A struct stored as a table row. Derive it: `#[derive(Entity)]`; the methods are
+/// the derive's plumbing, used by the flusher and the loaders.
+pub trait Entity: Send + Sync + Sized + 'static {
+    /// The raw definition the registry validates.
+    fn definition() -> schema::EntityDefinition;
+    /// The primary key (0 while the row is not inserted yet).
+    fn id(&self) -> u64;
+    /// Sets the primary key; fails when it does not fit the `id` type.
+    fn set_id(&mut self, id: u64) -> std::result::Result<(), String>;
+    /// Appends the values of every stored column but `id`, in column order.
+    fn push_values(&self, out: &mut Vec<Value>);
+    /// Builds the entity from a row: `id` first, then the columns in order. Ignored
+    /// fields get `Default::default()`.
+    fn from_values(
+        values: &mut std::vec::IntoIter<Value>,
+    ) -> std::result::Result<Self, schema::DecodeError>;
+    /// Sets a (non-embedded) stored field by its name from a value.
+    fn set_field(&mut self, name: &str, value: Value) -> std::result::Result<(), String>;
+    /// Appends one hash per stored column but `id`, in column order (dirty tracking).
+    fn push_hashes(&self, out: &mut Vec<u64>);
+    /// Calls `visit` on every free-text field (`String`, `Option<String>`, embedded
+    /// ones too; not enums, sets or JSON).
+    fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
+    /// Calls `visit` with the field name on every reference (`Ref<T>`,
+    /// `Option<Ref<T>>`, `Vec<Ref<T>>` fields): the flusher and the preloader walk
+    /// references through it.
+    fn visit_refs<'s>(
+        &'s mut self,
+        visit: &mut dyn FnMut(&'static str, &'s mut dyn __private::AnyRef),
+    ) {
+        let _ = visit;
+    }
+    /// Stored columns but `id` (a capacity hint; the derive sets it exactly).
+    const COLUMN_COUNT: usize = 8;
+    /// Whether the entity has its own hooks (`#[orm(hooks)]`).
+    const HAS_OWN_HOOKS: bool = false;
+    /// Runs the entity's own hook for `event` (`#[orm(hooks)]`); nothing by default.
+    fn run_own_hook(&mut self, event: hooks::HookEvent) -> hooks::BoxFuture<'_, Result<()>> {
+        let _ = event;
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A struct whose fields are stored as prefixed columns of the entity that holds it.
+/// Derive it: `#[derive(Embedded)]`, and mark the field `#[orm(embedded)]`.
+pub trait Embedded: Sized {
+    /// Its stored fields.
+    fn fields() -> Vec<schema::FieldDefinition>;
+    /// Appends the values of its columns, in order.
+    fn push_values(&self, out: &mut Vec<Value>);
+    /// Reads its columns, in order.
+    fn from_values(
+        values: &mut std::vec::IntoIter<Value>,
+    ) -> std::result::Result<Self, schema::DecodeError>;
+    /// Its stored columns (the derive sets it; used to size buffers).
+    const COLUMN_COUNT: usize = 4;
+    /// Appends one hash per column, in order.
+    fn push_hashes(&self, out: &mut Vec<u64>);
+    /// Calls `visit` on every free-text field.
+    fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
+}
+
+/// The README's Rust examples compile (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
+/// Everything an application usually needs: `use beeorm::prelude::*;`.
+pub mod prelude {
+    pub use crate::query::{Driver, QueryBuilder};
+    pub use crate::redis::{Limit, Lock, Locker, RedisClient};
+    pub use crate::schema::{Alter, TableSchema};
+    pub use crate::{
+        Db, Embedded, Engine, Entity, Error, Flusher, LocalCache, OrmEnum, Pager, Preload, Ref,
+        Registry, Result, Tracked, Transaction, ValidatedRegistry, Value, Where,
+    };
+}

@@ -1,0 +1,283 @@
+//! The read path (D1, D2): loads by ID and searches, one query each.
+//!
+//! Every method names its columns (never `*`), so rows decode by position, and skips
+//! fake-deleted rows in searches (B7). Caches and preloading (later capabilities) plug
+//! in here, in front of the database query.
+
+mod preload;
+
+use std::collections::HashMap;
+
+pub use preload::Preload;
+
+use crate::flush::Tracked;
+use crate::query::{Pager, Where};
+use crate::schema::TableSchema;
+use crate::sql::pool::SqlPool;
+use crate::{Engine, Entity, Error, Result, Value};
+
+/// Decodes a row (`id` first, columns in schema order) into an entity.
+pub(crate) fn decode<E: Entity>(row: Vec<Value>) -> Result<E> {
+    E::from_values(&mut row.into_iter()).map_err(|e| Error::Decode {
+        entity: E::definition().type_name.to_string(),
+        field: e.field,
+        reason: e.reason,
+    })
+}
+
+/// The `WHERE …` of a search: the user's condition in parentheses, the fake-delete
+/// filter, then the user's `ORDER BY`/`GROUP BY`.
+fn where_clause(pool: &SqlPool, schema: &TableSchema, w: &Where) -> Result<String> {
+    w.check()?;
+    let mut parts = Vec::new();
+    if !w.condition().is_empty() {
+        parts.push(format!("({})", w.condition()));
+    }
+    if schema.has_fake_delete() {
+        let t = schema.templates(|s| pool.quote(s));
+        let col = schema
+            .fake_delete_column()
+            .map_or("fake_delete", |i| t.columns[i].as_str());
+        parts.push(format!("{col} = FALSE"));
+    }
+    let mut sql = String::new();
+    if !parts.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&parts.join(" AND "));
+    }
+    if !w.tail().is_empty() {
+        sql.push(' ');
+        sql.push_str(w.tail());
+    }
+    Ok(sql)
+}
+
+impl Engine {
+    fn schema_and_pool<E: Entity>(&self) -> Result<(&TableSchema, SqlPool)> {
+        let schema = self.registry().table_schema::<E>()?;
+        let pool = self.sql_pool(schema.pool_name())?;
+        Ok((schema, pool))
+    }
+
+    /// The entity with this ID, if its row exists (fake-deleted rows included).
+    pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let sql = format!("{} WHERE {} = ?", t.select, t.columns[0]);
+        match pool
+            .query(&sql, vec![Value::U64(id)])
+            .await?
+            .into_iter()
+            .next()
+        {
+            Some(row) => Ok(Some(Tracked::loaded(decode(row)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The entities with these IDs, in the order asked (an ID asked twice comes once),
+    /// and the IDs that have no row. One query, however many IDs.
+    pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
+        if ids.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let mut unique: Vec<u64> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for id in ids {
+            if seen.insert(*id) {
+                unique.push(*id);
+            }
+        }
+        let mut found: HashMap<u64, E> = HashMap::with_capacity(unique.len());
+        // Chunks keep each statement under the servers' parameter limits.
+        for chunk in unique.chunks(10_000) {
+            let sql = format!(
+                "{} WHERE {} IN ({})",
+                t.select,
+                t.columns[0],
+                vec!["?"; chunk.len()].join(",")
+            );
+            let rows = pool
+                .query(&sql, chunk.iter().map(|i| Value::U64(*i)).collect())
+                .await?;
+            for row in rows {
+                let e: E = decode(row)?;
+                found.insert(e.id(), e);
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        let mut missing = Vec::new();
+        for id in unique {
+            match found.remove(&id) {
+                Some(e) => out.push(Tracked::loaded(e)),
+                None => missing.push(id),
+            }
+        }
+        Ok((out, missing))
+    }
+
+    /// One page of the entities matching `w` (fake-deleted rows skipped).
+    pub async fn search<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let sql = format!(
+            "{}{}{}",
+            t.select,
+            where_clause(&pool, schema, w)?,
+            pager.limit_clause()
+        );
+        pool.query(&sql, self.registry().hooks().prepare_params(w.params()))
+            .await?
+            .into_iter()
+            .map(|row| decode(row).map(Tracked::loaded))
+            .collect()
+    }
+
+    /// [`Engine::search`] and the number of matching rows on all pages. The count
+    /// costs a second query only when the page is full or not the first.
+    pub async fn search_with_count<E: Entity>(
+        &self,
+        w: &Where,
+        pager: Pager,
+    ) -> Result<(Vec<Tracked<E>>, u64)> {
+        let rows = self.search::<E>(w, pager).await?;
+        let total = self.total::<E>(w, pager, rows.len()).await?;
+        Ok((rows, total))
+    }
+
+    /// The first entity matching `w`, if any.
+    pub async fn search_one<E: Entity>(&self, w: &Where) -> Result<Option<Tracked<E>>> {
+        Ok(self
+            .search::<E>(w, Pager::new(1, 1))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The IDs of one page of matching rows.
+    pub async fn search_ids<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<u64>> {
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let sql = format!(
+            "SELECT {} FROM {}{}{}",
+            t.columns[0],
+            t.table,
+            where_clause(&pool, schema, w)?,
+            pager.limit_clause()
+        );
+        pool.query(&sql, self.registry().hooks().prepare_params(w.params()))
+            .await?
+            .into_iter()
+            .map(|row| {
+                let v = row.into_iter().next().unwrap_or(Value::Null);
+                crate::schema::FieldType::from_value(v).map_err(|reason| Error::Decode {
+                    entity: schema.entity_name().to_string(),
+                    field: "id".into(),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Engine::search_ids`] and the number of matching rows on all pages.
+    pub async fn search_ids_with_count<E: Entity>(
+        &self,
+        w: &Where,
+        pager: Pager,
+    ) -> Result<(Vec<u64>, u64)> {
+        let ids = self.search_ids::<E>(w, pager).await?;
+        let total = self.total::<E>(w, pager, ids.len()).await?;
+        Ok((ids, total))
+    }
+
+    async fn total<E: Entity>(&self, w: &Where, pager: Pager, got: usize) -> Result<u64> {
+        let got = got as u64;
+        if pager.page() == 1 && got < pager.size() {
+            return Ok(got);
+        }
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        // ORDER BY does not change a count; GROUP BY does, so count the groups.
+        let sql = if w.tail().to_ascii_uppercase().starts_with("GROUP BY") {
+            format!(
+                "SELECT COUNT(1) FROM (SELECT 1 FROM {}{}) AS c",
+                t.table,
+                where_clause(&pool, schema, w)?
+            )
+        } else {
+            let counted = w.without_tail();
+            format!(
+                "SELECT COUNT(1) FROM {}{}",
+                t.table,
+                where_clause(&pool, schema, &counted)?
+            )
+        };
+        let params = self.registry().hooks().prepare_params(w.params());
+        let rows = pool.query(&sql, params).await?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_i64)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Error::Query(format!("`{sql}` returned no count")))
+    }
+}
+
+/// Simple finders (H4): always from the database.
+impl Engine {
+    /// The entity with this primary key; a typed [`Error::NotFound`] when absent.
+    pub async fn find<E: Entity>(&self, id: u64) -> Result<Tracked<E>> {
+        self.load_by_id::<E>(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                entity: E::definition().type_name.to_string(),
+                key: format!("id = {id}"),
+            })
+    }
+
+    /// Every row of the entity's table (fake-deleted rows skipped), by primary key.
+    pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let sql = format!(
+            "{}{} ORDER BY {}",
+            t.select,
+            where_clause(&pool, schema, &Where::all())?,
+            t.columns[0]
+        );
+        pool.query(&sql, vec![])
+            .await?
+            .into_iter()
+            .map(|row| decode(row).map(Tracked::loaded))
+            .collect()
+    }
+
+    /// The row with the smallest primary key (`ORDER BY pk ASC LIMIT 1`).
+    pub async fn first<E: Entity>(&self) -> Result<Tracked<E>> {
+        self.edge::<E>("ASC", "first row").await
+    }
+
+    /// The row with the largest primary key (`ORDER BY pk DESC LIMIT 1`).
+    pub async fn last<E: Entity>(&self) -> Result<Tracked<E>> {
+        self.edge::<E>("DESC", "last row").await
+    }
+
+    async fn edge<E: Entity>(&self, dir: &str, what: &str) -> Result<Tracked<E>> {
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        let t = schema.templates(|s| pool.quote(s));
+        let sql = format!(
+            "{}{} ORDER BY {} {dir} LIMIT 1",
+            t.select,
+            where_clause(&pool, schema, &Where::all())?,
+            t.columns[0]
+        );
+        match pool.query(&sql, vec![]).await?.into_iter().next() {
+            Some(row) => Ok(Tracked::loaded(decode(row)?)),
+            None => Err(Error::NotFound {
+                entity: schema.entity_name().to_string(),
+                key: what.to_string(),
+            }),
+        }
+    }
+}

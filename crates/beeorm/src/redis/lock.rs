@@ -1,0 +1,228 @@
+//! The shared lock (E4): [`Locker`] and [`Lock`].
+//!
+//! A lock is the key `lock:<name>` holding a token only its holder knows, set with
+//! `SET NX PX ttl`, so it vanishes after its TTL if the holder dies. Release, refresh
+//! and TTL are Lua scripts that act only while the key still holds *our* token
+//! (compare-and-delete): a holder whose lock expired and was taken by someone else
+//! gets [`Error::LockLost`] and can never delete or extend the new holder's lock.
+//!
+//! `obtain` polls (`SET NX`) with a short, growing pause until `wait` runs out; it
+//! returns `Ok(None)` when the lock was not obtained in time — an expected outcome,
+//! not an error. Redis errors are errors.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{RedisClient, Script};
+use crate::{Error, Result};
+
+const RELEASE: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0
+"#;
+
+const REFRESH: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0
+"#;
+
+const TTL: &str = r#"
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PTTL", KEYS[1]) end
+return -3
+"#;
+
+struct Scripts {
+    release: Script,
+    refresh: Script,
+    ttl: Script,
+}
+
+static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+
+fn scripts() -> &'static Scripts {
+    SCRIPTS.get_or_init(|| Scripts {
+        release: Script::new(RELEASE),
+        refresh: Script::new(REFRESH),
+        ttl: Script::new(TTL),
+    })
+}
+
+/// Shortest and longest pause between two attempts of `obtain`.
+const MIN_PAUSE: Duration = Duration::from_millis(2);
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// A token no other holder has: process-random seed, time, counter.
+fn token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{:016x}{:x}-{n:x}", h.finish(), std::process::id())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Takes shared locks on one Redis pool. Register with
+/// [`Registry::register_locker`](crate::Registry::register_locker), get it with
+/// [`Engine::locker`](crate::Engine::locker).
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # async fn demo(engine: &beeorm::Engine) -> beeorm::Result<()> {
+/// let locker = engine.locker("default")?;
+/// if let Some(lock) = locker.obtain("invoice:42", Duration::from_secs(5), Duration::from_secs(1)).await? {
+///     // … work that must not run twice at once …
+///     lock.release().await?; // Err(LockLost) if the TTL ran out meanwhile
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Locker {
+    name: String,
+    client: RedisClient,
+}
+
+impl Locker {
+    pub(crate) fn new(name: &str, client: RedisClient) -> Locker {
+        Locker {
+            name: name.to_string(),
+            client,
+        }
+    }
+
+    /// The locker's registered name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Redis pool the locks live in.
+    pub fn client(&self) -> &RedisClient {
+        &self.client
+    }
+
+    /// Takes the lock `name` for `ttl`, trying again until `wait` has passed
+    /// (`Duration::ZERO`: one attempt). `Ok(None)`: someone else held it all along.
+    pub async fn obtain(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
+        let key = format!("lock:{name}");
+        let token = token();
+        let deadline = Instant::now() + wait;
+        let mut pause = MIN_PAUSE;
+        loop {
+            if self
+                .client
+                .set_nx(key.as_str(), token.as_str(), Some(ttl))
+                .await?
+            {
+                return Ok(Some(Lock {
+                    client: self.client.clone(),
+                    name: name.to_string(),
+                    key,
+                    token,
+                    done: false,
+                }));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+}
+
+/// A held lock ([`Locker::obtain`]). Release it with [`Lock::release`]; a lock dropped
+/// unreleased is released in the background (when a Tokio runtime is running), and
+/// otherwise expires after its TTL.
+#[derive(Debug)]
+pub struct Lock {
+    client: RedisClient,
+    name: String,
+    key: String,
+    token: String,
+    done: bool,
+}
+
+impl Lock {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Releases the lock. [`Error::LockLost`] when it had expired (and maybe been taken
+    /// by someone else, whose lock stays untouched).
+    pub async fn release(mut self) -> Result<()> {
+        self.done = true;
+        let deleted: i64 = self
+            .client
+            .eval(&scripts().release, &self.key, &self.token)
+            .await?;
+        if deleted == 1 {
+            Ok(())
+        } else {
+            Err(self.lost())
+        }
+    }
+
+    /// Sets the lock's time to live to `ttl` from now. [`Error::LockLost`] when it was
+    /// lost.
+    pub async fn refresh(&self, ttl: Duration) -> Result<()> {
+        let done: i64 = self
+            .client
+            .eval(&scripts().refresh, &self.key, (&self.token, millis(ttl)))
+            .await?;
+        if done == 1 {
+            Ok(())
+        } else {
+            Err(self.lost())
+        }
+    }
+
+    /// How long the lock is still held. [`Error::LockLost`] when it was lost: this is
+    /// how a holder detects that its TTL ran out.
+    pub async fn ttl(&self) -> Result<Duration> {
+        let ms: i64 = self
+            .client
+            .eval(&scripts().ttl, &self.key, &self.token)
+            .await?;
+        if ms < 0 {
+            return Err(self.lost());
+        }
+        Ok(Duration::from_millis(ms as u64))
+    }
+
+    fn lost(&self) -> Error {
+        Error::LockLost {
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let client = self.client.clone();
+        let key = std::mem::take(&mut self.key);
+        let token = std::mem::take(&mut self.token);
+        handle.spawn(async move {
+            // Compare-and-delete: harmless when the lock was lost meanwhile.
+            let _ = client
+                .eval::<i64, _, _>(&scripts().release, &key, &token)
+                .await;
+        });
+    }
+}

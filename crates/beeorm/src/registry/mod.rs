@@ -1,0 +1,578 @@
+//! The registry (A1, A3, A5, A8, A9): everything the application uses, declared once at
+//! start-up and checked once by [`Registry::validate`], which opens the pools and
+//! returns a [`ValidatedRegistry`]. Engines are made from that, cheaply, per task.
+
+mod dsn;
+pub(crate) use dsn::DEFAULT_LIMIT_CONNECTIONS;
+mod enums;
+mod yaml;
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+pub use enums::{EnumDefinition, OrmEnum};
+
+use crate::cache::LocalCache;
+use crate::hooks::{self, BoxFuture, HookEvent, HookTarget, Hooks};
+use crate::schema::{EntityDefinition, TableSchema};
+use crate::sql::pool::{MySqlPool, PgPool, SqlPool, SqlitePool};
+use crate::{Engine, Entity, Error, Result};
+
+/// The pool name used when none is given.
+pub const DEFAULT_POOL: &str = "default";
+
+/// Connections per SQLite file pool.
+const SQLITE_CONNECTIONS: usize = 4;
+
+#[derive(Debug, Clone)]
+enum RelationalConfig {
+    MySql {
+        dsn: String,
+        encoding: Option<String>,
+    },
+    Sqlite {
+        path: String,
+    },
+    Postgres {
+        url: String,
+    },
+}
+
+/// Collects pools, entities and enums. Build it with the `register_*` methods or
+/// from YAML ([`Registry::from_yaml`]), then call [`Registry::validate`].
+///
+/// Registering never fails: every mistake is reported, with its place, by `validate()`.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    relational: Vec<(String, RelationalConfig)>,
+    local_caches: Vec<(String, u64)>,
+    redis: Vec<(String, crate::redis::RedisConfig)>,
+    lockers: Vec<(String, String)>,
+    entities: Vec<(TypeId, EntityDefinition)>,
+    enums: Vec<EnumDefinition>,
+    default_encoding: String,
+    hooks: Hooks,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            relational: Vec::new(),
+            local_caches: Vec::new(),
+            redis: Vec::new(),
+            lockers: Vec::new(),
+            entities: Vec::new(),
+            enums: Vec::new(),
+            default_encoding: "utf8mb4".into(),
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a MySQL/MariaDB pool. `dsn` is `mysql://user:pass@host:3306/db` or the
+    /// Go form `user:pass@tcp(host:3306)/db`; `?limit_connections=N` caps the pool
+    /// (default 100).
+    pub fn register_mysql_pool(&mut self, name: &str, dsn: &str) -> &mut Self {
+        self.relational.push((
+            name.to_string(),
+            RelationalConfig::MySql {
+                dsn: dsn.to_string(),
+                encoding: None,
+            },
+        ));
+        self
+    }
+
+    /// Registers a MySQL pool whose tables use `encoding` instead of the default.
+    pub fn register_mysql_pool_with_encoding(
+        &mut self,
+        name: &str,
+        dsn: &str,
+        encoding: &str,
+    ) -> &mut Self {
+        self.relational.push((
+            name.to_string(),
+            RelationalConfig::MySql {
+                dsn: dsn.to_string(),
+                encoding: Some(encoding.to_string()),
+            },
+        ));
+        self
+    }
+
+    /// Registers a PostgreSQL pool: `postgres://user:pass@host:5432/db`;
+    /// `?limit_connections=N` caps the pool (default 100).
+    pub fn register_postgres_pool(&mut self, name: &str, url: &str) -> &mut Self {
+        self.relational.push((
+            name.to_string(),
+            RelationalConfig::Postgres {
+                url: url.to_string(),
+            },
+        ));
+        self
+    }
+
+    /// Registers an SQLite pool on a file (created when missing) or `:memory:`.
+    pub fn register_sqlite_pool(&mut self, name: &str, path: &str) -> &mut Self {
+        self.relational.push((
+            name.to_string(),
+            RelationalConfig::Sqlite {
+                path: path.to_string(),
+            },
+        ));
+        self
+    }
+
+    /// The character set of MySQL tables (default `utf8mb4`).
+    pub fn set_default_encoding(&mut self, encoding: &str) -> &mut Self {
+        self.default_encoding = encoding.to_string();
+        self
+    }
+
+    /// Registers an in-process cache holding at most `size` entries.
+    pub fn register_local_cache(&mut self, name: &str, size: u64) -> &mut Self {
+        self.local_caches.push((name.to_string(), size));
+        self
+    }
+
+    /// Registers a Redis pool on one server: `address` is `host:port` (or a
+    /// `redis://[user:password@]host:port` URL), `db` the database number. The YAML form
+    /// is `redis: host:port:db`.
+    pub fn register_redis_pool(&mut self, name: &str, address: &str, db: u32) -> &mut Self {
+        self.redis.push((
+            name.to_string(),
+            crate::redis::RedisConfig::Server {
+                address: address.to_string(),
+                db,
+            },
+        ));
+        self
+    }
+
+    /// Registers a Redis pool on the master that Sentinels know as `master`, following
+    /// it across failovers. `sentinels` are `host:port` addresses (`:26379` means
+    /// 127.0.0.1).
+    pub fn register_redis_sentinel(
+        &mut self,
+        name: &str,
+        master: &str,
+        sentinels: &[&str],
+        db: u32,
+    ) -> &mut Self {
+        self.redis.push((
+            name.to_string(),
+            crate::redis::RedisConfig::Sentinel {
+                master: master.to_string(),
+                sentinels: sentinels.iter().map(|s| s.to_string()).collect(),
+                db,
+            },
+        ));
+        self
+    }
+
+    /// Registers a Redis Cluster pool by some of its nodes (`host:port`); the others
+    /// are discovered.
+    pub fn register_redis_cluster(&mut self, name: &str, nodes: &[&str]) -> &mut Self {
+        self.redis.push((
+            name.to_string(),
+            crate::redis::RedisConfig::Cluster {
+                nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            },
+        ));
+        self
+    }
+
+    /// Registers the locker `name`, whose locks live in the Redis pool `redis_pool`.
+    pub fn register_locker(&mut self, name: &str, redis_pool: &str) -> &mut Self {
+        self.lockers
+            .push((name.to_string(), redis_pool.to_string()));
+        self
+    }
+
+    /// Registers a hook for entity type `E` on `events` (see [`crate::hooks`]). The hook
+    /// may change the entity, or return an error to refuse the write.
+    pub fn register_hook<E: Entity>(
+        &mut self,
+        events: &[HookEvent],
+        hook: impl Fn(HookEvent, &mut E) -> Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let run = hooks::typed::<E>(move |event, e| {
+            let r = hook(event, e);
+            Box::pin(async move { r })
+        });
+        self.hooks.add(events, Some(TypeId::of::<E>()), run);
+        self
+    }
+
+    /// Registers an async hook for entity type `E`: a function returning a boxed future
+    /// that may borrow the entity, e.g.
+    /// `fn stamp<'a>(_: HookEvent, e: &'a mut Note) -> BoxFuture<'a, beeorm::Result<()>>`.
+    pub fn register_async_hook<E: Entity>(
+        &mut self,
+        events: &[HookEvent],
+        hook: impl for<'a> Fn(HookEvent, &'a mut E) -> BoxFuture<'a, Result<()>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.hooks
+            .add(events, Some(TypeId::of::<E>()), hooks::typed::<E>(hook));
+        self
+    }
+
+    /// Registers a hook for every entity type on `events`.
+    pub fn register_global_hook(
+        &mut self,
+        events: &[HookEvent],
+        hook: impl Fn(HookEvent, &mut dyn HookTarget) -> Result<()> + Send + Sync + 'static,
+    ) -> &mut Self {
+        let run = hooks::global(move |event, e| {
+            let r = hook(event, e);
+            Box::pin(async move { r })
+        });
+        self.hooks.add(events, None, run);
+        self
+    }
+
+    /// Registers an async hook for every entity type on `events`.
+    pub fn register_global_async_hook(
+        &mut self,
+        events: &[HookEvent],
+        hook: impl for<'a> Fn(HookEvent, &'a mut dyn HookTarget) -> BoxFuture<'a, Result<()>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> &mut Self {
+        self.hooks.add(events, None, hooks::global(hook));
+        self
+    }
+
+    /// Enables the Persian normaliser (I2): every free-text field of every entity is
+    /// rewritten before insert and update (Arabic Yeh, Alef Maksura → Persian Yeh,
+    /// Arabic Kaf → Keheh), and so are the string parameters of searches and queries,
+    /// so a search finds a row whichever form was typed.
+    pub fn enable_persian_normalizer(&mut self) -> &mut Self {
+        self.register_global_hook(
+            &[HookEvent::BeforeInsert, HookEvent::BeforeUpdate],
+            |_, entity| {
+                entity.visit_strings(&mut |s| {
+                    if let std::borrow::Cow::Owned(n) = hooks::normalize_persian(s) {
+                        *s = n;
+                    }
+                });
+                Ok(())
+            },
+        );
+        self.hooks.persian_params = true;
+        self
+    }
+
+    /// Registers an entity type. Registering the same type twice is harmless.
+    pub fn register_entity<E: Entity>(&mut self) -> &mut Self {
+        let id = TypeId::of::<E>();
+        if !self.entities.iter().any(|(t, _)| *t == id) {
+            self.entities.push((id, E::definition()));
+        }
+        self
+    }
+
+    /// Registers a `#[derive(OrmEnum)]` type under its type name.
+    pub fn register_enum<E: OrmEnum>(&mut self) -> &mut Self {
+        self.enums.push(EnumDefinition::from_enum::<E>());
+        self
+    }
+
+    /// Registers an enum from a list of values; the first is the default.
+    pub fn register_enum_list(&mut self, name: &str, values: &[&str]) -> &mut Self {
+        self.enums.push(EnumDefinition::from_list(name, values));
+        self
+    }
+
+    /// Registers an enum from `key → stored value` pairs with the key of the default.
+    pub fn register_enum_map(
+        &mut self,
+        name: &str,
+        map: &[(&str, &str)],
+        default_key: &str,
+    ) -> &mut Self {
+        self.enums
+            .push(EnumDefinition::from_map(name, map, default_key));
+        self
+    }
+
+    /// Builds a registry from YAML with the seed's keys (see the crate docs).
+    pub fn from_yaml(yaml: &str) -> Result<Registry> {
+        yaml::registry_from_yaml(yaml)
+    }
+
+    /// Reads YAML from a file, then [`Registry::from_yaml`].
+    pub fn from_yaml_file(path: impl AsRef<std::path::Path>) -> Result<Registry> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_yaml(&text)
+    }
+
+    fn check_name(kind: &str, name: &str) -> Result<()> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::config(format!(
+                "{kind} pool name `{name}` must be non-empty ASCII letters, digits, `_` or `-`"
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_encoding(encoding: &str, used_by: &str) -> Result<()> {
+        if encoding.is_empty()
+            || !encoding
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Error::config(format!(
+                "encoding `{encoding}` ({used_by}) is not a character set name"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks every definition and the references between them, opens the pools
+    /// (lazily for servers: no connection is made yet), and returns the validated
+    /// registry. Must run inside a Tokio runtime.
+    pub async fn validate(&self) -> Result<ValidatedRegistry> {
+        Self::check_encoding(&self.default_encoding, "the registry's default encoding")?;
+        let mut pools: HashMap<String, SqlPool> = HashMap::new();
+        for (name, config) in &self.relational {
+            Self::check_name("relational", name)?;
+            if pools.contains_key(name) {
+                return Err(Error::config(format!(
+                    "relational pool `{name}` is registered twice"
+                )));
+            }
+            let pool = match config {
+                RelationalConfig::MySql { dsn, encoding } => {
+                    let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
+                    Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
+                    let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
+                    SqlPool::MySql(Arc::new(MySqlPool::new(name, parsed.opts, encoding)))
+                }
+                RelationalConfig::Postgres { url } => {
+                    SqlPool::Postgres(Arc::new(PgPool::new(name, url)?))
+                }
+                RelationalConfig::Sqlite { path } => {
+                    SqlPool::Sqlite(Arc::new(SqlitePool::open(name, path, SQLITE_CONNECTIONS)?))
+                }
+            };
+            pools.insert(name.clone(), pool);
+        }
+        let mut local_caches = HashMap::new();
+        for (name, size) in &self.local_caches {
+            Self::check_name("local cache", name)?;
+            if *size == 0 {
+                return Err(Error::config(format!(
+                    "local cache `{name}` needs a size above 0"
+                )));
+            }
+            if local_caches
+                .insert(name.clone(), LocalCache::new(name, *size))
+                .is_some()
+            {
+                return Err(Error::config(format!(
+                    "local cache pool `{name}` is registered twice"
+                )));
+            }
+        }
+        for (name, _) in &self.redis {
+            Self::check_name("Redis", name)?;
+        }
+        for (name, _) in &self.lockers {
+            Self::check_name("locker", name)?;
+        }
+        let (redis, lockers) = crate::redis::open_pools(&self.redis, &self.lockers)?;
+        let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
+        for e in &self.enums {
+            e.check()?;
+            if let Some(prev) = enums.insert(e.name().to_string(), e.clone()) {
+                if prev != *e {
+                    return Err(Error::definition(
+                        e.name(),
+                        None,
+                        "enum registered twice with different values",
+                    ));
+                }
+            }
+        }
+        let mut tables: HashMap<TypeId, Arc<TableSchema>> = HashMap::new();
+        let mut by_table: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut by_name: BTreeMap<String, Arc<TableSchema>> = BTreeMap::new();
+        let mut built: Vec<(TypeId, TableSchema)> = Vec::new();
+        for (id, def) in &self.entities {
+            built.push((*id, TableSchema::build(def, &enums)?));
+        }
+        let targets: HashMap<TypeId, (String, String, String)> = built
+            .iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    (
+                        s.entity_name().to_string(),
+                        s.table_name().to_string(),
+                        s.pool_name().to_string(),
+                    ),
+                )
+            })
+            .collect();
+        for (id, mut schema) in built {
+            let def_type_name = schema.entity_name().to_string();
+            if !pools.contains_key(schema.pool_name()) {
+                return Err(Error::UnknownPool {
+                    kind: "relational",
+                    pool: schema.pool_name().to_string(),
+                    used_by: format!("entity `{def_type_name}`"),
+                });
+            }
+            let key = (
+                schema.pool_name().to_string(),
+                schema.table_name().to_string(),
+            );
+            if let Some(first) = by_table.insert(key, def_type_name.clone()) {
+                return Err(Error::DuplicateTable {
+                    table: schema.table_name().to_string(),
+                    pool: schema.pool_name().to_string(),
+                    first,
+                    second: def_type_name.clone(),
+                });
+            }
+            schema.resolve_references(&targets)?;
+            let schema = Arc::new(schema);
+            by_name.insert(def_type_name, schema.clone());
+            tables.insert(id, schema);
+        }
+        Ok(ValidatedRegistry {
+            inner: Arc::new(Inner {
+                pools,
+                local_caches,
+                redis,
+                lockers,
+                tables,
+                by_name,
+                enums,
+                hooks: self.hooks.clone(),
+            }),
+        })
+    }
+}
+
+struct Inner {
+    pools: HashMap<String, SqlPool>,
+    local_caches: HashMap<String, LocalCache>,
+    redis: HashMap<String, crate::redis::RedisClient>,
+    lockers: HashMap<String, crate::redis::Locker>,
+    tables: HashMap<TypeId, Arc<TableSchema>>,
+    by_name: BTreeMap<String, Arc<TableSchema>>,
+    enums: HashMap<String, EnumDefinition>,
+    hooks: Hooks,
+}
+
+/// A checked registry holding the open pools. Cheap to clone; share it across tasks
+/// and make an [`Engine`] per request or task with [`ValidatedRegistry::create_engine`].
+#[derive(Clone)]
+pub struct ValidatedRegistry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ValidatedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidatedRegistry")
+            .field("pools", &self.inner.pools.keys().collect::<Vec<_>>())
+            .field("entities", &self.inner.by_name.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ValidatedRegistry {
+    /// A new engine: an `Arc` clone, no I/O.
+    pub fn create_engine(&self) -> Engine {
+        Engine::new(self.clone())
+    }
+
+    /// The table schema of entity type `E`.
+    pub fn table_schema<E: Entity>(&self) -> Result<&TableSchema> {
+        self.inner
+            .tables
+            .get(&TypeId::of::<E>())
+            .map(|t| t.as_ref())
+            .ok_or_else(|| Error::UnknownEntity(E::definition().type_name.to_string()))
+    }
+
+    pub(crate) fn hooks(&self) -> &Hooks {
+        &self.inner.hooks
+    }
+
+    pub(crate) fn table_schema_by_type(&self, id: TypeId) -> Option<&TableSchema> {
+        self.inner.tables.get(&id).map(|t| t.as_ref())
+    }
+
+    /// The table schema of the entity with this Rust type name.
+    pub fn table_schema_by_name(&self, entity: &str) -> Option<&TableSchema> {
+        self.inner.by_name.get(entity).map(|t| t.as_ref())
+    }
+
+    /// Every registered table schema, by entity name.
+    pub fn table_schemas(&self) -> impl Iterator<Item = &TableSchema> {
+        self.inner.by_name.values().map(|t| t.as_ref())
+    }
+
+    /// A registered enum by name (a `#[derive(OrmEnum)]` type registers under its type name).
+    pub fn get_enum(&self, name: &str) -> Option<&EnumDefinition> {
+        self.inner.enums.get(name)
+    }
+
+    /// Names of the relational pools.
+    pub fn relational_pools(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.inner.pools.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn sql_pool(&self, name: &str) -> Option<&SqlPool> {
+        self.inner.pools.get(name)
+    }
+
+    pub(crate) fn local_cache(&self, name: &str) -> Option<&LocalCache> {
+        self.inner.local_caches.get(name)
+    }
+
+    pub(crate) fn redis(&self, name: &str) -> Option<&crate::redis::RedisClient> {
+        self.inner.redis.get(name)
+    }
+
+    pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
+        self.inner.lockers.get(name)
+    }
+
+    /// Names of the Redis pools.
+    pub fn redis_pools(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.inner.redis.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Closes the connections of every MySQL pool. Use at shutdown.
+    pub async fn close(&self) {
+        for pool in self.inner.pools.values() {
+            if let SqlPool::MySql(p) = pool {
+                p.disconnect().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The YAML configuration (A8): top-level keys are pool names, each holding the seed's
+//! keys. `sqlite` is ours: the embedded dialect.
+//!
+//! ```yaml
+//! default:
+//!   mysql: root:root@tcp(localhost:3306)/db?limit_connections=10
+//!   mysqlEncoding: utf8mb4
+//!   local_cache: 1000
+//! embedded:
+//!   sqlite: /var/lib/app/data.db   # or ":memory:" (quoted: a bare trailing `:` is YAML syntax)
+//! cache:
+//!   redis: localhost:6379:0        # host:port:db
+//!   locker: cache                  # the locker `cache`, on the Redis pool `cache`
+//! ha:
+//!   sentinel:
+//!     mymaster:2:                  # master name:db
+//!       - :26379                   # `:port` means 127.0.0.1
+//!       - 10.0.0.2:26379
+//! shards:
+//!   redis_cluster: [127.0.0.1:7000, 127.0.0.1:7001]   # ours: a Redis Cluster
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Registry;
+use crate::{Error, Result};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolSection {
+    mysql: Option<String>,
+    #[serde(rename = "mysqlEncoding")]
+    mysql_encoding: Option<String>,
+    sqlite: Option<String>,
+    /// Ours: a PostgreSQL URL.
+    postgres: Option<String>,
+    local_cache: Option<u64>,
+    redis: Option<String>,
+    /// `{"master:db": [sentinel addresses]}`.
+    sentinel: Option<BTreeMap<String, Vec<String>>>,
+    /// Ours: cluster node addresses.
+    redis_cluster: Option<Vec<String>>,
+    /// The Redis pool of the locker named after this section.
+    locker: Option<String>,
+    // Keys of the seed whose capabilities are not built yet: accepted by the parser so
+    // the error can say so instead of "unknown field".
+    streams: Option<serde_norway::Value>,
+    elastic: Option<serde_norway::Value>,
+    elastic_trace: Option<serde_norway::Value>,
+    clickhouse: Option<serde_norway::Value>,
+}
+
+/// The top-level map, in document order, refusing a pool named twice (a plain map
+/// would keep the last section silently).
+struct Sections(Vec<(String, PoolSection)>);
+
+impl<'de> Deserialize<'de> for Sections {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Sections;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of pool names to pool settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Sections, A::Error> {
+                let mut out: Vec<(String, PoolSection)> = Vec::new();
+                while let Some((name, section)) = map.next_entry::<String, PoolSection>()? {
+                    if out.iter().any(|(n, _)| *n == name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "pool `{name}` is defined twice"
+                        )));
+                    }
+                    out.push((name, section));
+                }
+                Ok(Sections(out))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
+    let Sections(sections) = serde_norway::from_str(yaml)?;
+    let mut registry = Registry::new();
+    for (pool, s) in sections {
+        let unsupported = [
+            ("streams", s.streams.is_some()),
+            ("elastic", s.elastic.is_some()),
+            ("elastic_trace", s.elastic_trace.is_some()),
+            ("clickhouse", s.clickhouse.is_some()),
+        ];
+        if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+            return Err(Error::config(format!(
+                "pool `{pool}`: key `{key}` is not supported by this version of beeorm yet"
+            )));
+        }
+        let servers = [s.mysql.is_some(), s.sqlite.is_some(), s.postgres.is_some()];
+        if servers.iter().filter(|x| **x).count() > 1 {
+            return Err(Error::config(format!(
+                "pool `{pool}` names more than one of `mysql`, `postgres`, `sqlite`; a relational pool has one server"
+            )));
+        }
+        if s.mysql_encoding.is_some() && s.mysql.is_none() {
+            return Err(Error::config(format!(
+                "pool `{pool}` has `mysqlEncoding` but no `mysql`"
+            )));
+        }
+        if let Some(dsn) = &s.mysql {
+            match &s.mysql_encoding {
+                Some(enc) => registry.register_mysql_pool_with_encoding(&pool, dsn, enc),
+                None => registry.register_mysql_pool(&pool, dsn),
+            };
+        }
+        if let Some(url) = &s.postgres {
+            registry.register_postgres_pool(&pool, url);
+        }
+        if let Some(path) = &s.sqlite {
+            registry.register_sqlite_pool(&pool, path);
+        }
+        if let Some(size) = s.local_cache {
+            registry.register_local_cache(&pool, size);
+        }
+        redis_section(&mut registry, &pool, &s)?;
+    }
+    Ok(registry)
+}
+
+/// `redis: host:port:db`, `sentinel: {"master:db": [addresses]}`, `redis_cluster: [nodes]`
+/// (at most one of them: one Redis pool per section) and `locker: <redis pool>`.
+fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<()> {
+    let kinds = [
+        s.redis.is_some(),
+        s.sentinel.is_some(),
+        s.redis_cluster.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        return Err(Error::config(format!(
+            "pool `{pool}` has more than one of `redis`, `sentinel`, `redis_cluster`; a Redis pool has one"
+        )));
+    }
+    if let Some(value) = &s.redis {
+        let (address, db) = split_db(pool, value, true)?;
+        registry.register_redis_pool(pool, address, db);
+    }
+    if let Some(map) = &s.sentinel {
+        let mut entries = map.iter();
+        let (Some((key, addresses)), None) = (entries.next(), entries.next()) else {
+            return Err(Error::config(format!(
+                "pool `{pool}`: `sentinel` takes one entry, `master_name:db: [addresses]`"
+            )));
+        };
+        let (master, db) = split_db(pool, key, false)?;
+        let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        registry.register_redis_sentinel(pool, master, &addresses, db);
+    }
+    if let Some(nodes) = &s.redis_cluster {
+        let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        registry.register_redis_cluster(pool, &nodes);
+    }
+    if let Some(redis_pool) = &s.locker {
+        registry.register_locker(pool, redis_pool);
+    }
+    Ok(())
+}
+
+/// `host:port:db` → (`host:port`, db); `name:db` → (`name`, db). Without a database
+/// number (`host:port`, `redis://host:port`, `[::1]:6379`, `name`) the database is 0.
+fn split_db<'a>(pool: &str, value: &'a str, is_address: bool) -> Result<(&'a str, u32)> {
+    let value = value.trim();
+    // Where the host starts: after a URL scheme, if any.
+    let host_at = value.find("://").map_or(0, |i| i + 3);
+    match value.rsplit_once(':') {
+        Some((rest, db))
+            if !is_address
+                || (rest.len() > host_at
+                    && rest[host_at..].contains(':')
+                    && !rest.ends_with(']')) =>
+        {
+            let db = db.parse::<u32>().map_err(|_| {
+                Error::config(format!(
+                    "pool `{pool}`: `{value}` must end with `:` and a database number"
+                ))
+            })?;
+            Ok((rest, db))
+        }
+        _ => Ok((value, 0)),
+    }
+}

@@ -1,0 +1,370 @@
+//! Schema sync (B5, B6): compare registered tables with the database and produce the
+//! statements that bring it in line, each marked safe or unsafe.
+//!
+//! The comparison is dialect-neutral: the dialect renders both sides into comparable
+//! keys ([`Dialect::column_key`], [`Dialect::index_key`]); this module decides what
+//! was added, removed or changed, and asks the dialect for the SQL.
+
+use std::collections::BTreeSet;
+
+use super::TableSchema;
+use crate::sql::mysql::MySqlDialect;
+use crate::sql::pool::{AnyDialect, SqlPool};
+use crate::sql::postgres::PgDialect;
+use crate::sql::sqlite::SqliteDialect;
+use crate::sql::{DbTable, Dialect};
+use crate::{Engine, Result};
+
+/// One statement (or, on SQLite, one all-or-nothing script) that changes a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Alter {
+    /// The SQL to run.
+    pub sql: String,
+    /// False when running it can lose data: it drops or changes columns of a table
+    /// that has rows, or drops a table that has rows.
+    pub safe: bool,
+    /// The relational pool it runs on.
+    pub pool: String,
+}
+
+impl Alter {
+    /// Runs the alter on its pool.
+    pub async fn exec(&self, engine: &Engine) -> Result<()> {
+        engine.sql_pool(&self.pool)?.execute_script(&self.sql).await
+    }
+}
+
+/// What differs between a registered table and the existing one.
+struct TableDiff<'a> {
+    /// Indexes (position in the expected column list, column).
+    added: Vec<usize>,
+    changed: Vec<usize>,
+    removed: Vec<String>,
+    drop_indexes: Vec<String>,
+    add_indexes: Vec<&'a super::Index>,
+    /// SQLite: the foreign keys differ (they live in CREATE TABLE: rebuild).
+    fk_changed: bool,
+}
+
+impl TableDiff<'_> {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.changed.is_empty()
+            && self.removed.is_empty()
+            && self.drop_indexes.is_empty()
+            && self.add_indexes.is_empty()
+            && !self.fk_changed
+    }
+
+    fn loses_data(&self) -> bool {
+        !self.changed.is_empty() || !self.removed.is_empty()
+    }
+}
+
+fn diff<'a>(dialect: &dyn Dialect, table: &'a TableSchema, existing: &DbTable) -> TableDiff<'a> {
+    let mut d = TableDiff {
+        added: Vec::new(),
+        changed: Vec::new(),
+        removed: Vec::new(),
+        drop_indexes: Vec::new(),
+        add_indexes: Vec::new(),
+        fk_changed: false,
+    };
+    for (i, col) in table.columns().iter().enumerate() {
+        match existing.columns.iter().find(|(n, _)| *n == col.name) {
+            None => d.added.push(i),
+            Some((_, key)) if *key != dialect.column_key(col) => d.changed.push(i),
+            Some(_) => {}
+        }
+    }
+    let wanted: BTreeSet<&str> = table.columns().iter().map(|c| c.name.as_str()).collect();
+    d.removed = existing
+        .columns
+        .iter()
+        .filter(|(n, _)| !wanted.contains(n.as_str()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    let expected: Vec<(String, String, &super::Index)> = table
+        .indexes()
+        .iter()
+        .map(|i| (dialect.index_name(table, i), dialect.index_key(table, i), i))
+        .collect();
+    for (name, key) in &existing.indexes {
+        match expected.iter().find(|(n, _, _)| n == name) {
+            Some((_, k, _)) if k == key => {}
+            _ => d.drop_indexes.push(name.clone()),
+        }
+    }
+    for (name, key, index) in &expected {
+        if existing.indexes.get(name) != Some(key) {
+            d.add_indexes.push(index);
+        }
+    }
+    d
+}
+
+fn mysql_alter(dialect: &MySqlDialect, table: &TableSchema, d: &TableDiff<'_>) -> String {
+    let cols = table.columns();
+    let mut parts = Vec::new();
+    parts.extend(
+        d.drop_indexes
+            .iter()
+            .map(|i| format!("DROP INDEX {}", dialect.quote(i))),
+    );
+    parts.extend(
+        d.removed
+            .iter()
+            .map(|c| format!("DROP COLUMN {}", dialect.quote(c))),
+    );
+    parts.extend(
+        d.changed
+            .iter()
+            .map(|&i| format!("MODIFY COLUMN {}", dialect.column_definition(&cols[i]))),
+    );
+    for &i in &d.added {
+        let after = i
+            .checked_sub(1)
+            .map(|p| format!(" AFTER {}", dialect.quote(&cols[p].name)))
+            .unwrap_or_else(|| " FIRST".into());
+        parts.push(format!(
+            "ADD COLUMN {}{after}",
+            dialect.column_definition(&cols[i])
+        ));
+    }
+    parts.extend(
+        d.add_indexes
+            .iter()
+            .map(|i| format!("ADD {}", dialect.index_clause(i))),
+    );
+    format!(
+        "ALTER TABLE {} {}",
+        dialect.quote(table.table_name()),
+        parts.join(", ")
+    )
+}
+
+fn sqlite_alter(
+    dialect: &SqliteDialect,
+    table: &TableSchema,
+    existing: &DbTable,
+    d: &TableDiff<'_>,
+) -> String {
+    let q = |s: &str| dialect.quote(s);
+    let mut stmts: Vec<String> = Vec::new();
+    if d.loses_data() || d.fk_changed {
+        // SQLite cannot change a column in place: copy the rows into a new table.
+        // Foreign key checks wait for the commit, when the table has its name back.
+        stmts.push("PRAGMA defer_foreign_keys = ON".into());
+        let tmp = format!("_beeorm_new_{}", table.table_name());
+        stmts.extend(dialect.create_table_named(table, &tmp));
+        let kept: Vec<&super::Column> = table
+            .columns()
+            .iter()
+            .filter(|c| existing.columns.iter().any(|(n, _)| *n == c.name))
+            .collect();
+        let names: Vec<String> = kept.iter().map(|c| q(&c.name)).collect();
+        let exprs: Vec<String> = kept.iter().map(|c| dialect.copy_expression(c)).collect();
+        stmts.push(format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {}",
+            q(&tmp),
+            names.join(", "),
+            exprs.join(", "),
+            q(table.table_name())
+        ));
+        stmts.push(format!("DROP TABLE {}", q(table.table_name())));
+        stmts.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            q(&tmp),
+            q(table.table_name())
+        ));
+        stmts.extend(table.indexes().iter().map(|i| dialect.index_key(table, i)));
+    } else {
+        stmts.extend(
+            d.drop_indexes
+                .iter()
+                .map(|i| format!("DROP INDEX {}", q(i))),
+        );
+        stmts.extend(d.added.iter().map(|&i| {
+            format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                q(table.table_name()),
+                dialect.column_definition(&table.columns()[i])
+            )
+        }));
+        stmts.extend(d.add_indexes.iter().map(|i| dialect.index_key(table, i)));
+    }
+    stmts.join(";\n")
+}
+
+/// PostgreSQL: one transactional script — index drops, one `ALTER TABLE` with every
+/// column change, index creations.
+fn pg_alter(
+    dialect: &PgDialect,
+    table: &TableSchema,
+    existing: &DbTable,
+    d: &TableDiff<'_>,
+) -> String {
+    let q = |s: &str| dialect.quote(s);
+    let cols = table.columns();
+    let mut stmts: Vec<String> = d
+        .drop_indexes
+        .iter()
+        .map(|i| format!("DROP INDEX {}", q(i)))
+        .collect();
+    let mut clauses: Vec<String> = d
+        .removed
+        .iter()
+        .map(|c| format!("DROP COLUMN {}", q(c)))
+        .collect();
+    for &i in &d.changed {
+        let (before, change) =
+            dialect.change_column(table.table_name(), &cols[i], &existing.checks);
+        stmts.extend(before);
+        clauses.extend(change);
+    }
+    clauses.extend(
+        d.added
+            .iter()
+            .map(|&i| format!("ADD COLUMN {}", dialect.column_definition(&cols[i]))),
+    );
+    if !clauses.is_empty() {
+        stmts.push(format!(
+            "ALTER TABLE {} {}",
+            q(table.table_name()),
+            clauses.join(", ")
+        ));
+    }
+    stmts.extend(d.add_indexes.iter().map(|i| dialect.create_index(table, i)));
+    stmts.join(";\n")
+}
+
+async fn has_rows(pool: &SqlPool, dialect: &dyn Dialect, table: &str) -> Result<bool> {
+    let sql = format!("SELECT 1 FROM {} LIMIT 1", dialect.quote(table));
+    Ok(!pool.query(&sql, vec![]).await?.is_empty())
+}
+
+/// Every alter that brings one pool in line with `tables`. With `drop_unknown`, tables
+/// of the pool that no entity uses are dropped too.
+pub(crate) async fn plan(
+    pool: &SqlPool,
+    tables: &[&TableSchema],
+    drop_unknown: bool,
+) -> Result<Vec<Alter>> {
+    let any = pool.dialect().await?;
+    let dialect = any.as_dialect();
+    let snapshot = pool.snapshot().await?;
+    let mut alters = Vec::new();
+    let mut creates = Vec::new();
+    // Foreign keys (MySQL, PostgreSQL): dropped before anything else, added last, so
+    // tables that reference each other can be created and changed.
+    let sqlite = matches!(any, AnyDialect::Sqlite(_));
+    let mut fk_drops = Vec::new();
+    let mut fk_adds = Vec::new();
+    let fk_alter = |table: &str, clause: String| Alter {
+        sql: format!("ALTER TABLE {} {clause}", dialect.quote(table)),
+        safe: true,
+        pool: pool.name().to_string(),
+    };
+    let drop_fk = |name: &str| match &any {
+        AnyDialect::MySql(_) => format!("DROP FOREIGN KEY {}", dialect.quote(name)),
+        _ => format!("DROP CONSTRAINT {}", dialect.quote(name)),
+    };
+    for table in tables {
+        let existing = snapshot.tables.get(table.table_name());
+        let empty = std::collections::BTreeMap::new();
+        let have = existing.map_or(&empty, |e| &e.foreign_keys);
+        if !sqlite {
+            for (name, key) in have {
+                let wanted = table
+                    .foreign_keys()
+                    .iter()
+                    .any(|fk| fk.name == *name && dialect.foreign_key_key(fk) == *key);
+                if !wanted {
+                    fk_drops.push(fk_alter(table.table_name(), drop_fk(name)));
+                }
+            }
+            for fk in table.foreign_keys() {
+                if have.get(&fk.name) != Some(&dialect.foreign_key_key(fk)) {
+                    fk_adds.push(fk_alter(
+                        table.table_name(),
+                        format!("ADD {}", dialect.foreign_key_clause(fk)),
+                    ));
+                }
+            }
+        }
+        let Some(existing) = existing else {
+            creates.push(Alter {
+                sql: dialect.create_table(table).join(";\n"),
+                safe: true,
+                pool: pool.name().to_string(),
+            });
+            continue;
+        };
+        let mut d = diff(dialect, table, existing);
+        if sqlite {
+            let wanted: std::collections::BTreeMap<String, String> = table
+                .foreign_keys()
+                .iter()
+                .map(|fk| (fk.name.clone(), dialect.foreign_key_key(fk)))
+                .collect();
+            d.fk_changed = wanted != existing.foreign_keys;
+        }
+        if !d.is_empty() {
+            let sql = match &any {
+                AnyDialect::MySql(m) => mysql_alter(m, table, &d),
+                AnyDialect::Sqlite(s) => sqlite_alter(s, table, existing, &d),
+                AnyDialect::Postgres(p) => pg_alter(p, table, existing, &d),
+            };
+            let safe = !d.loses_data() || !has_rows(pool, dialect, table.table_name()).await?;
+            alters.push(Alter {
+                sql,
+                safe,
+                pool: pool.name().to_string(),
+            });
+        }
+        if let (AnyDialect::MySql(m), Some(charset)) = (&any, &existing.charset) {
+            if *charset != m.encoding {
+                alters.push(Alter {
+                    sql: format!(
+                        "ALTER TABLE {} CONVERT TO CHARACTER SET {}",
+                        dialect.quote(table.table_name()),
+                        m.encoding
+                    ),
+                    safe: !has_rows(pool, dialect, table.table_name()).await?,
+                    pool: pool.name().to_string(),
+                });
+            }
+        }
+    }
+    let known: BTreeSet<&str> = tables.iter().map(|t| t.table_name()).collect();
+    if drop_unknown && !sqlite {
+        for (name, t) in snapshot
+            .tables
+            .iter()
+            .filter(|(n, _)| !known.contains(n.as_str()))
+        {
+            for fk in t.foreign_keys.keys() {
+                fk_drops.push(fk_alter(name, drop_fk(fk)));
+            }
+        }
+    }
+    fk_drops.extend(alters);
+    let mut alters = fk_drops;
+    alters.extend(creates);
+    alters.extend(fk_adds);
+    if drop_unknown {
+        for name in snapshot
+            .tables
+            .keys()
+            .filter(|n| !known.contains(n.as_str()))
+        {
+            alters.push(Alter {
+                sql: format!("DROP TABLE {}", dialect.quote(name)),
+                safe: !has_rows(pool, dialect, name).await?,
+                pool: pool.name().to_string(),
+            });
+        }
+    }
+    Ok(alters)
+}

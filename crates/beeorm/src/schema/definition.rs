@@ -1,0 +1,108 @@
+//! The raw, unvalidated description of an entity that `#[derive(Entity)]` emits.
+//!
+//! These types are the contract between the derive macros and the registry. Users
+//! rarely build them by hand; `Registry::validate()` turns them into [`TableSchema`]s.
+//!
+//! [`TableSchema`]: crate::schema::TableSchema
+
+use super::types::{ColumnSpec, IdColumn};
+
+/// What `#[derive(Entity)]` knows about a struct.
+#[derive(Debug, Clone)]
+pub struct EntityDefinition {
+    /// The Rust type name, used in error messages and as the default table name.
+    pub type_name: &'static str,
+    /// `#[orm(table = "...")]`.
+    pub table: Option<&'static str>,
+    /// `#[orm(pool = "...")]` (alias `mysql`): the relational pool; `default` when absent.
+    pub pool: Option<&'static str>,
+    /// The primary key column, from the type of the `id` field.
+    pub id: IdColumn,
+    /// Every stored field except `id`, in declaration order (`ignore`d fields are absent).
+    pub fields: Vec<FieldDefinition>,
+}
+
+/// One stored field of an entity or of an embedded struct.
+#[derive(Debug, Clone)]
+pub struct FieldDefinition {
+    /// The Rust field name; the column name (embedded fields get `outer_` prefixes).
+    pub name: &'static str,
+    /// The field's Rust type as written, for error messages.
+    pub rust_type: &'static str,
+    /// The `#[orm(...)]` attributes of the field.
+    pub attributes: FieldAttributes,
+    /// How the field maps to columns.
+    pub shape: FieldShape,
+}
+
+/// How a field maps to columns.
+#[derive(Clone, Copy)]
+pub enum FieldShape {
+    /// One column; the function checks the attributes against the Rust type.
+    Column(fn(&FieldAttributes) -> Result<ColumnSpec, String>),
+    /// The fields of an `#[derive(Embedded)]` struct, as prefixed columns.
+    Embedded(fn() -> Vec<FieldDefinition>),
+}
+
+impl std::fmt::Debug for FieldShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldShape::Column(_) => f.write_str("Column"),
+            FieldShape::Embedded(_) => f.write_str("Embedded"),
+        }
+    }
+}
+
+/// `length = N` or `length = "max"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// `varchar(N)`.
+    Chars(u32),
+    /// A long text column (`mediumtext` on MySQL).
+    Max,
+}
+
+/// One membership of a field in an index: `index = "Name:2"` is `{ name: "Name", position: 2 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexPosition {
+    /// The index name, shared by every field of a multi-column index.
+    pub name: &'static str,
+    /// 1-based position of the field inside the index.
+    pub position: u8,
+}
+
+/// The `#[orm(...)]` attributes of a field that concern the schema.
+#[derive(Debug, Clone, Default)]
+pub struct FieldAttributes {
+    /// `length = N | "max"` (strings).
+    pub length: Option<Length>,
+    /// `required`: NOT NULL. Non-`Option` fields are always NOT NULL.
+    pub required: bool,
+    /// `index = "Name[:pos],..."`.
+    pub indexes: Vec<IndexPosition>,
+    /// `unique = "Name[:pos],..."`.
+    pub uniques: Vec<IndexPosition>,
+    /// `mediumint` (i32/u32).
+    pub mediumint: bool,
+    /// `decimal = "P,S"` (f32, f64, `rust_decimal::Decimal`).
+    pub decimal: Option<(u8, u8)>,
+    /// `unsigned [= bool]` (floats and decimals; integers take the sign of their type).
+    pub unsigned: Option<bool>,
+    /// `enum = "name"`: a `String` holding a value of an enum registered by name.
+    pub enum_name: Option<&'static str>,
+    /// `set = "name"`: a `Vec<String>` holding values of an enum registered by name.
+    pub set_name: Option<&'static str>,
+    /// `year` (u16).
+    pub year: bool,
+    /// `time` (date-time types; kept for compatibility with the Go tags).
+    pub time: bool,
+    /// `mediumblob` (`Vec<u8>`).
+    pub mediumblob: bool,
+    /// `longblob` (`Vec<u8>`).
+    pub longblob: bool,
+    /// `cascade` (`Ref<T>`): deleting the referenced row deletes this one
+    /// (`ON DELETE CASCADE`) instead of failing (`RESTRICT`).
+    pub cascade: bool,
+    /// `skip_fk` (`Ref<T>`): no foreign key constraint for this reference.
+    pub skip_fk: bool,
+}

@@ -1,0 +1,491 @@
+//! [`TableSchema`]: the validated description of one entity's table (B5).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+use super::definition::{EntityDefinition, FieldDefinition, FieldShape, IndexPosition};
+use super::types::{ColumnType, EnumValues, IdColumn};
+use crate::registry::EnumDefinition;
+use crate::{Error, Result};
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// Column name (`address_street` for `address.street`).
+    pub name: String,
+    /// The Rust path of the field (`address.street`).
+    pub field: String,
+    /// Dialect-neutral type, with enum values resolved.
+    pub ty: ColumnType,
+    /// Accepts NULL.
+    pub nullable: bool,
+    /// The entity the column refers to (`Ref<T>`, `Vec<Ref<T>>` fields).
+    pub reference: Option<Reference>,
+}
+
+/// A reference field (`Ref<T>`, `Option<Ref<T>>`, `Vec<Ref<T>>`) of an entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The referenced entity's type name.
+    pub entity: &'static str,
+    /// The referenced entity's type.
+    pub target: std::any::TypeId,
+    /// `Vec<Ref<T>>`: a JSON array of IDs, without a foreign key.
+    pub many: bool,
+    /// `cascade`: ON DELETE CASCADE rather than RESTRICT.
+    pub cascade: bool,
+    /// `skip_fk`: no foreign key constraint.
+    pub skip_fk: bool,
+}
+
+/// A foreign key of a table: `column` references `ref_table(id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// Constraint name: `fk_<table>_<column>` (cut to 63 characters).
+    pub name: String,
+    /// The referencing column.
+    pub column: String,
+    /// The referenced table.
+    pub ref_table: String,
+    /// ON DELETE CASCADE rather than RESTRICT.
+    pub cascade: bool,
+}
+
+impl ForeignKey {
+    /// `CASCADE` or `RESTRICT`.
+    pub fn on_delete(&self) -> &'static str {
+        if self.cascade {
+            "CASCADE"
+        } else {
+            "RESTRICT"
+        }
+    }
+}
+
+/// One secondary index of a table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// Index name as declared.
+    pub name: String,
+    /// `unique = ...` rather than `index = ...`.
+    pub unique: bool,
+    /// Columns in index order.
+    pub columns: Vec<String>,
+}
+
+/// The validated schema of one entity: table, pool, columns and indexes.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    entity: &'static str,
+    table: String,
+    pool: String,
+    id: IdColumn,
+    columns: Vec<Column>,
+    indexes: Vec<Index>,
+    foreign_keys: Vec<ForeignKey>,
+    fake_delete: Option<usize>,
+    templates: OnceLock<Templates>,
+}
+
+/// SQL fragments of a table, rendered once per table with its pool's quoting.
+#[derive(Debug, Clone)]
+pub(crate) struct Templates {
+    /// Quoted table name.
+    pub table: String,
+    /// Quoted column names; `[0]` is `id`.
+    pub columns: Vec<String>,
+    /// `SELECT <all columns> FROM <table>`.
+    pub select: String,
+    /// `INSERT INTO <table> (<columns but id>) VALUES `.
+    pub insert: String,
+    /// `INSERT INTO <table> (<all columns>) VALUES `.
+    pub insert_with_id: String,
+}
+
+/// Longest identifier MySQL accepts.
+const MAX_IDENTIFIER: usize = 64;
+
+impl TableSchema {
+    /// Validates a definition against the registered enums.
+    pub(crate) fn build(
+        def: &EntityDefinition,
+        enums: &HashMap<String, EnumDefinition>,
+    ) -> Result<TableSchema> {
+        let entity = def.type_name;
+        let table = def.table.unwrap_or(entity).to_string();
+        if table.len() > MAX_IDENTIFIER {
+            return Err(Error::definition(
+                entity,
+                None,
+                format!("table name `{table}` is longer than {MAX_IDENTIFIER} characters"),
+            ));
+        }
+        let mut builder = Builder {
+            entity,
+            enums,
+            columns: vec![Column {
+                name: "id".into(),
+                field: "id".into(),
+                ty: ColumnType::Int {
+                    bytes: def.id.bytes,
+                    unsigned: true,
+                },
+                nullable: false,
+                reference: None,
+            }],
+            index_parts: BTreeMap::new(),
+        };
+        builder.add_fields(&def.fields, "", "")?;
+        let mut indexes = builder.indexes()?;
+        // A one-to-one reference column gets an index unless one starts with it.
+        for c in &builder.columns {
+            if c.reference.as_ref().is_some_and(|r| !r.many)
+                && !indexes.iter().any(|i| i.columns.first() == Some(&c.name))
+                && !indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&c.name))
+            {
+                indexes.push(Index {
+                    name: c.name.clone(),
+                    unique: false,
+                    columns: vec![c.name.clone()],
+                });
+            }
+        }
+        indexes.sort_by(|a, b| a.name.cmp(&b.name));
+        let fake_delete = builder
+            .columns
+            .iter()
+            .position(|c| c.name == "fake_delete" && c.ty == ColumnType::Bool && !c.nullable);
+        Ok(TableSchema {
+            entity,
+            table,
+            pool: def.pool.unwrap_or(crate::DEFAULT_POOL).to_string(),
+            id: def.id,
+            columns: builder.columns,
+            indexes,
+            foreign_keys: Vec::new(),
+            fake_delete,
+            templates: OnceLock::new(),
+        })
+    }
+
+    /// The entity's Rust type name.
+    pub fn entity_name(&self) -> &str {
+        self.entity
+    }
+
+    /// The table name.
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
+    /// The relational pool the table lives in.
+    pub fn pool_name(&self) -> &str {
+        &self.pool
+    }
+
+    /// The primary key column type.
+    pub fn id_column(&self) -> IdColumn {
+        self.id
+    }
+
+    /// All columns, `id` first, in declaration order.
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    /// Secondary indexes, sorted by name.
+    pub fn indexes(&self) -> &[Index] {
+        &self.indexes
+    }
+
+    /// Foreign keys of the table's reference columns.
+    pub fn foreign_keys(&self) -> &[ForeignKey] {
+        &self.foreign_keys
+    }
+
+    /// The reference columns: (column, reference), in column order.
+    pub fn references(&self) -> impl Iterator<Item = (&Column, &Reference)> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.reference.as_ref().map(|r| (c, r)))
+    }
+
+    /// Checks that every referenced entity is registered in the same pool (`targets`:
+    /// type → (entity, table, pool)) and sets up the foreign keys.
+    pub(crate) fn resolve_references(
+        &mut self,
+        targets: &HashMap<std::any::TypeId, (String, String, String)>,
+    ) -> Result<()> {
+        let mut fks = Vec::new();
+        for c in &self.columns {
+            let Some(r) = &c.reference else { continue };
+            let Some((_, table, pool)) = targets.get(&r.target) else {
+                return Err(Error::definition(
+                    self.entity,
+                    Some(&c.field),
+                    format!(
+                        "it references entity `{}`, which is not registered",
+                        r.entity
+                    ),
+                ));
+            };
+            if *pool != self.pool {
+                return Err(Error::definition(
+                    self.entity,
+                    Some(&c.field),
+                    format!(
+                        "it references entity `{}` of pool `{pool}`; references stay inside one pool (`{}`)",
+                        r.entity, self.pool
+                    ),
+                ));
+            }
+            if r.many || r.skip_fk {
+                continue;
+            }
+            let name: String = format!("fk_{}_{}", self.table, c.name)
+                .chars()
+                .take(63)
+                .collect();
+            fks.push(ForeignKey {
+                name,
+                column: c.name.clone(),
+                ref_table: table.clone(),
+                cascade: r.cascade,
+            });
+        }
+        self.foreign_keys = fks;
+        Ok(())
+    }
+
+    /// Whether the entity has a `fake_delete: bool` field (B7).
+    pub fn has_fake_delete(&self) -> bool {
+        self.fake_delete.is_some()
+    }
+
+    /// Position of `fake_delete` among all columns (`id` is 0).
+    pub(crate) fn fake_delete_column(&self) -> Option<usize> {
+        self.fake_delete
+    }
+
+    /// The name of the unique index over exactly these columns (any order).
+    pub(crate) fn unique_index_on(&self, columns: &[&str]) -> Option<&str> {
+        if columns == ["id"] {
+            return Some("PRIMARY");
+        }
+        self.indexes
+            .iter()
+            .filter(|i| i.unique && i.columns.len() == columns.len())
+            .find(|i| columns.iter().all(|c| i.columns.iter().any(|ic| ic == c)))
+            .map(|i| i.name.as_str())
+    }
+
+    /// SQL fragments, rendered on first use with `quote`.
+    pub(crate) fn templates(&self, quote: impl Fn(&str) -> String) -> &Templates {
+        self.templates.get_or_init(|| {
+            let table = quote(&self.table);
+            let columns: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+            Templates {
+                select: format!("SELECT {} FROM {table}", columns.join(",")),
+                insert: format!("INSERT INTO {table} ({}) VALUES ", columns[1..].join(",")),
+                insert_with_id: format!("INSERT INTO {table} ({}) VALUES ", columns.join(",")),
+                table,
+                columns,
+            }
+        })
+    }
+}
+
+/// (position, column, field) of one member of an index.
+type IndexMember = (u8, String, String);
+
+struct Builder<'a> {
+    entity: &'static str,
+    enums: &'a HashMap<String, EnumDefinition>,
+    columns: Vec<Column>,
+    /// (name) → (unique, [(position, column, field)]).
+    index_parts: BTreeMap<String, (bool, Vec<IndexMember>)>,
+}
+
+impl Builder<'_> {
+    fn add_fields(&mut self, fields: &[FieldDefinition], prefix: &str, path: &str) -> Result<()> {
+        for f in fields {
+            let name = format!("{prefix}{}", f.name);
+            let field = format!("{path}{}", f.name);
+            match f.shape {
+                FieldShape::Embedded(inner) => {
+                    let a = &f.attributes;
+                    let plain = !a.required
+                        && a.indexes.is_empty()
+                        && a.uniques.is_empty()
+                        && a.length.is_none()
+                        && !a.mediumint
+                        && a.decimal.is_none()
+                        && a.unsigned.is_none()
+                        && a.enum_name.is_none()
+                        && a.set_name.is_none()
+                        && !a.year
+                        && !a.time
+                        && !a.mediumblob
+                        && !a.longblob
+                        && !a.cascade
+                        && !a.skip_fk;
+                    if !plain {
+                        return Err(Error::definition(
+                            self.entity,
+                            Some(&field),
+                            "an embedded field takes no attributes besides `embedded`; put them on its fields",
+                        ));
+                    }
+                    self.add_fields(&inner(), &format!("{name}_"), &format!("{field}."))?;
+                }
+                FieldShape::Column(spec) => {
+                    let spec = (spec)(&f.attributes)
+                        .map_err(|reason| Error::definition(self.entity, Some(&field), reason))?;
+                    let ty = self.resolve(spec.ty, &field)?;
+                    if name.len() > MAX_IDENTIFIER {
+                        return Err(Error::definition(
+                            self.entity,
+                            Some(&field),
+                            format!(
+                                "column name `{name}` is longer than {MAX_IDENTIFIER} characters"
+                            ),
+                        ));
+                    }
+                    if let Some(other) = self.columns.iter().find(|c| c.name == name) {
+                        return Err(Error::definition(
+                            self.entity,
+                            Some(&field),
+                            format!(
+                                "column `{name}` is also produced by field `{}`",
+                                other.field
+                            ),
+                        ));
+                    }
+                    for (list, unique) in [
+                        (&f.attributes.indexes, false),
+                        (&f.attributes.uniques, true),
+                    ] {
+                        for IndexPosition {
+                            name: index,
+                            position,
+                        } in list
+                        {
+                            self.add_index_part(index, unique, *position, &name, &field)?;
+                        }
+                    }
+                    let reference = spec.reference.map(|r| Reference {
+                        entity: (r.target)().type_name,
+                        target: (r.target_type)(),
+                        many: r.many,
+                        cascade: f.attributes.cascade,
+                        skip_fk: f.attributes.skip_fk,
+                    });
+                    self.columns.push(Column {
+                        name,
+                        field,
+                        ty,
+                        nullable: spec.nullable,
+                        reference,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, ty: ColumnType, field: &str) -> Result<ColumnType> {
+        let lookup = |name: &str| -> Result<EnumValues> {
+            let e = self.enums.get(name).ok_or_else(|| {
+                Error::definition(
+                    self.entity,
+                    Some(field),
+                    format!("enum `{name}` is not registered (use Registry::register_enum_list/map or a #[derive(OrmEnum)] type)"),
+                )
+            })?;
+            Ok(EnumValues::Values {
+                values: e.fields().to_vec(),
+                default: e.default_value().to_string(),
+            })
+        };
+        Ok(match ty {
+            ColumnType::Enum(EnumValues::Named(n)) => ColumnType::Enum(lookup(n)?),
+            ColumnType::Set(EnumValues::Named(n)) => ColumnType::Set(lookup(n)?),
+            other => other,
+        })
+    }
+
+    fn add_index_part(
+        &mut self,
+        index: &str,
+        unique: bool,
+        position: u8,
+        column: &str,
+        field: &str,
+    ) -> Result<()> {
+        if index.eq_ignore_ascii_case("primary") {
+            return Err(Error::definition(
+                self.entity,
+                Some(field),
+                "`PRIMARY` is reserved for the primary key",
+            ));
+        }
+        // MySQL and SQLite compare index names without regard to case.
+        if let Some(other) = self
+            .index_parts
+            .keys()
+            .find(|k| k.as_str() != index && k.eq_ignore_ascii_case(index))
+        {
+            return Err(Error::definition(
+                self.entity,
+                Some(field),
+                format!("index `{index}` differs from index `{other}` only in case; the database sees one name"),
+            ));
+        }
+        let entry = self
+            .index_parts
+            .entry(index.to_string())
+            .or_insert_with(|| (unique, Vec::new()));
+        if entry.0 != unique {
+            return Err(Error::definition(
+                self.entity,
+                Some(field),
+                format!("`{index}` is declared both as `index` and as `unique`"),
+            ));
+        }
+        if let Some((_, _, other)) = entry.1.iter().find(|(p, _, _)| *p == position) {
+            return Err(Error::definition(
+                self.entity,
+                Some(field),
+                format!(
+                    "position {position} of index `{index}` is already taken by field `{other}`"
+                ),
+            ));
+        }
+        entry
+            .1
+            .push((position, column.to_string(), field.to_string()));
+        Ok(())
+    }
+
+    fn indexes(&mut self) -> Result<Vec<Index>> {
+        let mut out = Vec::new();
+        for (name, (unique, mut parts)) in std::mem::take(&mut self.index_parts) {
+            parts.sort_by_key(|(p, _, _)| *p);
+            for (i, (p, _, field)) in parts.iter().enumerate() {
+                if usize::from(*p) != i + 1 {
+                    return Err(Error::definition(
+                        self.entity,
+                        Some(field),
+                        format!("index `{name}` has no field at position {}; positions must run 1, 2, 3, … without gaps", i + 1),
+                    ));
+                }
+            }
+            out.push(Index {
+                name,
+                unique,
+                columns: parts.into_iter().map(|(_, c, _)| c).collect(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,267 @@
+//! SQLite: column types, DDL, introspection.
+//!
+//! SQLite keeps the text of every `CREATE TABLE` / `CREATE INDEX` it ran (and splices
+//! `ADD COLUMN` definitions into it), so a column or index is compared by the exact text
+//! this module generates: no guessing from affinities.
+
+use super::{quote_literal, DbTable, Dialect};
+use crate::schema::{BlobSize, Column, ColumnType, EnumValues, Index, TableSchema};
+
+/// DDL rules for SQLite.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SqliteDialect;
+
+/// Significant digits an f64 (SQLite's REAL) always keeps.
+const SQLITE_EXACT_DIGITS: u8 = 15;
+
+/// The declared SQLite type of a column. Names are chosen for their affinity:
+/// integers → INTEGER, floats → REAL, decimals and text → TEXT (exact), blobs → BLOB.
+pub(crate) fn column_type(ty: &ColumnType) -> String {
+    let int = |bytes: u8| match bytes {
+        1 => "TINYINT",
+        2 => "SMALLINT",
+        3 => "MEDIUMINT",
+        4 => "INT",
+        _ => "BIGINT",
+    };
+    match ty {
+        ColumnType::Int { bytes, unsigned } => {
+            format!(
+                "{}{}",
+                int(*bytes),
+                if *unsigned { " UNSIGNED" } else { "" }
+            )
+        }
+        ColumnType::Bool => "BOOLEAN".into(),
+        ColumnType::Float { double: false, .. } => "FLOAT".into(),
+        ColumnType::Float { double: true, .. } => "DOUBLE".into(),
+        // Up to 15 digits a decimal survives SQLite's REAL exactly and compares as a
+        // number (NUMERIC affinity); wider ones are kept exact as TEXT.
+        ColumnType::Decimal {
+            precision, scale, ..
+        } if *precision <= SQLITE_EXACT_DIGITS => {
+            format!("DECIMAL({precision},{scale})")
+        }
+        ColumnType::Decimal { .. } | ColumnType::Text | ColumnType::Set(_) => "TEXT".into(),
+        ColumnType::Enum(_) | ColumnType::Json => "TEXT".into(),
+        ColumnType::Varchar(n) => format!("VARCHAR({n})"),
+        ColumnType::Blob(BlobSize::Blob) => "BLOB".into(),
+        ColumnType::Blob(BlobSize::Medium) => "MEDIUMBLOB".into(),
+        ColumnType::Blob(BlobSize::Long) => "LONGBLOB".into(),
+        ColumnType::Date => "DATE".into(),
+        ColumnType::DateTime => "DATETIME".into(),
+        ColumnType::Time => "TIME".into(),
+        ColumnType::Year => "YEAR".into(),
+    }
+}
+
+/// The default of a NOT NULL column as an SQL literal. SQLite needs one for every
+/// NOT NULL column added to an existing table.
+fn default_literal(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Int { .. } | ColumnType::Bool | ColumnType::Float { .. } | ColumnType::Year => {
+            "0".into()
+        }
+        ColumnType::Decimal { precision, .. } if *precision <= SQLITE_EXACT_DIGITS => "0".into(),
+        ColumnType::Decimal { .. } => "'0'".into(),
+        ColumnType::Varchar(_) | ColumnType::Text | ColumnType::Set(_) => "''".into(),
+        ColumnType::Blob(_) => "x''".into(),
+        ColumnType::Date => "'1970-01-01'".into(),
+        ColumnType::DateTime => "'1970-01-01 00:00:00'".into(),
+        ColumnType::Time => "'00:00:00'".into(),
+        ColumnType::Json => "'null'".into(),
+        ColumnType::Enum(EnumValues::Values { default, .. }) => quote_literal(default),
+        ColumnType::Enum(EnumValues::Named(_)) => "''".into(),
+    }
+}
+
+impl Dialect for SqliteDialect {
+    fn quote(&self, ident: &str) -> String {
+        format!("\"{}\"", ident.replace('"', "\"\""))
+    }
+
+    fn column_definition(&self, col: &Column) -> String {
+        let name = self.quote(&col.name);
+        if col.name == "id" {
+            return format!("{name} INTEGER PRIMARY KEY AUTOINCREMENT");
+        }
+        let mut sql = format!("{name} {}", column_type(&col.ty));
+        if !col.nullable {
+            sql.push_str(" NOT NULL DEFAULT ");
+            sql.push_str(&default_literal(&col.ty));
+        }
+        match &col.ty {
+            ColumnType::Enum(EnumValues::Values { values, .. }) => {
+                let list: Vec<String> = values.iter().map(|v| quote_literal(v)).collect();
+                sql.push_str(&format!(" CHECK ({name} IN ({}))", list.join(",")));
+            }
+            ColumnType::Json => sql.push_str(&format!(" CHECK (json_valid({name}))")),
+            _ => {}
+        }
+        sql
+    }
+
+    fn column_key(&self, col: &Column) -> String {
+        self.column_definition(col)
+    }
+
+    fn index_name(&self, table: &TableSchema, index: &Index) -> String {
+        // SQLite index names are global to the database, not per table.
+        format!("{}__{}", table.table_name(), index.name)
+    }
+
+    fn index_key(&self, table: &TableSchema, index: &Index) -> String {
+        let cols: Vec<String> = index.columns.iter().map(|c| self.quote(c)).collect();
+        format!(
+            "CREATE {}INDEX {} ON {} ({})",
+            if index.unique { "UNIQUE " } else { "" },
+            self.quote(&self.index_name(table, index)),
+            self.quote(table.table_name()),
+            cols.join(", ")
+        )
+    }
+
+    fn create_table(&self, table: &TableSchema) -> Vec<String> {
+        self.create_table_named(table, table.table_name())
+    }
+
+    fn foreign_key_key(&self, fk: &crate::schema::ForeignKey) -> String {
+        self.foreign_key_clause(fk)
+    }
+}
+
+impl SqliteDialect {
+    /// CREATE TABLE under another name (used when a table is rebuilt) plus its indexes.
+    pub(crate) fn create_table_named(&self, table: &TableSchema, name: &str) -> Vec<String> {
+        let mut cols: Vec<String> = table
+            .columns()
+            .iter()
+            .map(|c| format!("  {}", self.column_definition(c)))
+            .collect();
+        // Foreign keys live in CREATE TABLE: a change rebuilds the table.
+        cols.extend(
+            table
+                .foreign_keys()
+                .iter()
+                .map(|fk| format!("  {}", self.foreign_key_clause(fk))),
+        );
+        let mut out = vec![format!(
+            "CREATE TABLE {} (\n{}\n)",
+            self.quote(name),
+            cols.join(",\n")
+        )];
+        if name == table.table_name() {
+            out.extend(table.indexes().iter().map(|i| self.index_key(table, i)));
+        }
+        out
+    }
+}
+
+/// Splits the body of a stored `CREATE TABLE` into column definitions
+/// (name, definition text), skipping table constraints.
+pub(crate) fn parse_create_table(sql: &str) -> Vec<(String, String)> {
+    let (Some(start), Some(end)) = (sql.find('('), sql.rfind(')')) else {
+        return Vec::new();
+    };
+    let body = &sql[start + 1..end];
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut from) = (0i32, None::<char>, 0usize);
+    for (i, ch) in body.char_indices() {
+        match (quote, ch) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(ch),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                parts.push(body[from..i].trim().to_string());
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(body[from..].trim().to_string());
+    parts
+        .into_iter()
+        .filter_map(|def| {
+            let name = if let Some(rest) = def.strip_prefix('"') {
+                // A doubled quote inside the name stands for one quote.
+                let mut name = String::new();
+                let mut chars = rest.chars().peekable();
+                while let Some(c) = chars.next() {
+                    if c == '"' {
+                        if chars.peek() == Some(&'"') {
+                            chars.next();
+                            name.push('"');
+                        } else {
+                            break;
+                        }
+                    } else {
+                        name.push(c);
+                    }
+                }
+                name
+            } else {
+                let word = def.split_whitespace().next()?.to_string();
+                let upper = word.to_ascii_uppercase();
+                if ["PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"].contains(&upper.as_str())
+                {
+                    return None;
+                }
+                word.trim_matches(|c| c == '`' || c == '[' || c == ']')
+                    .to_string()
+            };
+            Some((name, def))
+        })
+        .collect()
+}
+
+/// A table from its stored CREATE TABLE text.
+pub(crate) fn table_from_sql(sql: &str) -> DbTable {
+    DbTable {
+        columns: parse_create_table(sql),
+        foreign_keys: foreign_keys_from_sql(sql),
+        ..Default::default()
+    }
+}
+
+/// The `CONSTRAINT "name" FOREIGN KEY …` lines of a CREATE TABLE text written by
+/// [`SqliteDialect::create_table_named`]: name → the clause.
+fn foreign_keys_from_sql(sql: &str) -> std::collections::BTreeMap<String, String> {
+    sql.split(",\n")
+        .map(|part| part.trim().trim_end_matches(')').trim_end())
+        .filter(|part| part.starts_with("CONSTRAINT \"") && part.contains(" FOREIGN KEY "))
+        .filter_map(|part| {
+            let name = part.strip_prefix("CONSTRAINT \"")?.split('"').next()?;
+            Some((name.to_string(), part.to_string()))
+        })
+        .collect()
+}
+
+impl SqliteDialect {
+    /// The expression that copies a column into a rebuilt table; NULLs become the
+    /// default when the column turned NOT NULL.
+    pub(crate) fn copy_expression(&self, col: &Column) -> String {
+        let name = self.quote(&col.name);
+        if col.nullable || col.name == "id" {
+            name
+        } else {
+            format!("COALESCE({name}, {})", default_literal(&col.ty))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_table_text_splits_into_columns() {
+        let cols = parse_create_table(
+            "CREATE TABLE \"t\" (\n  \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n  \"a,b\" TEXT CHECK (\"a,b\" IN ('x,y','z')), \"q\"\"\" INT, PRIMARY KEY (\"id\"))",
+        );
+        let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["id", "a,b", "q\""]);
+        assert_eq!(cols[1].1, "\"a,b\" TEXT CHECK (\"a,b\" IN ('x,y','z'))");
+    }
+}

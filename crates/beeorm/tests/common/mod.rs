@@ -1,0 +1,268 @@
+//! Shared test setup: every test gets its own database (MySQL) or file (SQLite), so
+//! tests run in parallel and leave nothing behind.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use beeorm::{Engine, Registry, Value};
+
+/// The dialects the shared suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    MySql,
+    Sqlite,
+    Postgres,
+}
+
+/// A private database for one test.
+pub struct TestDb {
+    pub kind: Kind,
+    /// MySQL: the DSN of the private database; SQLite: the file path.
+    pub location: String,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn mysql_url() -> String {
+    std::env::var("BEEORM_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("BEEORM_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn pg_admin_exec(sql: &str) {
+    let mut r = Registry::new();
+    r.register_postgres_pool("admin", &postgres_url());
+    let v = r.validate().await.expect("admin pool");
+    v.create_engine()
+        .db("admin")
+        .unwrap()
+        .execute(sql, vec![])
+        .await
+        .expect(sql);
+}
+
+/// `mysql://…/test` → (`mysql://…/`, `test`).
+fn mysql_base() -> String {
+    let url = mysql_url();
+    let (base, _) = url
+        .rsplit_once('/')
+        .expect("BEEORM_MYSQL_URL has a /database");
+    base.to_string()
+}
+
+async fn admin_exec(sql: &str) {
+    let mut r = Registry::new();
+    r.register_mysql_pool("admin", &mysql_url());
+    let v = r.validate().await.expect("admin pool");
+    v.create_engine()
+        .db("admin")
+        .unwrap()
+        .execute(sql, vec![])
+        .await
+        .expect(sql);
+    v.close().await;
+}
+
+impl TestDb {
+    /// A fresh, empty database named after the test.
+    pub async fn new(kind: Kind, test: &str) -> TestDb {
+        let name = format!("beeorm_t_{test}")
+            .chars()
+            .take(64)
+            .collect::<String>();
+        match kind {
+            Kind::MySql => {
+                admin_exec(&format!("DROP DATABASE IF EXISTS `{name}`")).await;
+                admin_exec(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).await;
+                TestDb {
+                    kind,
+                    location: format!("{}/{name}", mysql_base()),
+                    name,
+                    _dir: None,
+                }
+            }
+            Kind::Postgres => {
+                // Database names fold to lower case unless quoted; keep them lower.
+                let name = name.to_lowercase();
+                pg_admin_exec(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+                pg_admin_exec(&format!("CREATE DATABASE \"{name}\"")).await;
+                let url = postgres_url();
+                let (base, _) = url
+                    .rsplit_once('/')
+                    .expect("BEEORM_POSTGRES_URL has a /database");
+                TestDb {
+                    kind,
+                    location: format!("{base}/{name}"),
+                    name,
+                    _dir: None,
+                }
+            }
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir
+                    .path()
+                    .join(format!("{name}.db"))
+                    .to_string_lossy()
+                    .into_owned();
+                TestDb {
+                    kind,
+                    location: path,
+                    name,
+                    _dir: Some(dir),
+                }
+            }
+        }
+    }
+
+    /// A registry with pool `default` on this database.
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::new();
+        self.add_pool(&mut r, "default");
+        r
+    }
+
+    /// Registers this database as pool `name`.
+    pub fn add_pool(&self, r: &mut Registry, name: &str) {
+        match self.kind {
+            Kind::MySql => r.register_mysql_pool(name, &self.location),
+            Kind::Postgres => r.register_postgres_pool(name, &self.location),
+            Kind::Sqlite => r.register_sqlite_pool(name, &self.location),
+        };
+    }
+
+    /// Drops the MySQL database (SQLite files go with their temp dir).
+    pub async fn drop(self) {
+        match self.kind {
+            Kind::MySql => admin_exec(&format!("DROP DATABASE IF EXISTS `{}`", self.name)).await,
+            Kind::Postgres => {
+                pg_admin_exec(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .await
+            }
+            Kind::Sqlite => {}
+        }
+    }
+}
+
+/// Runs plain SQL on pool `default`.
+pub async fn exec(engine: &Engine, sql: &str) {
+    engine
+        .db("default")
+        .unwrap()
+        .execute(sql, vec![])
+        .await
+        .expect(sql);
+}
+
+/// Runs a query on pool `default`.
+pub async fn query(engine: &Engine, sql: &str) -> Vec<Vec<Value>> {
+    engine
+        .db("default")
+        .unwrap()
+        .query(sql, vec![])
+        .await
+        .expect(sql)
+}
+
+/// Applies every alter and checks that a second look finds none (idempotence).
+pub async fn sync(engine: &Engine) {
+    for a in engine.alters().await.unwrap() {
+        a.exec(engine)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", a.sql));
+    }
+    let again = engine.alters().await.unwrap();
+    assert!(again.is_empty(), "alters not idempotent: {again:#?}");
+}
+
+/// Defines one async test per dialect: `dialect_test!(name, |db: TestDb| async move { … });`
+/// expands to `mod name { mysql, postgres, sqlite }`.
+#[macro_export]
+macro_rules! dialect_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn mysql() {
+                let db = $crate::common::TestDb::new(
+                    $crate::common::Kind::MySql,
+                    concat!(stringify!($name), "_my"),
+                )
+                .await;
+                ($body)(db).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let db = $crate::common::TestDb::new(
+                    $crate::common::Kind::Postgres,
+                    concat!(stringify!($name), "_pg"),
+                )
+                .await;
+                ($body)(db).await;
+            }
+            #[tokio::test]
+            async fn sqlite() {
+                let db = $crate::common::TestDb::new(
+                    $crate::common::Kind::Sqlite,
+                    concat!(stringify!($name), "_lite"),
+                )
+                .await;
+                ($body)(db).await;
+            }
+        }
+    };
+}
+
+/// Collects what a `tracing` fmt subscriber writes, to count and read the SQL sent.
+#[derive(Clone, Default)]
+pub struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// Installs a debug-level subscriber writing here, for this thread. tracing caches
+    /// interest per callsite globally: keep one such test per test binary.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// The SQL of every statement completed since the last call.
+    pub fn take(&self) -> Vec<String> {
+        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
+        text.lines()
+            .filter(|l| l.contains("statement done"))
+            .filter_map(|l| {
+                l.split("sql=").nth(1).map(|s| {
+                    s.split(" db=")
+                        .next()
+                        .unwrap_or(s)
+                        .trim_end_matches(':')
+                        .to_string()
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,207 @@
+//! A2, E5: a Sentinel pool runs every toolkit feature on the current master and
+//! follows a failover: the test stops the master (a process `scripts/services`
+//! started), the client carries on once the sentinels have promoted the replica, and
+//! the test puts the stopped node back as a replica so the next run finds the same
+//! setup.
+#![allow(clippy::unwrap_used)]
+
+mod common_redis;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use beeorm::{Engine, Limit, Registry};
+use common_redis::{cleanup, prefix, sentinel_master, sentinels};
+
+/// The tests of this file share one Sentinel group; the failover must run alone.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn engine() -> Engine {
+    let addresses = sentinels();
+    let addresses: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let mut r = Registry::new();
+    r.register_redis_sentinel("ha", &sentinel_master(), &addresses, 0)
+        .register_locker("ha", "ha");
+    r.validate().await.unwrap().create_engine()
+}
+
+fn redis_cli(port: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", port])
+        .args(args)
+        .output()
+        .expect("redis-cli (package redis-tools) runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The master's port as the first answering sentinel sees it.
+fn master_port() -> String {
+    for s in sentinels() {
+        let port = s.rsplit(':').next().unwrap().to_string();
+        let out = redis_cli(
+            &port,
+            &["sentinel", "get-master-addr-by-name", &sentinel_master()],
+        );
+        if let Some(p) = out.lines().nth(1) {
+            return p.trim().to_string();
+        }
+    }
+    panic!("no sentinel answers (run scripts/services)");
+}
+
+fn first_sentinel_port() -> String {
+    sentinels()[0].rsplit(':').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_pool_runs_commands_pipelines_scripts_locks_and_rate_limits() {
+    let _serial = SERIAL.lock().await;
+    let engine = engine().await;
+    let redis = engine.redis("ha").unwrap();
+    let p = prefix("sentinel");
+    redis.set(format!("{p}a"), 1).await.unwrap();
+    let (a, b): (u32, i64) = redis
+        .pipeline()
+        .get(format!("{p}a"))
+        .incr(format!("{p}b"), 2)
+        .query()
+        .await
+        .unwrap();
+    assert_eq!((a, b), (1, 2));
+    let v: String = redis
+        .get_set(&format!("{p}gs"), Duration::from_secs(10), || async {
+            Ok::<_, beeorm::Error>("cached".to_string())
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, "cached");
+    let lock = engine
+        .locker("ha")
+        .unwrap()
+        .obtain(&format!("{p}lock"), Duration::from_secs(5), Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    lock.release().await.unwrap();
+    let mut allowed = 0;
+    for _ in 0..5 {
+        if redis
+            .rate_limit(&format!("{p}r"), Limit::per_minute(3))
+            .await
+            .unwrap()
+            .allowed
+        {
+            allowed += 1;
+        }
+    }
+    assert_eq!(allowed, 3);
+    cleanup(&redis, &p).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_follows_a_failover() {
+    let _serial = SERIAL.lock().await;
+    let engine = engine().await;
+    let redis = engine.redis("ha").unwrap();
+    let p = prefix("failover");
+    let old_master = master_port();
+    redis.set(format!("{p}before"), "kept").await.unwrap();
+    // Make sure the replica has it before the master goes.
+    let replicas: i64 = redis
+        .query(beeorm::redis::driver::cmd("WAIT").arg(1).arg(5000))
+        .await
+        .unwrap();
+    assert!(replicas >= 1, "the master has no replica in sync");
+
+    redis_cli(&old_master, &["shutdown", "nosave"]);
+    let stopped = Instant::now();
+
+    // Commands fail while there is no master; the client must carry on by itself once
+    // the sentinels have promoted the replica.
+    let mut failures = 0;
+    let value = loop {
+        match redis.get::<_, String>(format!("{p}before")).await {
+            Ok(v) => break v,
+            Err(_) => {
+                failures += 1;
+                assert!(
+                    stopped.elapsed() < Duration::from_secs(60),
+                    "no failover after 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let took = stopped.elapsed();
+    assert_eq!(value.as_deref(), Some("kept"));
+    redis.set(format!("{p}after"), "written").await.unwrap();
+    let new_master = master_port();
+    assert_ne!(new_master, old_master);
+    eprintln!("failover: first successful command {took:?} after the stop ({failures} failed)");
+
+    // Restore: the stopped node comes back as a replica of the new master.
+    let dir = format!("/tmp/beeorm-redis/{old_master}");
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("redis-server")
+        .args([
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &old_master,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            &dir,
+            "--logfile",
+            &format!("{dir}/redis.log"),
+            "--pidfile",
+            &format!("{dir}/redis.pid"),
+            "--replicaof",
+            "127.0.0.1",
+            &new_master,
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Wait until it is in sync and the sentinels count it as a healthy replica, so a
+    // next failover (the next run) can promote it.
+    let restored = Instant::now();
+    loop {
+        let info = redis_cli(&old_master, &["info", "replication"]);
+        let replicas = redis_cli(
+            &first_sentinel_port(),
+            &["sentinel", "replicas", &sentinel_master()],
+        );
+        let listed = replicas.split("\nname\n").any(|r| {
+            r.contains(&format!("\nport\n{old_master}\n")) && r.contains("\nflags\nslave\n")
+        });
+        // Healthy again either way: the old master replicating the new one, or (when
+        // the sentinels handed the role back meanwhile) the old master serving with
+        // one online replica that the sentinels list.
+        let replica_again = info.contains("master_link_status:up") && listed;
+        let master_again = info.contains("role:master")
+            && info.contains("state=online")
+            && replicas.contains("\nflags\nslave\n");
+        if replica_again || master_again {
+            break;
+        }
+        assert!(
+            restored.elapsed() < Duration::from_secs(60),
+            "the old master did not come back as a replica:\n{info}\n{replicas}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        redis
+            .get::<_, String>(format!("{p}after"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("written")
+    );
+    cleanup(&redis, &p).await;
+}

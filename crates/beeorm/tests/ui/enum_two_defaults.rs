@@ -1,0 +1,11 @@
+use beeorm::OrmEnum;
+
+#[derive(OrmEnum, Clone, Copy)]
+enum Color {
+    #[orm(default)]
+    Red,
+    #[orm(default)]
+    Green,
+}
+
+fn main() {}

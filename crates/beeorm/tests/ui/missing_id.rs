@@ -1,0 +1,8 @@
+use beeorm::Entity;
+
+#[derive(Entity)]
+struct NoKey {
+    name: String,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use beeorm::Entity;
+
+#[derive(Entity)]
+#[orm(tabel = "users")]
+struct User {
+    id: u64,
+}
+
+fn main() {}
