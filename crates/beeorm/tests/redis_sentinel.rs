@@ -49,6 +49,85 @@ fn master_port() -> String {
     panic!("no sentinel answers (run scripts/services)");
 }
 
+fn sentinel_ports() -> Vec<String> {
+    sentinels()
+        .iter()
+        .map(|s| s.rsplit(':').next().unwrap().to_string())
+        .collect()
+}
+
+/// One field of `SENTINEL MASTER <name>` as a sentinel on `port` answers it.
+fn sentinel_field(port: &str, field: &str) -> Option<String> {
+    let out = redis_cli(port, &["sentinel", "master", &sentinel_master()]);
+    let mut lines = out.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == field {
+            return lines.next().map(|v| v.trim().to_string());
+        }
+    }
+    None
+}
+
+/// Waits until a failover is possible: every sentinel sees the master up, knows a
+/// replica and the other sentinels. Right after `scripts/services` started them the
+/// sentinels have not yet discovered each other (hello messages every 2 s) nor the
+/// replica (INFO every 10 s); stopping the master then would leave nobody to promote.
+fn wait_until_sentinels_can_fail_over(master: &str) {
+    let since = Instant::now();
+    let others = (sentinels().len() - 1).to_string();
+    loop {
+        let ready = sentinel_ports().iter().all(|s| {
+            sentinel_field(s, "port").as_deref() == Some(master)
+                && sentinel_field(s, "flags").as_deref() == Some("master")
+                && sentinel_field(s, "num-slaves").is_some_and(|n| n != "0")
+                && sentinel_field(s, "num-other-sentinels").as_deref() == Some(others.as_str())
+        });
+        if ready {
+            return;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the sentinels are not ready for a failover after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until every sentinel names a master other than `old` that answers as one,
+/// and returns its port. The sentinel that ran the failover knows at once; the
+/// others learn it from its hello messages up to ~2 s later.
+fn wait_for_new_master(old: &str) -> String {
+    let since = Instant::now();
+    loop {
+        let named: Vec<Option<String>> = sentinel_ports()
+            .iter()
+            .map(|s| {
+                redis_cli(
+                    s,
+                    &["sentinel", "get-master-addr-by-name", &sentinel_master()],
+                )
+                .lines()
+                .nth(1)
+                .map(|p| p.trim().to_string())
+            })
+            .collect();
+        if let Some(Some(first)) = named.first() {
+            let agreed = named.iter().all(|n| n.as_deref() == Some(first.as_str()));
+            if agreed
+                && first != old
+                && redis_cli(first, &["role"]).lines().next() == Some("master")
+            {
+                return first.clone();
+            }
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the sentinels do not agree on a new master after 60 s: {named:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn first_sentinel_port() -> String {
     sentinels()[0].rsplit(':').next().unwrap().to_string()
 }
@@ -112,6 +191,7 @@ async fn the_client_follows_a_failover() {
         .await
         .unwrap();
     assert!(replicas >= 1, "the master has no replica in sync");
+    wait_until_sentinels_can_fail_over(&old_master);
 
     redis_cli(&old_master, &["shutdown", "nosave"]);
     let stopped = Instant::now();
@@ -135,7 +215,7 @@ async fn the_client_follows_a_failover() {
     let took = stopped.elapsed();
     assert_eq!(value.as_deref(), Some("kept"));
     redis.set(format!("{p}after"), "written").await.unwrap();
-    let new_master = master_port();
+    let new_master = wait_for_new_master(&old_master);
     assert_ne!(new_master, old_master);
     eprintln!("failover: first successful command {took:?} after the stop ({failures} failed)");
 
