@@ -564,7 +564,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             fn push_values(&self, out: &mut ::std::vec::Vec<::beeorm::Value>) {
                 #(#encode)*
             }
-            fn from_values(values: &mut ::std::vec::IntoIter<::beeorm::Value>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
+            fn from_values(values: &mut ::beeorm::Cells<'_>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
                 let id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_value(values.next().unwrap_or(::beeorm::Value::Null))
                     .map_err(|reason| ::beeorm::schema::DecodeError::new("id", reason))?;
                 ::core::result::Result::Ok(#ident {
@@ -644,7 +644,7 @@ fn expand_embedded(input: &DeriveInput) -> syn::Result<TokenStream2> {
             fn push_values(&self, out: &mut ::std::vec::Vec<::beeorm::Value>) {
                 #(#encode)*
             }
-            fn from_values(values: &mut ::std::vec::IntoIter<::beeorm::Value>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
+            fn from_values(values: &mut ::beeorm::Cells<'_>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
                 ::core::result::Result::Ok(#ident {
                     #(#decode),*
                 })

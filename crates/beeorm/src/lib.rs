@@ -35,6 +35,10 @@ pub mod __private {
     pub use rustc_hash::FxHasher;
 }
 
+/// The cells of one row as [`Entity::from_values`] reads them, in column order. The
+/// loaders drain one buffer per query into it, so a row costs no allocation of its own.
+pub type Cells<'a> = std::vec::Drain<'a, Value>;
+
 /// A struct stored as a table row. Derive it: `#[derive(Entity)]`; the methods are
 /// the derive's plumbing, used by the flusher and the loaders.
 pub trait Entity: Send + Sync + Sized + 'static {
@@ -48,9 +52,7 @@ pub trait Entity: Send + Sync + Sized + 'static {
     fn push_values(&self, out: &mut Vec<Value>);
     /// Builds the entity from a row: `id` first, then the columns in order. Ignored
     /// fields get `Default::default()`.
-    fn from_values(
-        values: &mut std::vec::IntoIter<Value>,
-    ) -> std::result::Result<Self, schema::DecodeError>;
+    fn from_values(values: &mut Cells<'_>) -> std::result::Result<Self, schema::DecodeError>;
     /// Sets a (non-embedded) stored field by its name from a value.
     fn set_field(&mut self, name: &str, value: Value) -> std::result::Result<(), String>;
     /// Appends one hash per stored column but `id`, in column order (dirty tracking).
@@ -86,9 +88,7 @@ pub trait Embedded: Sized {
     /// Appends the values of its columns, in order.
     fn push_values(&self, out: &mut Vec<Value>);
     /// Reads its columns, in order.
-    fn from_values(
-        values: &mut std::vec::IntoIter<Value>,
-    ) -> std::result::Result<Self, schema::DecodeError>;
+    fn from_values(values: &mut Cells<'_>) -> std::result::Result<Self, schema::DecodeError>;
     /// Its stored columns (the derive sets it; used to size buffers).
     const COLUMN_COUNT: usize = 4;
     /// Appends one hash per column, in order.

@@ -170,7 +170,7 @@ impl<E: Entity> Flushable for Tracked<E> {
     }
 
     fn new_refs<'s>(&'s mut self, out: &mut Vec<&'s mut dyn Flushable>) {
-        std::ops::DerefMut::deref_mut(self).visit_refs(&mut |_, r| {
+        self.untracked_mut().visit_refs(&mut |_, r| {
             if let Some(crate::reference::NewEntity(f)) = r.new_entity() {
                 out.push(f);
             }
@@ -185,8 +185,8 @@ impl<E: Entity> Flushable for Tracked<E> {
         std::ops::DerefMut::deref_mut(self).visit_refs(&mut |_, r| r.rollback_new());
     }
 
-    fn reload(&mut self, row: Vec<Value>) -> Result<()> {
-        let fresh = crate::load::decode::<E>(row)?;
+    fn reload(&mut self, mut row: Vec<Value>) -> Result<()> {
+        let fresh = crate::load::decode::<E>(&mut row)?;
         *self = Tracked::loaded(fresh);
         Ok(())
     }
@@ -326,17 +326,17 @@ impl<'a> Flusher<'a> {
             let step = pool.id_step().await?;
             let statements = plan(&pool, ops, step);
             if let Some(tx) = external.as_deref_mut() {
-                let effects = self.execute(&pool, &mut tx.conn, &statements, step).await?;
+                let effects = self.execute(&pool, &mut tx.conn, statements, step).await?;
                 self.apply(effects)?;
             } else if in_transaction || statements.len() > 1 {
                 let mut tx = pool.begin().await?;
                 // On error the transaction is dropped, which rolls it back.
-                let effects = self.execute(&pool, &mut tx, &statements, step).await?;
+                let effects = self.execute(&pool, &mut tx, statements, step).await?;
                 tx.commit().await?;
                 self.apply(effects)?;
             } else {
                 let mut conn = pool.conn().await?;
-                let effects = self.execute(&pool, &mut conn, &statements, step).await?;
+                let effects = self.execute(&pool, &mut conn, statements, step).await?;
                 self.apply(effects)?;
             }
         }
@@ -467,7 +467,7 @@ impl<'a> Flusher<'a> {
                 )));
             }
             let statements = plan(pool, ops, step);
-            self.execute(pool, conn, &statements, step).await
+            self.execute(pool, conn, statements, step).await
         })
     }
 
@@ -476,16 +476,19 @@ impl<'a> Flusher<'a> {
         &self,
         pool: &SqlPool,
         conn: &mut Conn,
-        statements: &[Statement],
+        statements: Vec<Statement>,
         step: Option<u64>,
     ) -> Result<Vec<Effect>> {
         let mut effects = Vec::new();
-        for st in statements {
+        for mut st in statements {
+            // The values move into the driver's parameters; nothing is copied.
+            let params = std::mem::take(&mut st.params);
+            let st = &st;
             let postgres = pool.kind() == crate::DialectKind::Postgres;
             if postgres && st.kind == (StatementKind::Insert { auto_ids: true }) {
                 // `… RETURNING id`: the IDs in the order of the VALUES rows.
                 let rows = conn
-                    .query(&st.sql, st.params.clone())
+                    .query(&st.sql, params)
                     .await
                     .map_err(|e| self.name_index(e, st))?;
                 if rows.len() != st.items.len() {
@@ -510,7 +513,7 @@ impl<'a> Flusher<'a> {
             }
             if st.kind == StatementKind::Upsert && pool.kind() != crate::DialectKind::MySql {
                 let rows = conn
-                    .query(&st.sql, st.params.clone())
+                    .query(&st.sql, params)
                     .await
                     .map_err(|e| self.name_index(e, st))?;
                 let id = rows
@@ -525,7 +528,7 @@ impl<'a> Flusher<'a> {
                 continue;
             }
             let result = conn
-                .execute(&st.sql, st.params.clone())
+                .execute(&st.sql, params)
                 .await
                 .map_err(|e| self.name_index(e, st))?;
             match st.kind {
@@ -734,26 +737,28 @@ fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Stateme
         } else {
             1
         };
-        for chunk in rows.chunks(per_statement) {
+        let mut rows = rows.into_iter();
+        while rows.len() > 0 {
+            let n = rows.len().min(per_statement);
             let head = if explicit_id {
                 &t.insert_with_id
             } else {
                 &t.insert
             };
-            let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 1));
+            let mut sql = String::with_capacity(head.len() + n * (row.len() + 1));
             sql.push_str(head);
-            let mut params = Vec::with_capacity(chunk.len() * width);
-            let mut items = Vec::with_capacity(chunk.len());
-            for (i, (pos, id, values)) in chunk.iter().enumerate() {
+            let mut params = Vec::with_capacity(n * width);
+            let mut items = Vec::with_capacity(n);
+            for (i, (pos, id, values)) in rows.by_ref().take(n).enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
                 sql.push_str(&row);
-                items.push(*pos);
+                items.push(pos);
                 if explicit_id {
-                    params.push(Value::U64(*id));
+                    params.push(Value::U64(id));
                 }
-                params.extend(values.iter().cloned());
+                params.extend(values);
             }
             if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
                 sql.push_str(" RETURNING ");

@@ -1,8 +1,13 @@
 //! [`Tracked`]: an entity together with what the database holds for it (C2).
 //!
-//! The snapshot travels with the entity: one hash per stored column, taken when the
-//! row was loaded or last written. A flush compares the current hashes with it and
-//! writes only the columns that changed; nothing global, nothing to clean up.
+//! The snapshot travels with the entity: one hash per stored column of the row as the
+//! database holds it. A flush compares the current hashes with it and writes only the
+//! columns that changed; nothing global, nothing to clean up.
+//!
+//! The snapshot is taken lazily, on the first mutable access after a load or a write
+//! (`DerefMut`, [`Tracked::set_field`]): until then the entity cannot differ from its
+//! row, so there is nothing to compare. Reads that never change what they load (most
+//! of them) pay no hashing and no allocation for dirty tracking.
 
 use std::ops::{Deref, DerefMut};
 
@@ -23,7 +28,11 @@ pub(crate) enum DeleteMode {
 #[derive(Debug, Clone)]
 pub struct Tracked<E> {
     entity: E,
-    /// Column hashes as in the database; `None` while the row does not exist.
+    /// True when the row exists in the database.
+    stored: bool,
+    /// Column hashes of the stored row, taken on the first mutable access; `None`
+    /// while the entity was not handed out mutably since it was loaded or written
+    /// (so it still equals its row), or when the row does not exist.
     snapshot: Option<Vec<u64>>,
     pub(crate) delete: Option<DeleteMode>,
     pub(crate) upsert: Option<Vec<(String, Value)>>,
@@ -34,6 +43,7 @@ impl<E: Entity> Tracked<E> {
     pub fn new(entity: E) -> Self {
         Tracked {
             entity,
+            stored: false,
             snapshot: None,
             delete: None,
             upsert: None,
@@ -43,8 +53,22 @@ impl<E: Entity> Tracked<E> {
     /// An entity as just read from the database.
     pub(crate) fn loaded(entity: E) -> Self {
         let mut t = Tracked::new(entity);
-        t.snapshot = Some(t.hashes());
+        t.stored = true;
         t
+    }
+
+    /// The entity for a change: takes the snapshot first when the entity was clean.
+    fn touch(&mut self) -> &mut E {
+        if self.stored && self.snapshot.is_none() {
+            self.snapshot = Some(self.hashes());
+        }
+        &mut self.entity
+    }
+
+    /// The entity, mutably, without taking a snapshot: only for changes that leave
+    /// every stored column as it is (attaching preloaded references).
+    pub(crate) fn untracked_mut(&mut self) -> &mut E {
+        &mut self.entity
     }
 
     fn hashes(&self) -> Vec<u64> {
@@ -55,16 +79,20 @@ impl<E: Entity> Tracked<E> {
 
     /// True while the row is not in the database (never flushed, or deleted).
     pub fn is_new(&self) -> bool {
-        self.snapshot.is_none()
+        !self.stored
     }
 
     /// True when a flush would write something: a new row, a changed field, or a
     /// pending delete.
     pub fn is_dirty(&self) -> bool {
-        match &self.snapshot {
-            None => self.delete.is_none(),
-            Some(snap) => self.delete.is_some() || *snap != self.hashes(),
+        if !self.stored {
+            return self.delete.is_none();
         }
+        self.delete.is_some()
+            || self
+                .snapshot
+                .as_ref()
+                .is_some_and(|snap| *snap != self.hashes())
     }
 
     /// Indexes (into the non-`id` columns) of the columns that changed.
@@ -83,12 +111,14 @@ impl<E: Entity> Tracked<E> {
 
     /// Records that the database now holds the entity as it is.
     pub(crate) fn mark_saved(&mut self) {
-        self.snapshot = Some(self.hashes());
+        self.stored = true;
+        self.snapshot = None;
         self.upsert = None;
     }
 
     /// Records that the row is gone.
     pub(crate) fn mark_deleted(&mut self) {
+        self.stored = false;
         self.snapshot = None;
         self.delete = None;
     }
@@ -97,7 +127,7 @@ impl<E: Entity> Tracked<E> {
     /// The value is converted as when loading; a wrong type is an error.
     pub fn set_field(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
         let entity = E::definition().type_name;
-        self.entity
+        self.touch()
             .set_field(name, value.into())
             .map_err(|reason| Error::Decode {
                 entity: entity.to_string(),
@@ -150,8 +180,8 @@ impl<E> Deref for Tracked<E> {
     }
 }
 
-impl<E> DerefMut for Tracked<E> {
+impl<E: Entity> DerefMut for Tracked<E> {
     fn deref_mut(&mut self) -> &mut E {
-        &mut self.entity
+        self.touch()
     }
 }

@@ -16,13 +16,19 @@ use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
 use crate::{Engine, Entity, Error, Result, Value};
 
-/// Decodes a row (`id` first, columns in schema order) into an entity.
-pub(crate) fn decode<E: Entity>(row: Vec<Value>) -> Result<E> {
-    E::from_values(&mut row.into_iter()).map_err(|e| Error::Decode {
+/// Decodes a row (`id` first, columns in schema order) into an entity, draining
+/// `row`.
+pub(crate) fn decode<E: Entity>(row: &mut Vec<Value>) -> Result<E> {
+    E::from_values(&mut row.drain(..)).map_err(|e| Error::Decode {
         entity: E::definition().type_name.to_string(),
         field: e.field,
         reason: e.reason,
     })
+}
+
+/// Decodes a row into a tracked entity (see [`decode`]).
+fn decode_tracked<E: Entity>(row: &mut Vec<Value>) -> Result<Tracked<E>> {
+    decode(row).map(Tracked::loaded)
 }
 
 /// The `WHERE …` of a search: the user's condition in parentheses, the fake-delete
@@ -63,16 +69,11 @@ impl Engine {
     pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let t = schema.templates(|s| pool.quote(s));
-        let sql = format!("{} WHERE {} = ?", t.select, t.columns[0]);
-        match pool
-            .query(&sql, vec![Value::U64(id)])
+        Ok(pool
+            .query_map(&t.select_by_id, vec![Value::U64(id)], decode::<E>)
             .await?
-            .into_iter()
-            .next()
-        {
-            Some(row) => Ok(Some(Tracked::loaded(decode(row)?))),
-            None => Ok(None),
-        }
+            .pop()
+            .map(Tracked::loaded))
     }
 
     /// The entities with these IDs, in the order asked (an ID asked twice comes once),
@@ -100,10 +101,13 @@ impl Engine {
                 vec!["?"; chunk.len()].join(",")
             );
             let rows = pool
-                .query(&sql, chunk.iter().map(|i| Value::U64(*i)).collect())
+                .query_map(
+                    &sql,
+                    chunk.iter().map(|i| Value::U64(*i)).collect(),
+                    decode::<E>,
+                )
                 .await?;
-            for row in rows {
-                let e: E = decode(row)?;
+            for e in rows {
                 found.insert(e.id(), e);
             }
         }
@@ -128,11 +132,12 @@ impl Engine {
             where_clause(&pool, schema, w)?,
             pager.limit_clause()
         );
-        pool.query(&sql, self.registry().hooks().prepare_params(w.params()))
-            .await?
-            .into_iter()
-            .map(|row| decode(row).map(Tracked::loaded))
-            .collect()
+        pool.query_map(
+            &sql,
+            self.registry().hooks().prepare_params(w.params()),
+            decode_tracked::<E>,
+        )
+        .await
     }
 
     /// [`Engine::search`] and the number of matching rows on all pages. The count
@@ -246,11 +251,7 @@ impl Engine {
             where_clause(&pool, schema, &Where::all())?,
             t.columns[0]
         );
-        pool.query(&sql, vec![])
-            .await?
-            .into_iter()
-            .map(|row| decode(row).map(Tracked::loaded))
-            .collect()
+        pool.query_map(&sql, vec![], decode_tracked::<E>).await
     }
 
     /// The row with the smallest primary key (`ORDER BY pk ASC LIMIT 1`).
@@ -272,8 +273,12 @@ impl Engine {
             where_clause(&pool, schema, &Where::all())?,
             t.columns[0]
         );
-        match pool.query(&sql, vec![]).await?.into_iter().next() {
-            Some(row) => Ok(Tracked::loaded(decode(row)?)),
+        match pool
+            .query_map(&sql, vec![], decode_tracked::<E>)
+            .await?
+            .pop()
+        {
+            Some(row) => Ok(row),
             None => Err(Error::NotFound {
                 entity: schema.entity_name().to_string(),
                 key: what.to_string(),

@@ -151,7 +151,7 @@ async fn fill<E: Entity>(engine: &Engine, rows: &mut [Tracked<E>], tree: &PathTr
     let mut requests = HashMap::new();
     collect(&mut requests, tree, |v| {
         for row in rows.iter_mut() {
-            std::ops::DerefMut::deref_mut(row).visit_refs(v);
+            row.untracked_mut().visit_refs(v);
         }
     });
     let mut levels: Vec<Level> = Vec::new();
@@ -178,7 +178,7 @@ async fn fill<E: Entity>(engine: &Engine, rows: &mut [Tracked<E>], tree: &PathTr
     }
     assign(&below, tree, |v| {
         for row in rows.iter_mut() {
-            std::ops::DerefMut::deref_mut(row).visit_refs(v);
+            row.untracked_mut().visit_refs(v);
         }
     });
     Ok(())

@@ -45,7 +45,7 @@ impl<E: Entity> FromRow for E {
                     .unwrap_or(Value::Null),
             );
         }
-        crate::load::decode::<E>(ordered)
+        crate::load::decode::<E>(&mut ordered)
     }
 }
 

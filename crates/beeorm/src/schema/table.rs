@@ -96,6 +96,8 @@ pub(crate) struct Templates {
     pub columns: Vec<String>,
     /// `SELECT <all columns> FROM <table>`.
     pub select: String,
+    /// `SELECT <all columns> FROM <table> WHERE <id> = ?`.
+    pub select_by_id: String,
     /// `INSERT INTO <table> (<columns but id>) VALUES `.
     pub insert: String,
     /// `INSERT INTO <table> (<all columns>) VALUES `.
@@ -284,8 +286,10 @@ impl TableSchema {
         self.templates.get_or_init(|| {
             let table = quote(&self.table);
             let columns: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+            let select = format!("SELECT {} FROM {table}", columns.join(","));
             Templates {
-                select: format!("SELECT {} FROM {table}", columns.join(",")),
+                select_by_id: format!("{select} WHERE {} = ?", columns[0]),
+                select,
                 insert: format!("INSERT INTO {table} ({}) VALUES ", columns[1..].join(",")),
                 insert_with_id: format!("INSERT INTO {table} ({}) VALUES ", columns.join(",")),
                 table,

@@ -53,6 +53,12 @@ pub struct ExecResult {
 
 type Row = Vec<Value>;
 
+/// Takes a row's cells out of the reused buffer, leaving one of the same capacity.
+fn take_row(row: &mut Vec<Value>) -> Result<Row> {
+    let capacity = row.len();
+    Ok(std::mem::replace(row, Vec::with_capacity(capacity)))
+}
+
 async fn traced<T, F>(pool: &str, kind: &'static str, sql: &str, f: F) -> Result<T>
 where
     F: std::future::Future<Output = Result<T>>,
@@ -211,6 +217,21 @@ impl SqlPool {
         self.conn().await?.query(sql, params).await
     }
 
+    /// Runs a query on a pooled connection and turns each row into a `T` as it
+    /// arrives (see [`Conn::query_map`]).
+    pub(crate) async fn query_map<T, F>(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        f: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    {
+        self.conn().await?.query_map(sql, params, f).await
+    }
+
     /// Runs a query and returns the names of its columns and every row.
     pub(crate) async fn query_with_columns(
         &self,
@@ -218,8 +239,14 @@ impl SqlPool {
         params: Vec<Value>,
     ) -> Result<(Vec<String>, Vec<Row>)> {
         let mut conn = self.conn().await?;
-        let (pool, kind) = (conn.pool_name().to_string(), conn.kind_name());
-        traced(&pool, kind, sql, conn.query_inner(sql, params, true)).await
+        let kind = conn.kind_name();
+        traced(
+            self.name(),
+            kind,
+            sql,
+            conn.query_inner(sql, params, true, take_row),
+        )
+        .await
     }
 
     /// The dialect, after learning what it needs from the server.
@@ -594,10 +621,6 @@ macro_rules! with_mysql {
 }
 
 impl Conn {
-    fn pool_name(&self) -> &str {
-        self.pool.name()
-    }
-
     fn kind_name(&self) -> &'static str {
         match self.pool.kind() {
             DialectKind::MySql => "mysql",
@@ -608,8 +631,14 @@ impl Conn {
 
     /// Runs a statement that returns no rows.
     pub(crate) async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        let (pool, kind) = (self.pool_name().to_string(), self.kind_name());
-        traced(&pool, kind, sql, self.execute_inner(sql, params)).await
+        let pool = self.pool.clone();
+        traced(
+            pool.name(),
+            self.kind_name(),
+            sql,
+            self.execute_inner(sql, params),
+        )
+        .await
     }
 
     async fn execute_inner(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
@@ -637,12 +666,11 @@ impl Conn {
                 })
             }
             ConnInner::Sqlite(c) | ConnInner::SqliteTx(c) => {
-                let owned = sql.to_string();
-                sqlite_run(&self.pool, c, sql, move |conn| {
-                    let params: Vec<rusqlite::types::Value> =
-                        params.iter().map(sqlite_value).collect();
-                    let mut stmt = conn.prepare_cached(&owned)?;
-                    let affected = stmt.execute(rusqlite::params_from_iter(params))? as u64;
+                sqlite_run(&self.pool, c, sql, move |conn, sql| {
+                    let mut stmt = conn.prepare_cached(sql)?;
+                    let affected = stmt
+                        .execute(rusqlite::params_from_iter(params.iter().map(SqliteParam)))?
+                        as u64;
                     let id = conn.last_insert_rowid();
                     Ok(ExecResult {
                         affected_rows: affected,
@@ -673,19 +701,45 @@ impl Conn {
     /// Runs a query and returns every row. MySQL queries are prepared (and cached per
     /// connection), so values arrive typed.
     pub(crate) async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        let (pool, kind) = (self.pool_name().to_string(), self.kind_name());
-        traced(&pool, kind, sql, self.query_inner(sql, params, false))
-            .await
-            .map(|(_, rows)| rows)
+        self.query_map(sql, params, take_row).await
+    }
+
+    /// Runs a query and turns each row into a `T` with `f` as the rows arrive. `f`
+    /// gets the row's cells in one buffer reused from row to row; it takes what it
+    /// needs and the rest is cleared. Its first error ends the query.
+    pub(crate) async fn query_map<T, F>(
+        &mut self,
+        sql: &str,
+        params: Vec<Value>,
+        f: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        traced(
+            pool.name(),
+            self.kind_name(),
+            sql,
+            self.query_inner(sql, params, false, f),
+        )
+        .await
+        .map(|(_, rows)| rows)
     }
 
     /// The rows, and the column names when `names` is set.
-    async fn query_inner(
+    async fn query_inner<T, F>(
         &mut self,
         sql: &str,
         params: Vec<Value>,
         names: bool,
-    ) -> Result<(Vec<String>, Vec<Row>)> {
+        mut f: F,
+    ) -> Result<(Vec<String>, Vec<T>)>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    {
         match &mut self.inner {
             ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => {
                 let client = pg_client(&self.pool, c)?;
@@ -711,23 +765,23 @@ impl Conn {
                 } else {
                     Vec::new()
                 };
-                let rows = rows
-                    .iter()
-                    .map(|row| {
-                        (0..row.len())
-                            .map(|i| super::postgres::cell(row, i))
-                            .collect::<std::result::Result<Vec<_>, _>>()
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(|e| pg_error(&self.pool, sql, e))?;
-                Ok((columns, rows))
+                let mut buf = Vec::with_capacity(stmt.columns().len());
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    for i in 0..row.len() {
+                        buf.push(
+                            super::postgres::cell(row, i)
+                                .map_err(|e| pg_error(&self.pool, sql, e))?,
+                        );
+                    }
+                    out.push(f(&mut buf)?);
+                    buf.clear();
+                }
+                Ok((columns, out))
             }
             ConnInner::Sqlite(c) | ConnInner::SqliteTx(c) => {
-                let owned = sql.to_string();
-                sqlite_run(&self.pool, c, sql, move |conn| {
-                    let params: Vec<rusqlite::types::Value> =
-                        params.iter().map(sqlite_value).collect();
-                    let mut stmt = conn.prepare_cached(&owned)?;
+                sqlite_run(&self.pool, c, sql, move |conn, sql| {
+                    let mut stmt = conn.prepare_cached(sql)?;
                     let n = stmt.column_count();
                     let columns: Vec<String> = if names {
                         stmt.column_names()
@@ -737,32 +791,45 @@ impl Conn {
                     } else {
                         Vec::new()
                     };
-                    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+                    let mut rows =
+                        stmt.query(rusqlite::params_from_iter(params.iter().map(SqliteParam)))?;
+                    let mut buf = Vec::with_capacity(n);
                     let mut out = Vec::new();
                     while let Some(row) = rows.next()? {
-                        let mut cells = Vec::with_capacity(n);
                         for i in 0..n {
-                            cells.push(from_sqlite(row.get::<_, rusqlite::types::Value>(i)?));
+                            buf.push(from_sqlite(row.get_ref(i)?));
                         }
-                        out.push(cells);
+                        match f(&mut buf) {
+                            Ok(t) => out.push(t),
+                            Err(e) => return Ok(Err(e)),
+                        }
+                        buf.clear();
                     }
-                    Ok((columns, out))
+                    Ok(Ok((columns, out)))
                 })
-                .await
+                .await?
             }
             inner => {
                 let pool = &self.pool;
                 with_mysql!(inner, q => {
                     let params: Vec<mysql_async::Value> = params.into_iter().map(mysql_value).collect();
-                    let rows: Vec<mysql_async::Row> = q.exec(sql, params).await.map_err(|e| mysql_error(pool, sql, e))?;
-                    let columns = match rows.first() {
-                        Some(r) if names => r.columns_ref().iter().map(|c| c.name_str().into_owned()).collect(),
-                        _ => Vec::new(),
-                    };
-                    Ok((
-                        columns,
-                        rows.into_iter().map(|r| r.unwrap().into_iter().map(from_mysql).collect()).collect(),
-                    ))
+                    let mut columns = Vec::new();
+                    let mut buf = Vec::new();
+                    let out = q
+                        .exec_fold(sql, params, Ok(Vec::new()), |acc: Result<Vec<T>>, row: mysql_async::Row| {
+                            let mut acc = acc?;
+                            if names && acc.is_empty() {
+                                columns = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
+                            }
+                            buf.extend(row.unwrap().into_iter().map(from_mysql));
+                            let t = f(&mut buf);
+                            buf.clear();
+                            acc.push(t?);
+                            Ok(acc)
+                        })
+                        .await
+                        .map_err(|e| mysql_error(pool, sql, e))?;
+                    Ok((columns, out?))
                 })
             }
         }
@@ -771,21 +838,20 @@ impl Conn {
     /// Several `;`-separated statements without parameters; on SQLite in one
     /// transaction (unless already inside one).
     pub(crate) async fn execute_script(&mut self, sql: &str) -> Result<()> {
-        let (pool, kind) = (self.pool_name().to_string(), self.kind_name());
-        traced(&pool, kind, sql, async {
+        let pool = self.pool.clone();
+        let kind = self.kind_name();
+        traced(pool.name(), kind, sql, async {
             match &mut self.inner {
                 ConnInner::Sqlite(c) => {
-                    let owned = sql.to_string();
-                    sqlite_run(&self.pool, c, sql, move |conn| {
+                    sqlite_run(&self.pool, c, sql, move |conn, sql| {
                         let tx = conn.transaction()?;
-                        tx.execute_batch(&owned)?;
+                        tx.execute_batch(sql)?;
                         tx.commit()
                     })
                     .await
                 }
                 ConnInner::SqliteTx(c) => {
-                    let owned = sql.to_string();
-                    sqlite_run(&self.pool, c, sql, move |conn| conn.execute_batch(&owned)).await
+                    sqlite_run(&self.pool, c, sql, move |conn, sql| conn.execute_batch(sql)).await
                 }
                 // A multi-statement simple query runs in one implicit transaction.
                 ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => pg_client(&self.pool, c)?
@@ -886,17 +952,17 @@ async fn sqlite_run<T, F>(
     pool: &SqlPool,
     slot: &mut Option<SqliteConn>,
     sql: &str,
-    f: F,
+    mut f: F,
 ) -> Result<T>
 where
     T: Send + 'static,
-    F: Fn(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    F: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
 {
     let conn = slot.as_mut().ok_or_else(|| Error::Connection {
         pool: pool.name().to_string(),
         source: "the connection was lost by an earlier failure".into(),
     })?;
-    match f(conn) {
+    match f(conn, sql) {
         Err(rusqlite::Error::SqliteFailure(e, _))
             if matches!(
                 e.code,
@@ -910,10 +976,11 @@ where
             source: "the connection was lost by an earlier failure".into(),
         });
     };
+    let owned = sql.to_string();
     let (conn, result) = tokio::task::spawn_blocking(move || {
         let r = conn
             .busy_timeout(SQLITE_BUSY_WAIT)
-            .and_then(|()| f(&mut conn));
+            .and_then(|()| f(&mut conn, &owned));
         let _ = conn.busy_timeout(std::time::Duration::ZERO);
         (conn, r)
     })
@@ -926,35 +993,44 @@ where
     result.map_err(|e| sqlite_error(pool, sql, e))
 }
 
-fn sqlite_value(v: &Value) -> rusqlite::types::Value {
-    use rusqlite::types::Value as S;
-    match v {
-        Value::Null => S::Null,
-        Value::Bool(b) => S::Integer(i64::from(*b)),
-        Value::I64(i) => S::Integer(*i),
-        // SQLite integers are signed 64-bit: a u64 above i64::MAX is stored as its
-        // two's complement (as text it would turn into a lossy REAL).
-        Value::U64(u) => S::Integer(*u as i64),
-        Value::F32(f) => S::Real(f64::from(*f)),
-        Value::F64(f) => S::Real(*f),
-        Value::Decimal(d) => S::Text(d.to_string()),
-        Value::String(s) => S::Text(s.clone()),
-        Value::Bytes(b) => S::Blob(b.clone()),
-        Value::Date(d) => S::Text(d.format("%Y-%m-%d").to_string()),
-        Value::DateTime(d) => S::Text(d.format("%Y-%m-%d %H:%M:%S%.f").to_string()),
-        Value::Time(t) => S::Text(t.format("%H:%M:%S%.f").to_string()),
-        Value::Json(j) => S::Text(j.to_string()),
+/// A parameter bound to a SQLite statement straight from our [`Value`]: text and
+/// blobs are borrowed, not copied.
+struct SqliteParam<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqliteParam<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput as O, Value as S, ValueRef as R};
+        Ok(match self.0 {
+            Value::Null => O::Borrowed(R::Null),
+            Value::Bool(b) => O::Owned(S::Integer(i64::from(*b))),
+            Value::I64(i) => O::Owned(S::Integer(*i)),
+            // SQLite integers are signed 64-bit: a u64 above i64::MAX is stored as its
+            // two's complement (as text it would turn into a lossy REAL).
+            Value::U64(u) => O::Owned(S::Integer(*u as i64)),
+            Value::F32(f) => O::Owned(S::Real(f64::from(*f))),
+            Value::F64(f) => O::Owned(S::Real(*f)),
+            Value::Decimal(d) => O::Owned(S::Text(d.to_string())),
+            Value::String(s) => O::Borrowed(R::Text(s.as_bytes())),
+            Value::Bytes(b) => O::Borrowed(R::Blob(b)),
+            Value::Date(d) => O::Owned(S::Text(d.format("%Y-%m-%d").to_string())),
+            Value::DateTime(d) => O::Owned(S::Text(d.format("%Y-%m-%d %H:%M:%S%.f").to_string())),
+            Value::Time(t) => O::Owned(S::Text(t.format("%H:%M:%S%.f").to_string())),
+            Value::Json(j) => O::Owned(S::Text(j.to_string())),
+        })
     }
 }
 
-fn from_sqlite(v: rusqlite::types::Value) -> Value {
-    use rusqlite::types::Value as S;
+fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef as S;
     match v {
         S::Null => Value::Null,
         S::Integer(i) => Value::I64(i),
         S::Real(f) => Value::F64(f),
-        S::Text(s) => Value::String(s),
-        S::Blob(b) => Value::Bytes(b),
+        S::Text(s) => match std::str::from_utf8(s) {
+            Ok(s) => Value::String(s.to_owned()),
+            Err(_) => Value::Bytes(s.to_vec()),
+        },
+        S::Blob(b) => Value::Bytes(b.to_vec()),
     }
 }
 
