@@ -68,20 +68,24 @@ fn sentinel_field(port: &str, field: &str) -> Option<String> {
     None
 }
 
-/// Waits until a failover is possible: every sentinel sees the master up, knows a
-/// replica and the other sentinels. Right after `scripts/services` started them the
+/// Waits until a failover is possible: the replica is in sync and every sentinel sees
+/// the master up, knows the replica and the other sentinels. Right after `scripts/services` started them the
 /// sentinels have not yet discovered each other (hello messages every 2 s) nor the
 /// replica (INFO every 10 s); stopping the master then would leave nobody to promote.
 fn wait_until_sentinels_can_fail_over(master: &str) {
     let since = Instant::now();
     let others = (sentinels().len() - 1).to_string();
     loop {
-        let ready = sentinel_ports().iter().all(|s| {
-            sentinel_field(s, "port").as_deref() == Some(master)
-                && sentinel_field(s, "flags").as_deref() == Some("master")
-                && sentinel_field(s, "num-slaves").is_some_and(|n| n != "0")
-                && sentinel_field(s, "num-other-sentinels").as_deref() == Some(others.as_str())
-        });
+        // A fresh replica first loads the master's data (full sync): until its link is
+        // `online`, WAIT would block and a failover would promote an empty node.
+        let synced = redis_cli(master, &["info", "replication"]).contains("state=online");
+        let ready = synced
+            && sentinel_ports().iter().all(|s| {
+                sentinel_field(s, "port").as_deref() == Some(master)
+                    && sentinel_field(s, "flags").as_deref() == Some("master")
+                    && sentinel_field(s, "num-slaves").is_some_and(|n| n != "0")
+                    && sentinel_field(s, "num-other-sentinels").as_deref() == Some(others.as_str())
+            });
         if ready {
             return;
         }
@@ -184,14 +188,15 @@ async fn the_client_follows_a_failover() {
     let redis = engine.redis("ha").unwrap();
     let p = prefix("failover");
     let old_master = master_port();
+    wait_until_sentinels_can_fail_over(&old_master);
     redis.set(format!("{p}before"), "kept").await.unwrap();
-    // Make sure the replica has it before the master goes.
+    // Make sure the replica has it before the master goes (WAIT's own timeout stays
+    // under the client's response timeout).
     let replicas: i64 = redis
-        .query(beeorm::redis::driver::cmd("WAIT").arg(1).arg(5000))
+        .query(beeorm::redis::driver::cmd("WAIT").arg(1).arg(900))
         .await
         .unwrap();
     assert!(replicas >= 1, "the master has no replica in sync");
-    wait_until_sentinels_can_fail_over(&old_master);
 
     redis_cli(&old_master, &["shutdown", "nosave"]);
     let stopped = Instant::now();
