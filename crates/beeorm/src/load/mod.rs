@@ -6,8 +6,6 @@
 
 mod preload;
 
-use std::collections::HashMap;
-
 pub use preload::Preload;
 
 use crate::flush::Tracked;
@@ -24,6 +22,24 @@ pub(crate) fn decode<E: Entity>(row: &mut Vec<Value>) -> Result<E> {
         field: e.field,
         reason: e.reason,
     })
+}
+
+/// `ids` without repeats, each where it first occurs.
+fn first_occurrences(ids: &[u64]) -> Vec<u64> {
+    let mut by_id: Vec<(u64, usize)> = ids.iter().copied().zip(0..).collect();
+    by_id.sort_unstable();
+    let mut first = vec![false; ids.len()];
+    let mut previous = None;
+    for (id, pos) in by_id {
+        if previous != Some(id) {
+            first[pos] = true;
+            previous = Some(id);
+        }
+    }
+    ids.iter()
+        .zip(first)
+        .filter_map(|(id, keep)| keep.then_some(*id))
+        .collect()
 }
 
 /// Decodes a row into a tracked entity (see [`decode`]).
@@ -84,37 +100,39 @@ impl Engine {
         }
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let t = schema.templates(|s| pool.quote(s));
-        let mut unique: Vec<u64> = Vec::with_capacity(ids.len());
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        for id in ids {
-            if seen.insert(*id) {
-                unique.push(*id);
-            }
-        }
-        let mut found: HashMap<u64, E> = HashMap::with_capacity(unique.len());
+        let unique = first_occurrences(ids);
+        // Sorted by ID and searched by bisection, not hashed: IDs often come from
+        // outside, and a hash map keyed by them could be fed colliding keys.
+        let mut found: Vec<(u64, Option<E>)> = Vec::with_capacity(unique.len());
         // Chunks keep each statement under the servers' parameter limits.
         for chunk in unique.chunks(10_000) {
-            let sql = format!(
-                "{} WHERE {} IN ({})",
-                t.select,
-                t.columns[0],
-                vec!["?"; chunk.len()].join(",")
-            );
+            let mut sql = String::with_capacity(t.select.len() + 24 + chunk.len() * 2);
+            sql.push_str(&t.select);
+            sql.push_str(" WHERE ");
+            sql.push_str(&t.columns[0]);
+            sql.push_str(" IN (");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "?" } else { ",?" });
+            }
+            sql.push(')');
             let rows = pool
                 .query_map(
                     &sql,
                     chunk.iter().map(|i| Value::U64(*i)).collect(),
-                    decode::<E>,
+                    |row| decode::<E>(row).map(|e| (e.id(), Some(e))),
                 )
                 .await?;
-            for e in rows {
-                found.insert(e.id(), e);
-            }
+            found.extend(rows);
         }
+        found.sort_unstable_by_key(|(id, _)| *id);
         let mut out = Vec::with_capacity(found.len());
         let mut missing = Vec::new();
         for id in unique {
-            match found.remove(&id) {
+            let slot = found
+                .binary_search_by_key(&id, |(id, _)| *id)
+                .ok()
+                .and_then(|i| found[i].1.take());
+            match slot {
                 Some(e) => out.push(Tracked::loaded(e)),
                 None => missing.push(id),
             }
@@ -284,5 +302,17 @@ impl Engine {
                 key: what.to_string(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_occurrences;
+
+    #[test]
+    fn repeated_ids_keep_their_first_position() {
+        assert_eq!(first_occurrences(&[5, 3, 5, 1, 3, 9]), vec![5, 3, 1, 9]);
+        assert_eq!(first_occurrences(&[]), Vec::<u64>::new());
+        assert_eq!(first_occurrences(&[7, 7, 7]), vec![7]);
     }
 }

@@ -7,6 +7,7 @@ pub(crate) use dsn::DEFAULT_LIMIT_CONNECTIONS;
 mod enums;
 mod yaml;
 
+use rustc_hash::FxHashMap;
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -350,7 +351,7 @@ impl Registry {
     /// registry. Must run inside a Tokio runtime.
     pub async fn validate(&self) -> Result<ValidatedRegistry> {
         Self::check_encoding(&self.default_encoding, "the registry's default encoding")?;
-        let mut pools: HashMap<String, SqlPool> = HashMap::new();
+        let mut pools: FxHashMap<String, SqlPool> = FxHashMap::default();
         for (name, config) in &self.relational {
             Self::check_name("relational", name)?;
             if pools.contains_key(name) {
@@ -411,7 +412,7 @@ impl Registry {
                 }
             }
         }
-        let mut tables: HashMap<TypeId, Arc<TableSchema>> = HashMap::new();
+        let mut tables: FxHashMap<TypeId, Arc<TableSchema>> = FxHashMap::default();
         let mut by_table: BTreeMap<(String, String), String> = BTreeMap::new();
         let mut by_name: BTreeMap<String, Arc<TableSchema>> = BTreeMap::new();
         let mut built: Vec<(TypeId, TableSchema)> = Vec::new();
@@ -473,11 +474,11 @@ impl Registry {
 }
 
 struct Inner {
-    pools: HashMap<String, SqlPool>,
+    pools: FxHashMap<String, SqlPool>,
     local_caches: HashMap<String, LocalCache>,
     redis: HashMap<String, crate::redis::RedisClient>,
     lockers: HashMap<String, crate::redis::Locker>,
-    tables: HashMap<TypeId, Arc<TableSchema>>,
+    tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
     enums: HashMap<String, EnumDefinition>,
     hooks: Hooks,
