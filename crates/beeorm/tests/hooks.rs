@@ -291,3 +291,74 @@ dialect_test!(
         db.drop().await;
     }
 );
+
+#[derive(Entity, Debug, Clone)]
+#[orm(table = "authors")]
+struct Author {
+    id: u64,
+    name: String,
+}
+
+#[derive(Entity, Debug, Clone)]
+#[orm(table = "books")]
+struct Book {
+    id: u64,
+    title: String,
+    author: Ref<Author>,
+}
+
+dialect_test!(
+    new_referenced_entities_run_hooks_and_get_normalised,
+    |db: TestDb| async move {
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut r = db.registry();
+        r.register_entity::<Author>()
+            .register_entity::<Book>()
+            .enable_persian_normalizer();
+        let l = log.clone();
+        r.register_global_hook(
+            &[HookEvent::BeforeInsert, HookEvent::AfterInsert],
+            move |event, e| {
+                l.lock().unwrap().push(format!(
+                    "{event:?} {} id>0={}",
+                    e.entity_name(),
+                    e.id() > 0
+                ));
+                Ok(())
+            },
+        );
+        let engine = r.validate().await.unwrap().create_engine();
+        sync(&engine).await;
+
+        // The author is inserted through `Ref::new`, never tracked itself.
+        let mut book = Tracked::new(Book {
+            id: 0,
+            title: ARABIC.into(),
+            author: Ref::new(Author {
+                id: 0,
+                name: ARABIC.into(),
+            }),
+        });
+        engine.flush(&mut book).await.unwrap();
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![
+                "BeforeInsert Book id>0=false",
+                "BeforeInsert Author id>0=false",
+                "AfterInsert Author id>0=true",
+                "AfterInsert Book id>0=true",
+            ],
+            "once each, the referenced entity's after-hook when its row is written"
+        );
+        let names = query(&engine, "SELECT name FROM authors").await;
+        assert_eq!(
+            names[0][0].as_str(),
+            Some(PERSIAN),
+            "the nested entity was normalised"
+        );
+        assert_eq!(book.author.get().unwrap().name, PERSIAN);
+        let titles = query(&engine, "SELECT title FROM books").await;
+        assert_eq!(titles[0][0].as_str(), Some(PERSIAN));
+        db.drop().await;
+    }
+);

@@ -373,3 +373,169 @@ dialect_test!(self_and_mutual_references, |db: TestDb| async move {
     assert_eq!(b2.a.as_ref().unwrap().get().unwrap().id, a.id);
     db.drop().await;
 });
+
+/// The same tables before a schema change: `owners` has a column more.
+mod before {
+    use beeorm::prelude::*;
+
+    #[derive(Entity, Debug)]
+    #[orm(table = "owners")]
+    pub struct Owner {
+        pub id: u64,
+        pub name: String,
+        pub note: String,
+    }
+
+    #[derive(Entity, Debug)]
+    #[orm(table = "pets")]
+    pub struct Pet {
+        pub id: u64,
+        pub name: String,
+        #[orm(cascade)]
+        pub owner: Ref<Owner>,
+        #[orm(skip_fk)]
+        pub vet: Option<Ref<Owner>>,
+    }
+}
+
+#[derive(Entity, Debug)]
+#[orm(table = "owners")]
+struct Owner {
+    id: u64,
+    name: String,
+}
+
+#[derive(Entity, Debug)]
+#[orm(table = "pets")]
+struct Pet {
+    id: u64,
+    name: String,
+    #[orm(cascade)]
+    owner: Ref<Owner>,
+    #[orm(skip_fk)]
+    vet: Option<Ref<Owner>>,
+}
+
+/// `pets.vet` with a foreign key this time.
+#[derive(Entity, Debug)]
+#[orm(table = "pets")]
+struct PetWithVetKey {
+    id: u64,
+    name: String,
+    #[orm(cascade)]
+    owner: Ref<Owner>,
+    vet: Option<Ref<Owner>>,
+}
+
+dialect_test!(
+    changing_a_referenced_table_keeps_the_rows_that_reference_it,
+    |db: TestDb| async move {
+        let mut r = db.registry();
+        r.register_entity::<before::Owner>()
+            .register_entity::<before::Pet>();
+        let old = r.validate().await.unwrap().create_engine();
+        sync(&old).await;
+        let mut owner = Tracked::new(before::Owner {
+            id: 0,
+            name: "Ann".into(),
+            note: "dropped".into(),
+        });
+        old.flush(&mut owner).await.unwrap();
+        for name in ["Rex", "Tom"] {
+            let mut pet = Tracked::new(before::Pet {
+                id: 0,
+                name: name.into(),
+                owner: Ref::from_id(owner.id),
+                vet: None,
+            });
+            old.flush(&mut pet).await.unwrap();
+        }
+
+        // Dropping `owners.note`: SQLite rebuilds `owners` (new table, copy, drop,
+        // rename), which with foreign keys on would cascade-delete every pet.
+        let mut r = db.registry();
+        r.register_entity::<Owner>().register_entity::<Pet>();
+        let new = r.validate().await.unwrap().create_engine();
+        let alters = new.alters().await.unwrap();
+        assert_eq!(alters.len(), 1, "{alters:#?}");
+        if db.kind == common::Kind::Sqlite {
+            assert!(
+                alters[0].sql.contains("PRAGMA foreign_keys = OFF"),
+                "{}",
+                alters[0].sql
+            );
+        }
+        sync(&new).await;
+        let pets = new
+            .search::<Pet>(&Where::all(), Pager::new(1, 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            pets.len(),
+            2,
+            "the pets survived the change of their owners' table"
+        );
+        assert!(pets.iter().all(|p| p.owner.id() == owner.id));
+        let back = new.load_by_id::<Owner>(owner.id).await.unwrap().unwrap();
+        assert_eq!(back.name, "Ann");
+
+        // The foreign keys still hold after the rebuild: deleting the owner cascades.
+        let mut back = back;
+        new.delete(&mut back).await.unwrap();
+        let pets = new
+            .search::<Pet>(&Where::all(), Pager::new(1, 10))
+            .await
+            .unwrap();
+        assert!(
+            pets.is_empty(),
+            "ON DELETE CASCADE still works after the rebuild"
+        );
+        db.drop().await;
+    }
+);
+
+dialect_test!(
+    a_foreign_key_over_dangling_references_is_refused_and_changes_nothing,
+    |db: TestDb| async move {
+        let mut r = db.registry();
+        r.register_entity::<Owner>().register_entity::<Pet>();
+        let old = r.validate().await.unwrap().create_engine();
+        sync(&old).await;
+        let mut owner = Tracked::new(Owner {
+            id: 0,
+            name: "Ann".into(),
+        });
+        old.flush(&mut owner).await.unwrap();
+        let mut pet = Tracked::new(Pet {
+            id: 0,
+            name: "Rex".into(),
+            owner: Ref::from_id(owner.id),
+            vet: Some(Ref::from_id(424_242)), // no such owner: allowed without a key
+        });
+        old.flush(&mut pet).await.unwrap();
+
+        let mut r = db.registry();
+        r.register_entity::<Owner>()
+            .register_entity::<PetWithVetKey>();
+        let new = r.validate().await.unwrap().create_engine();
+        let alters = new.alters().await.unwrap();
+        assert_eq!(alters.len(), 1, "{alters:#?}");
+        let err = alters[0].exec(&new).await.unwrap_err();
+        assert!(matches!(err, Error::ForeignKey { .. }), "{err:?}");
+
+        // Nothing changed: the row is there and the old definition still matches.
+        let back = old.load_by_id::<Pet>(pet.id).await.unwrap().unwrap();
+        assert_eq!(back.vet.as_ref().map(Ref::id), Some(424_242));
+        assert!(old.alters().await.unwrap().is_empty());
+        // And foreign keys are on again: a dangling owner is refused.
+        let mut orphan = Tracked::new(Pet {
+            id: 0,
+            name: "Tom".into(),
+            owner: Ref::from_id(777_777),
+            vet: None,
+        });
+        let err = old.flush(&mut orphan).await.unwrap_err();
+        assert!(matches!(err, Error::ForeignKey { .. }), "{err:?}");
+        db.drop().await;
+    }
+);

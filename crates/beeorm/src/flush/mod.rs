@@ -309,7 +309,12 @@ impl<'a> Flusher<'a> {
             !nested.is_empty()
         });
         if has_new_refs {
-            self.run_with_new_refs(external).await?;
+            // New referenced entities (`Ref::new`) are inserted too: their hooks run
+            // like those of tracked ones, deepest first.
+            for item in self.items.iter_mut() {
+                nested_hooks(&mut **item, hooks, false).await?;
+            }
+            self.run_with_new_refs(external, hooks).await?;
             for (pos, event) in after {
                 self.items[pos].run_hooks(hooks, event).await?;
             }
@@ -380,7 +385,11 @@ impl<'a> Flusher<'a> {
     /// A flush whose entities reference new entities (`Ref::new`): everything runs in
     /// one transaction of one pool; referenced entities are inserted first (deepest
     /// first) so the referencing rows get their IDs.
-    async fn run_with_new_refs(&mut self, external: Option<&mut Transaction>) -> Result<()> {
+    async fn run_with_new_refs(
+        &mut self,
+        external: Option<&mut Transaction>,
+        hooks: &Hooks,
+    ) -> Result<()> {
         let registry = self.engine.registry().clone();
         let mut pool_name: Option<String> = None;
         for item in &self.items {
@@ -419,10 +428,19 @@ impl<'a> Flusher<'a> {
         let applied = result.and_then(|effects| self.apply(effects));
         match applied {
             Ok(()) => {
+                // The rows are written: after-insert hooks of the new referenced
+                // entities run while they are still reachable, then they become the
+                // references' loaded entities whatever a hook says.
+                let mut hooked = Ok(());
+                for item in self.items.iter_mut() {
+                    if hooked.is_ok() {
+                        hooked = nested_hooks(&mut **item, hooks, true).await;
+                    }
+                }
                 for item in self.items.iter_mut() {
                     item.commit_refs();
                 }
-                Ok(())
+                hooked
             }
             Err(e) => {
                 for item in self.items.iter_mut() {
@@ -694,6 +712,31 @@ enum Effect {
         item: usize,
         row: Option<Vec<Value>>,
     },
+}
+
+/// Runs the hooks of the new entities `item` references (`Ref::new`), deepest first:
+/// the pending before-event, or after-insert when `after` (the rows are written).
+fn nested_hooks<'b>(
+    item: &'b mut dyn Flushable,
+    hooks: &'b Hooks,
+    after: bool,
+) -> BoxFuture<'b, Result<()>> {
+    Box::pin(async move {
+        let mut nested: Vec<&mut dyn Flushable> = Vec::new();
+        item.new_refs(&mut nested);
+        for entity in nested {
+            nested_hooks(&mut *entity, hooks, after).await?;
+            let event = if after {
+                Some(HookEvent::BeforeInsert.after())
+            } else {
+                entity.pending_event()
+            };
+            if let Some(event) = event {
+                entity.run_hooks(hooks, event).await?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Turns the operations of one pool into statements: inserts first (one multi-row

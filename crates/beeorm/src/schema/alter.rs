@@ -153,9 +153,11 @@ fn sqlite_alter(
     let q = |s: &str| dialect.quote(s);
     let mut stmts: Vec<String> = Vec::new();
     if d.loses_data() || d.fk_changed {
-        // SQLite cannot change a column in place: copy the rows into a new table.
-        // Foreign key checks wait for the commit, when the table has its name back.
-        stmts.push("PRAGMA defer_foreign_keys = ON".into());
+        // SQLite cannot change a column in place: copy the rows into a new table, the
+        // procedure of sqlite.org/lang_altertable.html. Foreign keys are off while it
+        // runs: with them on, dropping the old table would first delete its rows, and
+        // with them every row that references it with ON DELETE CASCADE (or set those
+        // references to NULL). The check before the commit proves the copy complete.
         let tmp = format!("_beeorm_new_{}", table.table_name());
         stmts.extend(dialect.create_table_named(table, &tmp));
         let kept: Vec<&super::Column> = table
@@ -179,6 +181,12 @@ fn sqlite_alter(
             q(table.table_name())
         ));
         stmts.extend(table.indexes().iter().map(|i| dialect.index_key(table, i)));
+        return format!(
+            "{}{}{}",
+            crate::sql::sqlite::REBUILD_HEAD,
+            stmts.join(";\n"),
+            crate::sql::sqlite::REBUILD_TAIL
+        );
     } else {
         stmts.extend(
             d.drop_indexes

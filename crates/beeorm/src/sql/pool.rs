@@ -844,6 +844,12 @@ impl Conn {
             match &mut self.inner {
                 ConnInner::Sqlite(c) => {
                     sqlite_run(&self.pool, c, sql, move |conn, sql| {
+                        if let Some(body) = sql
+                            .strip_prefix(super::sqlite::REBUILD_HEAD)
+                            .and_then(|s| s.strip_suffix(super::sqlite::REBUILD_TAIL))
+                        {
+                            return sqlite_rebuild(conn, body);
+                        }
                         let tx = conn.transaction()?;
                         tx.execute_batch(sql)?;
                         tx.commit()
@@ -991,6 +997,39 @@ where
     })?;
     *slot = Some(conn);
     result.map_err(|e| sqlite_error(pool, sql, e))
+}
+
+/// Runs the statements of a table rebuild (see `sql::sqlite::REBUILD_HEAD`) with
+/// foreign keys off, in one transaction that commits only when no foreign key is
+/// violated afterwards; foreign keys are back on whatever happens.
+fn sqlite_rebuild(conn: &mut rusqlite::Connection, body: &str) -> rusqlite::Result<()> {
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let result = {
+        let run = |conn: &mut rusqlite::Connection| {
+            let tx = conn.transaction()?;
+            tx.execute_batch(body)?;
+            let violations: i64 =
+                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if violations > 0 {
+                // Dropped without commit: rolled back.
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error {
+                        code: rusqlite::ErrorCode::ConstraintViolation,
+                        extended_code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+                    },
+                    Some(format!(
+                        "FOREIGN KEY constraint failed: {violations} rows would violate a foreign key after the rebuild; nothing was changed"
+                    )),
+                ));
+            }
+            tx.commit()
+        };
+        run(conn)
+    };
+    let on = conn.execute_batch("PRAGMA foreign_keys = ON");
+    result.and(on)
 }
 
 /// A parameter bound to a SQLite statement straight from our [`Value`]: text and

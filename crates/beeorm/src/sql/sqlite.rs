@@ -7,6 +7,15 @@
 use super::{quote_literal, DbTable, Dialect};
 use crate::schema::{BlobSize, Column, ColumnType, EnumValues, Index, TableSchema};
 
+/// How a table rebuild script starts: foreign keys off (a no-op inside a transaction,
+/// so before `BEGIN`), then the transaction.
+pub(crate) const REBUILD_HEAD: &str = "PRAGMA foreign_keys = OFF;\nBEGIN;\n";
+
+/// How a table rebuild script ends: the foreign key check, the commit, foreign keys on.
+/// The pool runs the check itself and rolls back on a violation.
+pub(crate) const REBUILD_TAIL: &str =
+    ";\nPRAGMA foreign_key_check;\nCOMMIT;\nPRAGMA foreign_keys = ON";
+
 /// DDL rules for SQLite.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct SqliteDialect;
