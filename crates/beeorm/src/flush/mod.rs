@@ -100,7 +100,7 @@ impl<E: Entity> Flushable for Tracked<E> {
                 Some(set) => Op::Upsert {
                     id,
                     values,
-                    set: set.clone(),
+                    set: set.to_vec(),
                 },
                 None => Op::Insert { id, values },
             };

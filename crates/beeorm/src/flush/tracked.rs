@@ -33,9 +33,10 @@ pub struct Tracked<E> {
     /// Column hashes of the stored row, taken on the first mutable access; `None`
     /// while the entity was not handed out mutably since it was loaded or written
     /// (so it still equals its row), or when the row does not exist.
-    snapshot: Option<Vec<u64>>,
+    snapshot: Option<Box<[u64]>>,
     pub(crate) delete: Option<DeleteMode>,
-    pub(crate) upsert: Option<Vec<(String, Value)>>,
+    /// Boxed: rare, and a loaded entity should stay small.
+    pub(crate) upsert: Option<Box<[(String, Value)]>>,
 }
 
 impl<E: Entity> Tracked<E> {
@@ -60,7 +61,7 @@ impl<E: Entity> Tracked<E> {
     /// The entity for a change: takes the snapshot first when the entity was clean.
     fn touch(&mut self) -> &mut E {
         if self.stored && self.snapshot.is_none() {
-            self.snapshot = Some(self.hashes());
+            self.snapshot = Some(self.hashes().into_boxed_slice());
         }
         &mut self.entity
     }
@@ -92,7 +93,7 @@ impl<E: Entity> Tracked<E> {
             || self
                 .snapshot
                 .as_ref()
-                .is_some_and(|snap| *snap != self.hashes())
+                .is_some_and(|snap| **snap != *self.hashes())
     }
 
     /// Indexes (into the non-`id` columns) of the columns that changed.
