@@ -439,7 +439,7 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
         }));
         code.decode.push(
             quote_spanned!(span=> #ident: <#codec as ::beeorm::schema::Codec<#ty>>::decode(
-            values.next().unwrap_or(::beeorm::Value::Null)
+            values.next().unwrap_or_else(|| ::beeorm::Value::Null)
         ).map_err(|reason| ::beeorm::schema::DecodeError::new(#name, reason))?),
         );
         code.set_arms.push(quote_spanned!(span=> #name => {
@@ -565,7 +565,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #(#encode)*
             }
             fn from_values(values: &mut ::beeorm::Cells<'_>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
-                let id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_value(values.next().unwrap_or(::beeorm::Value::Null))
+                let id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_value(values.next().unwrap_or_else(|| ::beeorm::Value::Null))
                     .map_err(|reason| ::beeorm::schema::DecodeError::new("id", reason))?;
                 ::core::result::Result::Ok(#ident {
                     id,

@@ -221,12 +221,15 @@ pub trait Codec<T> {
 pub struct NativeCodec;
 
 impl<T: FieldType> Codec<T> for NativeCodec {
+    #[inline]
     fn encode(v: &T) -> Value {
         v.to_value()
     }
+    #[inline]
     fn decode(v: Value) -> Result<T, String> {
         T::from_value(v)
     }
+    #[inline]
     fn hash(v: &T, h: &mut rustc_hash::FxHasher) {
         v.hash_into(h);
     }

@@ -177,12 +177,14 @@ macro_rules! primary_key {
     ($($t:ty => $b:expr),*) => {$(
         impl PrimaryKey for $t {
             const COLUMN: IdColumn = IdColumn { bytes: $b };
+            #[inline]
             fn to_u64(self) -> u64 {
                 u64::from(self)
             }
             fn from_u64(id: u64) -> Result<Self, String> {
                 <$t>::try_from(id).map_err(|_| format!("id {id} does not fit in {}", stringify!($t)))
             }
+            #[inline]
             fn from_value(v: Value) -> Result<Self, String> {
                 <$t as FieldType>::from_value(v)
             }
@@ -266,17 +268,34 @@ macro_rules! int_field {
             fn column_spec(a: &FieldAttributes) -> Result<ColumnSpec, String> {
                 int(a, stringify!($t), $b, $u)
             }
+            #[inline]
             fn to_value(&self) -> Value {
                 Value::from(*self)
             }
+            #[inline]
             fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
                 std::hash::Hash::hash(&(*self as i128), h);
             }
+            // Inlined into the derived decoders: the common cases are a match arm and
+            // a range check; other representations go through `codec::integer`.
+            #[inline]
+            #[allow(irrefutable_let_patterns)] // i64 from i64, u64 from u64
             fn from_value(v: Value) -> Result<Self, String> {
-                if let (8, true, Value::I64(i)) = ($b, $u, &v) {
+                match v {
                     // SQLite has signed 64-bit integers only: a u64 above i64::MAX is
                     // stored as its two's complement.
-                    return Ok(*i as u64 as $t);
+                    Value::I64(i) if $b == 8 && $u => return Ok(i as u64 as $t),
+                    Value::I64(i) => {
+                        if let Ok(x) = <$t>::try_from(i) {
+                            return Ok(x);
+                        }
+                    }
+                    Value::U64(u) => {
+                        if let Ok(x) = <$t>::try_from(u) {
+                            return Ok(x);
+                        }
+                    }
+                    _ => {}
                 }
                 let i = codec::integer(v)?;
                 <$t>::try_from(i).map_err(|_| format!("{i} does not fit in {}", stringify!($t)))
@@ -292,13 +311,22 @@ impl FieldType for bool {
         only(a, &[], "bool")?;
         ColumnSpec::not_null(ColumnType::Bool)
     }
+    #[inline]
     fn to_value(&self) -> Value {
         Value::Bool(*self)
     }
+    #[inline]
     fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
         std::hash::Hash::hash(self, h);
     }
+    #[inline]
     fn from_value(v: Value) -> Result<Self, String> {
+        match v {
+            Value::Bool(b) => return Ok(b),
+            Value::I64(0) => return Ok(false),
+            Value::I64(1) => return Ok(true),
+            _ => {}
+        }
         match codec::integer(v)? {
             0 => Ok(false),
             1 => Ok(true),
@@ -339,11 +367,16 @@ impl FieldType for f64 {
     fn column_spec(a: &FieldAttributes) -> Result<ColumnSpec, String> {
         float(a, "f64", true)
     }
+    #[inline]
     fn to_value(&self) -> Value {
         Value::F64(*self)
     }
+    #[inline]
     fn from_value(v: Value) -> Result<Self, String> {
-        codec::float(v)
+        match v {
+            Value::F64(f) => Ok(f),
+            other => codec::float(other),
+        }
     }
 }
 
@@ -383,14 +416,20 @@ impl FieldType for String {
             Some(Length::Max) => ColumnType::Text,
         })
     }
+    #[inline]
     fn to_value(&self) -> Value {
         Value::String(self.clone())
     }
+    #[inline]
     fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
         std::hash::Hash::hash(self.as_str(), h);
     }
+    #[inline]
     fn from_value(v: Value) -> Result<Self, String> {
-        codec::string(v)
+        match v {
+            Value::String(s) => Ok(s),
+            other => codec::string(other),
+        }
     }
 }
 

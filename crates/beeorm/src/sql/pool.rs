@@ -821,7 +821,11 @@ impl Conn {
                             if names && acc.is_empty() {
                                 columns = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
                             }
-                            buf.extend(row.unwrap().into_iter().map(from_mysql));
+                            // Cell by cell: `Row::unwrap` would allocate a vector per row.
+                            let mut row = row;
+                            for i in 0..row.len() {
+                                buf.push(row.take::<mysql_async::Value, _>(i).map_or(Value::Null, from_mysql));
+                            }
                             let t = f(&mut buf);
                             buf.clear();
                             acc.push(t?);
