@@ -573,6 +573,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 })
             }
             const COLUMN_COUNT: usize = 0 #(+ #count)*;
+            const TYPE_NAME: &'static str = #type_name;
             fn push_hashes(&self, out: &mut ::std::vec::Vec<u64>) {
                 #(#hash)*
             }

@@ -69,6 +69,9 @@ pub trait Entity: Send + Sync + Sized + 'static {
     ) {
         let _ = visit;
     }
+    /// The struct's name, as in [`Entity::definition`] (the derive sets it; error
+    /// messages use it without building the definition).
+    const TYPE_NAME: &'static str = "entity";
     /// Stored columns but `id` (a capacity hint; the derive sets it exactly).
     const COLUMN_COUNT: usize = 8;
     /// Whether the entity has its own hooks (`#[orm(hooks)]`).

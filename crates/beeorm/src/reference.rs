@@ -117,7 +117,7 @@ impl<T: Entity> Ref<T> {
             self.loaded = Some(Arc::new(found.into_inner()));
         }
         self.get().ok_or_else(|| Error::NotFound {
-            entity: T::definition().type_name.to_string(),
+            entity: T::TYPE_NAME.to_string(),
             key: format!("id = {}", self.id),
         })
     }
@@ -164,7 +164,7 @@ impl<T: Entity> PartialEq for Ref<T> {
 impl<T: Entity> std::fmt::Debug for Ref<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ref")
-            .field("entity", &T::definition().type_name)
+            .field("entity", &T::TYPE_NAME)
             .field("id", &self.id())
             .field("loaded", &self.is_loaded())
             .field("new", &self.is_new())

@@ -85,7 +85,7 @@ impl<E: Entity> Flushable for Tracked<E> {
     }
 
     fn entity_name(&self) -> &'static str {
-        E::definition().type_name
+        E::TYPE_NAME
     }
 
     fn op(&self) -> Op {
@@ -122,11 +122,11 @@ impl<E: Entity> Flushable for Tracked<E> {
     }
 
     fn set_id(&mut self, id: u64) -> Result<()> {
-        let name = self.entity_name();
-        std::ops::DerefMut::deref_mut(self)
+        // The row is saved right after: no snapshot to take for this change.
+        self.untracked_mut()
             .set_id(id)
             .map_err(|reason| Error::Flush {
-                entity: name.to_string(),
+                entity: E::TYPE_NAME.to_string(),
                 reason,
             })
     }
@@ -372,12 +372,16 @@ impl<'a> Flusher<'a> {
                             .into(),
                 });
             }
-            let pool = self.engine.sql_pool(schema.pool_name())?;
-            by_pool
-                .entry(schema.pool_name().to_string())
-                .or_insert_with(|| (pool, Vec::new()))
-                .1
-                .push((pos, op, schema));
+            match by_pool.get_mut(schema.pool_name()) {
+                Some((_, ops)) => ops.push((pos, op, schema)),
+                None => {
+                    let pool = self.engine.sql_pool(schema.pool_name())?;
+                    by_pool.insert(
+                        schema.pool_name().to_string(),
+                        (pool, vec![(pos, op, schema)]),
+                    );
+                }
+            }
         }
         Ok(by_pool)
     }

@@ -127,7 +127,7 @@ impl<E: Entity> Tracked<E> {
     /// Sets a stored field by name, e.g. from a form: `user.set_field("age", 30)`.
     /// The value is converted as when loading; a wrong type is an error.
     pub fn set_field(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
-        let entity = E::definition().type_name;
+        let entity = E::TYPE_NAME;
         self.touch()
             .set_field(name, value.into())
             .map_err(|reason| Error::Decode {

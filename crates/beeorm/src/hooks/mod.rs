@@ -139,7 +139,7 @@ pub trait HookTarget: Send {
 
 impl<E: Entity> HookTarget for E {
     fn entity_name(&self) -> &'static str {
-        E::definition().type_name
+        E::TYPE_NAME
     }
     fn id(&self) -> u64 {
         Entity::id(self)
@@ -149,7 +149,7 @@ impl<E: Entity> HookTarget for E {
     }
     fn set_field(&mut self, name: &str, value: Value) -> Result<()> {
         Entity::set_field(self, name, value).map_err(|reason| Error::Decode {
-            entity: E::definition().type_name.to_string(),
+            entity: E::TYPE_NAME.to_string(),
             field: name.to_string(),
             reason,
         })

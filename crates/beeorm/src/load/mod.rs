@@ -18,7 +18,7 @@ use crate::{Engine, Entity, Error, Result, Value};
 /// `row`.
 pub(crate) fn decode<E: Entity>(row: &mut Vec<Value>) -> Result<E> {
     E::from_values(&mut row.drain(..)).map_err(|e| Error::Decode {
-        entity: E::definition().type_name.to_string(),
+        entity: E::TYPE_NAME.to_string(),
         field: e.field,
         reason: e.reason,
     })
@@ -254,7 +254,7 @@ impl Engine {
         self.load_by_id::<E>(id)
             .await?
             .ok_or_else(|| Error::NotFound {
-                entity: E::definition().type_name.to_string(),
+                entity: E::TYPE_NAME.to_string(),
                 key: format!("id = {id}"),
             })
     }

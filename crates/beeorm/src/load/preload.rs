@@ -253,7 +253,7 @@ impl Preload<'_> {
         let mut rows = vec![row];
         self.fill(&mut rows).await?;
         rows.pop().ok_or_else(|| Error::NotFound {
-            entity: E::definition().type_name.to_string(),
+            entity: E::TYPE_NAME.to_string(),
             key: format!("id = {id}"),
         })
     }

@@ -512,7 +512,7 @@ impl ValidatedRegistry {
             .tables
             .get(&TypeId::of::<E>())
             .map(|t| t.as_ref())
-            .ok_or_else(|| Error::UnknownEntity(E::definition().type_name.to_string()))
+            .ok_or_else(|| Error::UnknownEntity(E::TYPE_NAME.to_string()))
     }
 
     pub(crate) fn hooks(&self) -> &Hooks {
