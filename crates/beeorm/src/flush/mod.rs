@@ -28,18 +28,18 @@ const MAX_PARAMS: usize = 30_000;
 
 /// One entity's operation: its position in the flusher, the operation, its table.
 type Planned<'s> = (usize, Op, &'s TableSchema);
-/// Rows to insert into one table: (position, explicit ID or 0, values).
-type InsertRows<'s> = (&'s TableSchema, Vec<(usize, u64, Vec<Value>)>);
+/// Rows to insert into one table: (position, explicit ID or 0).
+type InsertRows<'s> = (&'s TableSchema, Vec<(usize, u64)>);
 /// Rows to delete from one table: (position, ID).
 type DeleteRows<'s> = (&'s TableSchema, Vec<(usize, u64)>);
 
 /// What one tracked entity needs written.
 pub(crate) enum Op {
     Nothing,
-    /// `id` 0: the server numbers the row.
+    /// `id` 0: the server numbers the row. The values are written straight into the
+    /// statement's parameters when it is planned ([`Flushable::write_values`]).
     Insert {
         id: u64,
-        values: Vec<Value>,
     },
     Upsert {
         id: u64,
@@ -63,6 +63,8 @@ pub(crate) trait Flushable: Send + Sync {
     fn entity_name(&self) -> &'static str;
     fn op(&self) -> Op;
     fn set_id(&mut self, id: u64) -> Result<()>;
+    /// Appends the values of every stored column but `id` (an insert's row).
+    fn write_values(&self, out: &mut Vec<Value>);
     fn saved(&mut self);
     fn deleted(&mut self);
     fn reload(&mut self, row: Vec<Value>) -> Result<()>;
@@ -94,15 +96,17 @@ impl<E: Entity> Flushable for Tracked<E> {
             return Op::Delete { id, mode };
         }
         if self.is_new() {
-            let mut values = Vec::with_capacity(E::COLUMN_COUNT);
-            self.push_values(&mut values);
             return match &self.upsert {
-                Some(set) => Op::Upsert {
-                    id,
-                    values,
-                    set: set.to_vec(),
-                },
-                None => Op::Insert { id, values },
+                Some(set) => {
+                    let mut values = Vec::with_capacity(E::COLUMN_COUNT);
+                    self.push_values(&mut values);
+                    Op::Upsert {
+                        id,
+                        values,
+                        set: set.to_vec(),
+                    }
+                }
+                None => Op::Insert { id },
             };
         }
         let changed = self.changed_columns();
@@ -119,6 +123,10 @@ impl<E: Entity> Flushable for Tracked<E> {
                 .filter_map(|i| Some((i, values.get_mut(i)?.take()?)))
                 .collect(),
         }
+    }
+
+    fn write_values(&self, out: &mut Vec<Value>) {
+        self.push_values(out);
     }
 
     fn set_id(&mut self, id: u64) -> Result<()> {
@@ -329,7 +337,7 @@ impl<'a> Flusher<'a> {
         }
         for (_, (pool, ops)) in by_pool {
             let step = pool.id_step().await?;
-            let statements = plan(&pool, ops, step);
+            let statements = plan(&pool, ops, step, &self.items);
             if let Some(tx) = external.as_deref_mut() {
                 let effects = self.execute(&pool, &mut tx.conn, statements, step).await?;
                 self.apply(effects)?;
@@ -488,7 +496,7 @@ impl<'a> Flusher<'a> {
                     "a flush that inserts new referenced entities must keep to one pool; pool `{other}` is also used"
                 )));
             }
-            let statements = plan(pool, ops, step);
+            let statements = plan(pool, ops, step, &self.items);
             self.execute(pool, conn, statements, step).await
         })
     }
@@ -745,7 +753,12 @@ fn nested_hooks<'b>(
 
 /// Turns the operations of one pool into statements: inserts first (one multi-row
 /// INSERT per table), then upserts and updates (one each), then deletes (one per table).
-fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Statement> {
+fn plan(
+    pool: &SqlPool,
+    ops: Vec<Planned<'_>>,
+    step: Option<u64>,
+    tracked: &[&mut dyn Flushable],
+) -> Vec<Statement> {
     let quote = |s: &str| pool.quote(s);
     // (table, explicit id?) → rows; (table, fake?) → ids.
     let mut inserts: BTreeMap<(&str, bool), InsertRows<'_>> = BTreeMap::new();
@@ -755,11 +768,11 @@ fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Stateme
     for (pos, op, schema) in ops {
         match op {
             Op::Nothing => {}
-            Op::Insert { id, values } => inserts
+            Op::Insert { id } => inserts
                 .entry((schema.table_name(), id != 0))
                 .or_insert_with(|| (schema, Vec::new()))
                 .1
-                .push((pos, id, values)),
+                .push((pos, id)),
             Op::Delete { id, mode } => {
                 let fake = mode == DeleteMode::Delete && schema.has_fake_delete();
                 deletes
@@ -796,7 +809,7 @@ fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Stateme
             sql.push_str(head);
             let mut params = Vec::with_capacity(n * width);
             let mut items = Vec::with_capacity(n);
-            for (i, (pos, id, values)) in rows.by_ref().take(n).enumerate() {
+            for (i, (pos, id)) in rows.by_ref().take(n).enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
@@ -805,7 +818,7 @@ fn plan(pool: &SqlPool, ops: Vec<Planned<'_>>, step: Option<u64>) -> Vec<Stateme
                 if explicit_id {
                     params.push(Value::U64(id));
                 }
-                params.extend(values);
+                tracked[pos].write_values(&mut params);
             }
             if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
                 sql.push_str(" RETURNING ");
