@@ -381,7 +381,6 @@ async fn a_dead_server_gives_a_typed_error_not_a_panic() {
     // And again (the pool retries on the next call), and through every feature.
     assert!(redis.ping().await.is_err());
     assert!(redis.pipeline().get("k").query::<()>().await.is_err());
-    assert!(redis.connection().await.is_ok() || redis.connection().await.is_err());
     let locker = engine.locker("dead").unwrap();
     assert!(matches!(
         locker
@@ -393,6 +392,60 @@ async fn a_dead_server_gives_a_typed_error_not_a_panic() {
         redis.rate_limit("x", beeorm::Limit::per_second(1)).await,
         Err(Error::Redis { .. })
     ));
+}
+
+#[tokio::test]
+async fn timeouts_are_per_pool_and_a_slow_reply_is_a_typed_error() {
+    let mut r = registry();
+    r.register_redis_pool("quick", &redis_url(), 0)
+        .register_redis_pool("patient", &redis_url(), 0)
+        .set_redis_timeouts("quick", Duration::from_secs(1), Duration::from_millis(200))
+        .set_redis_timeouts("patient", Duration::from_secs(1), Duration::from_secs(5));
+    let engine = engine(&r).await;
+    let key = format!("{}empty", prefix("timeouts"));
+    // BLPOP on an empty list answers after 1 s: longer than `quick` waits.
+    let blpop = || driver::cmd("BLPOP").arg(&key).arg(1).clone();
+    let quick = engine.redis("quick").unwrap();
+    let start = Instant::now();
+    let err = quick
+        .query::<Option<Vec<String>>>(&blpop())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Redis { pool, command, source } if pool == "quick" && command == "BLPOP" && source.is_timeout()),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    // The pool carries on (a new connection replaces the timed-out one).
+    quick.ping().await.unwrap();
+    // A pool that waits longer gets the (empty) answer.
+    let patient = engine.redis("patient").unwrap();
+    let start = Instant::now();
+    let reply: Option<Vec<String>> = patient.query(&blpop()).await.unwrap();
+    assert_eq!(reply, None);
+    assert!(start.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn bad_timeouts_are_configuration_errors() {
+    let mut r = registry();
+    r.set_redis_timeouts("nope", Duration::from_secs(1), Duration::from_secs(1));
+    let err = r.validate().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownPool { kind: "redis", pool, .. } if pool == "nope"),
+        "{err:?}"
+    );
+    let mut r = registry();
+    r.set_redis_timeouts("default", Duration::ZERO, Duration::from_secs(1));
+    let err = r.validate().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("default") && m.contains("above zero")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -23,10 +23,25 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::{Error, Result};
 
-/// Each connection attempt gives up after this long.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
-/// A reply that takes longer than this fails the command (the connection is replaced).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a Redis pool waits; set per pool with
+/// [`Registry::set_redis_timeouts`](crate::Registry::set_redis_timeouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    /// Each connection attempt gives up after this long (default 1 s).
+    pub(crate) connect: Duration,
+    /// A reply that takes longer fails the command and the connection is replaced
+    /// (default 2 s). Blocking commands must ask for less than this.
+    pub(crate) response: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(1),
+            response: Duration::from_secs(2),
+        }
+    }
+}
 /// Reconnection attempts of a single-server pool before a command fails.
 const RECONNECT_RETRIES: usize = 2;
 /// Sentinel pools: attempts to find and reach the master for one command.
@@ -70,10 +85,10 @@ fn connection_info(pool: &str, address: &str, db: Option<u32>) -> Result<Connect
     })
 }
 
-fn async_config() -> AsyncConnectionConfig {
+fn async_config(t: Timeouts) -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(t.connect))
+        .set_response_timeout(Some(t.response))
 }
 
 pub(crate) enum Backend {
@@ -83,7 +98,7 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    pub(crate) fn new(pool: &str, config: &RedisConfig) -> Result<Backend> {
+    pub(crate) fn new(pool: &str, config: &RedisConfig, timeouts: Timeouts) -> Result<Backend> {
         match config {
             RedisConfig::Server { address, db } => {
                 let info = connection_info(pool, address, Some(*db))?;
@@ -91,7 +106,9 @@ impl Backend {
                     .map_err(|e| Error::config(format!("Redis pool `{pool}`: {e}")))?;
                 Ok(Backend::Server(Box::new(ServerBackend {
                     client,
-                    manager: OnceCell::new(),
+                    timeouts,
+                    manager: RwLock::new(None),
+                    generation: AtomicU64::new(0),
                 })))
             }
             RedisConfig::Sentinel {
@@ -120,6 +137,7 @@ impl Backend {
                 .map_err(|e| Error::config(format!("Redis pool `{pool}`: {e}")))?;
                 Ok(Backend::Sentinel(Box::new(SentinelBackend {
                     resolver: Mutex::new(client),
+                    timeouts,
                     current: RwLock::new(None),
                     generation: AtomicU64::new(0),
                 })))
@@ -135,8 +153,8 @@ impl Backend {
                     .map(|a| connection_info(pool, a, None))
                     .collect::<Result<Vec<_>>>()?;
                 let client = ClusterClient::builder(infos)
-                    .connection_timeout(CONNECTION_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
+                    .connection_timeout(timeouts.connect)
+                    .response_timeout(timeouts.response)
                     .retries(3)
                     .build()
                     .map_err(|e| Error::config(format!("Redis pool `{pool}`: {e}")))?;
@@ -194,7 +212,7 @@ impl Backend {
 
     async fn connection_inner(&self) -> RedisResult<RedisConnection> {
         Ok(match self {
-            Backend::Server(s) => RedisConnection::Server(s.manager().await?),
+            Backend::Server(s) => RedisConnection::Server(s.manager()?),
             Backend::Sentinel(s) => RedisConnection::Sentinel(s.connection().await?.1),
             Backend::Cluster(c) => RedisConnection::Cluster(c.connection().await?),
         })
@@ -203,12 +221,12 @@ impl Backend {
     /// Sends one command; a server error reply (`NOSCRIPT`, `WRONGTYPE`, …) is an `Err`.
     async fn exec_inner(&self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Backend::Server(s) => s
-                .manager()
-                .await?
-                .send_packed_command(cmd)
+            Backend::Server(s) => {
+                s.with(
+                    |mut m| async move { m.send_packed_command(cmd).await.and_then(server_error) },
+                )
                 .await
-                .and_then(server_error),
+            }
             Backend::Sentinel(s) => {
                 s.with_master(|mut conn| async move {
                     conn.send_packed_command(cmd).await.and_then(server_error)
@@ -227,7 +245,10 @@ impl Backend {
     /// Sends a pipeline; the replies of every command (none ignored), in order.
     async fn exec_pipeline_inner(&self, pipe: &Pipeline) -> RedisResult<Vec<Value>> {
         match self {
-            Backend::Server(s) => pipe.query_async(&mut s.manager().await?).await,
+            Backend::Server(s) => {
+                s.with(|mut m| async move { pipe.query_async(&mut m).await })
+                    .await
+            }
             Backend::Sentinel(s) => {
                 s.with_master(|mut conn| async move { pipe.query_async(&mut conn).await })
                     .await
@@ -293,22 +314,61 @@ pub(crate) fn slot_of(key: &[u8]) -> Slot {
 
 pub(crate) struct ServerBackend {
     client: Client,
-    manager: OnceCell<ConnectionManager>,
+    timeouts: Timeouts,
+    /// The multiplexed connection (it reconnects by itself) and its generation.
+    manager: RwLock<Option<(u64, ConnectionManager)>>,
+    generation: AtomicU64,
 }
 
 impl ServerBackend {
-    async fn manager(&self) -> RedisResult<ConnectionManager> {
-        self.manager
-            .get_or_try_init(|| async {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(RECONNECT_RETRIES)
-                    .set_max_delay(Duration::from_millis(500));
-                ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            })
-            .await
-            .cloned()
+    /// The current connection manager, created (lazily connecting) when there is none.
+    fn manager(&self) -> RedisResult<ConnectionManager> {
+        self.current().map(|(_, m)| m)
+    }
+
+    fn current(&self) -> RedisResult<(u64, ConnectionManager)> {
+        if let Some(m) = self
+            .manager
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok(m.clone());
+        }
+        let mut slot = self.manager.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = slot.as_ref() {
+            return Ok(m.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.response))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_max_delay(Duration::from_millis(500));
+        let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *slot = Some((generation, m.clone()));
+        Ok((generation, m))
+    }
+
+    /// Runs `f` on the current connection. A reply that timed out leaves the server
+    /// still working on the command, and every later command on that connection would
+    /// queue behind it: the connection is dropped so the next command gets a new one.
+    async fn with<T, F, Fut>(&self, f: F) -> RedisResult<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let (generation, m) = self.current()?;
+        let result = f(m).await;
+        if let Err(e) = &result {
+            if e.is_timeout() {
+                let mut slot = self.manager.write().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+                    *slot = None;
+                }
+            }
+        }
+        result
     }
 }
 
@@ -333,6 +393,7 @@ impl ClusterBackend {
 /// replica.
 pub(crate) struct SentinelBackend {
     resolver: Mutex<SentinelClient>,
+    timeouts: Timeouts,
     current: RwLock<Option<(u64, MultiplexedConnection)>>,
     generation: AtomicU64,
 }
@@ -372,7 +433,7 @@ impl SentinelBackend {
         }
         let client = resolver.async_get_client().await?;
         let conn = client
-            .get_multiplexed_async_connection_with_config(&async_config())
+            .get_multiplexed_async_connection_with_config(&async_config(self.timeouts))
             .await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));

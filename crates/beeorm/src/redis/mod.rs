@@ -27,14 +27,30 @@ pub use ::redis as driver;
 
 use crate::{Error, Result};
 use connection::Backend;
-pub(crate) use connection::RedisConfig;
+pub(crate) use connection::{RedisConfig, Timeouts};
 
 /// Opens (lazily) every registered Redis pool and locker; checks that pool names are
 /// unique and that every locker names a registered Redis pool.
 pub(crate) fn open_pools(
     pools: &[(String, RedisConfig)],
     lockers: &[(String, String)],
+    timeouts: &[(String, Timeouts)],
 ) -> Result<(HashMap<String, RedisClient>, HashMap<String, Locker>)> {
+    for (name, t) in timeouts {
+        if !pools.iter().any(|(p, _)| p == name) {
+            return Err(Error::UnknownPool {
+                kind: "redis",
+                pool: name.clone(),
+                used_by: "set_redis_timeouts".into(),
+            });
+        }
+        if t.connect.is_zero() || t.response.is_zero() {
+            return Err(Error::config(format!(
+                "Redis pool `{name}`: timeouts must be above zero (connect {:?}, response {:?})",
+                t.connect, t.response
+            )));
+        }
+    }
     let mut clients: HashMap<String, RedisClient> = HashMap::new();
     for (name, config) in pools {
         if clients.contains_key(name) {
@@ -42,7 +58,12 @@ pub(crate) fn open_pools(
                 "Redis pool `{name}` is registered twice"
             )));
         }
-        clients.insert(name.clone(), RedisClient::open(name, config)?);
+        let t = timeouts
+            .iter()
+            .rev()
+            .find(|(p, _)| p == name)
+            .map_or_else(Timeouts::default, |(_, t)| *t);
+        clients.insert(name.clone(), RedisClient::open(name, config, t)?);
     }
     let mut out: HashMap<String, Locker> = HashMap::new();
     for (name, pool) in lockers {
@@ -97,11 +118,15 @@ impl std::fmt::Debug for RedisClient {
 
 impl RedisClient {
     /// Builds the pool: parses addresses, connects nothing (the first command does).
-    pub(crate) fn open(name: &str, config: &RedisConfig) -> Result<RedisClient> {
+    pub(crate) fn open(
+        name: &str,
+        config: &RedisConfig,
+        timeouts: Timeouts,
+    ) -> Result<RedisClient> {
         Ok(RedisClient {
             pool: Arc::new(RedisPool {
                 name: name.to_string(),
-                backend: Backend::new(name, config)?,
+                backend: Backend::new(name, config, timeouts)?,
                 inflight: get_set::KeyedLocks::default(),
             }),
         })

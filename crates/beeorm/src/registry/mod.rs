@@ -49,6 +49,7 @@ pub struct Registry {
     relational: Vec<(String, RelationalConfig)>,
     local_caches: Vec<(String, u64)>,
     redis: Vec<(String, crate::redis::RedisConfig)>,
+    redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     lockers: Vec<(String, String)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
@@ -62,6 +63,7 @@ impl Default for Registry {
             relational: Vec::new(),
             local_caches: Vec::new(),
             redis: Vec::new(),
+            redis_timeouts: Vec::new(),
             lockers: Vec::new(),
             entities: Vec::new(),
             enums: Vec::new(),
@@ -186,6 +188,25 @@ impl Registry {
             crate::redis::RedisConfig::Cluster {
                 nodes: nodes.iter().map(|s| s.to_string()).collect(),
             },
+        ));
+        self
+    }
+
+    /// Sets how long the Redis pool `pool` waits: `connect` for each connection
+    /// attempt, `response` for each reply (a slower reply fails the command with a
+    /// typed [`Error::Redis`](crate::Error::Redis) and the connection is replaced). The
+    /// defaults, 1 s and 2 s, suit a server on the same network; raise `response` above
+    /// the longest blocking command you send. [`Registry::validate`] refuses an
+    /// unknown pool name or a zero duration.
+    pub fn set_redis_timeouts(
+        &mut self,
+        pool: &str,
+        connect: std::time::Duration,
+        response: std::time::Duration,
+    ) -> &mut Self {
+        self.redis_timeouts.push((
+            pool.to_string(),
+            crate::redis::Timeouts { connect, response },
         ));
         self
     }
@@ -398,7 +419,8 @@ impl Registry {
         for (name, _) in &self.lockers {
             Self::check_name("locker", name)?;
         }
-        let (redis, lockers) = crate::redis::open_pools(&self.redis, &self.lockers)?;
+        let (redis, lockers) =
+            crate::redis::open_pools(&self.redis, &self.lockers, &self.redis_timeouts)?;
         let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
         for e in &self.enums {
             e.check()?;
