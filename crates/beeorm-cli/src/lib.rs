@@ -76,6 +76,8 @@ const EXIT_CODES_HELP: &str = "Exit codes: 0 done / in line, 1 error, \
 2 `apply` skipped unsafe alters, 3 `check` found pending alters.";
 
 /// Where the command's registry comes from.
+// Built once per process and moved once: the size of `Registry` costs nothing here.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// A registry the application built: pools and entities. There is no `--config`.
     Registry(Registry),
