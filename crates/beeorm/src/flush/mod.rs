@@ -445,8 +445,9 @@ impl<'a> Flusher<'a> {
                 // references' loaded entities whatever a hook says.
                 let mut hooked = Ok(());
                 for item in self.items.iter_mut() {
-                    if hooked.is_ok() {
-                        hooked = nested_hooks(&mut **item, hooks, true).await;
+                    hooked = nested_hooks(&mut **item, hooks, true).await;
+                    if hooked.is_err() {
+                        break;
                     }
                 }
                 for item in self.items.iter_mut() {

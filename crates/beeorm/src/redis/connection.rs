@@ -107,8 +107,7 @@ impl Backend {
                 Ok(Backend::Server(Box::new(ServerBackend {
                     client,
                     timeouts,
-                    manager: RwLock::new(None),
-                    generation: AtomicU64::new(0),
+                    manager: ConnSlot::new(),
                 })))
             }
             RedisConfig::Sentinel {
@@ -138,8 +137,7 @@ impl Backend {
                 Ok(Backend::Sentinel(Box::new(SentinelBackend {
                     resolver: Mutex::new(client),
                     timeouts,
-                    current: RwLock::new(None),
-                    generation: AtomicU64::new(0),
+                    master: ConnSlot::new(),
                 })))
             }
             RedisConfig::Cluster { nodes } => {
@@ -312,12 +310,53 @@ pub(crate) fn slot_of(key: &[u8]) -> Slot {
     Slot::for_key(key)
 }
 
+/// The connection a pool currently uses, numbered so that a task that saw it fail
+/// drops only that one, never a newer one another task has opened meanwhile.
+struct ConnSlot<C> {
+    current: RwLock<Option<(u64, C)>>,
+    generation: AtomicU64,
+}
+
+impl<C: Clone> ConnSlot<C> {
+    fn new() -> Self {
+        ConnSlot {
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn cached(&self) -> Option<(u64, C)> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stores `conn` unless another task stored one first; returns the one in use.
+    fn store(&self, conn: C) -> (u64, C) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = current.as_ref() {
+            return c.clone();
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *current = Some((generation, conn.clone()));
+        (generation, conn)
+    }
+
+    /// Drops the connection of `generation` if it is still the current one.
+    fn forget(&self, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if matches!(&*current, Some((g, _)) if *g == generation) {
+            *current = None;
+        }
+    }
+}
+
 pub(crate) struct ServerBackend {
     client: Client,
     timeouts: Timeouts,
-    /// The multiplexed connection (it reconnects by itself) and its generation.
-    manager: RwLock<Option<(u64, ConnectionManager)>>,
-    generation: AtomicU64,
+    /// The multiplexed connection (it reconnects by itself).
+    manager: ConnSlot<ConnectionManager>,
 }
 
 impl ServerBackend {
@@ -327,27 +366,17 @@ impl ServerBackend {
     }
 
     fn current(&self) -> RedisResult<(u64, ConnectionManager)> {
-        if let Some(m) = self
-            .manager
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            return Ok(m.clone());
-        }
-        let mut slot = self.manager.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = slot.as_ref() {
-            return Ok(m.clone());
+        if let Some(m) = self.manager.cached() {
+            return Ok(m);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
             .set_response_timeout(Some(self.timeouts.response))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_max_delay(Duration::from_millis(500));
+        // Lazy: nothing connects here, so a racing task's spare manager costs nothing.
         let m = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *slot = Some((generation, m.clone()));
-        Ok((generation, m))
+        Ok(self.manager.store(m))
     }
 
     /// Runs `f` on the current connection. A reply that timed out leaves the server
@@ -360,13 +389,8 @@ impl ServerBackend {
     {
         let (generation, m) = self.current()?;
         let result = f(m).await;
-        if let Err(e) = &result {
-            if e.is_timeout() {
-                let mut slot = self.manager.write().unwrap_or_else(|e| e.into_inner());
-                if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                    *slot = None;
-                }
-            }
+        if result.as_ref().is_err_and(RedisError::is_timeout) {
+            self.manager.forget(generation);
         }
         result
     }
@@ -394,8 +418,7 @@ impl ClusterBackend {
 pub(crate) struct SentinelBackend {
     resolver: Mutex<SentinelClient>,
     timeouts: Timeouts,
-    current: RwLock<Option<(u64, MultiplexedConnection)>>,
-    generation: AtomicU64,
+    master: ConnSlot<MultiplexedConnection>,
 }
 
 /// What to do after a failed command on a Sentinel pool.
@@ -414,37 +437,21 @@ fn sentinel_verdict(e: &RedisError) -> (bool, bool) {
 }
 
 impl SentinelBackend {
-    fn cached(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// The connection to the current master, asking the sentinels when there is none.
     async fn connection(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(c) = self.cached() {
+        if let Some(c) = self.master.cached() {
             return Ok(c);
         }
         // One task asks the sentinels; the others wait for its answer.
         let mut resolver = self.resolver.lock().await;
-        if let Some(c) = self.cached() {
+        if let Some(c) = self.master.cached() {
             return Ok(c);
         }
         let client = resolver.async_get_client().await?;
         let conn = client
             .get_multiplexed_async_connection_with_config(&async_config(self.timeouts))
             .await?;
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some((generation, conn.clone()));
-        Ok((generation, conn))
-    }
-
-    fn forget(&self, generation: u64) {
-        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if matches!(&*current, Some((g, _)) if *g == generation) {
-            *current = None;
-        }
+        Ok(self.master.store(conn))
     }
 
     /// Runs `f` on the master's connection, re-resolving the master and trying again
@@ -473,7 +480,7 @@ impl SentinelBackend {
                 Err(e) => {
                     let (drop_it, again) = sentinel_verdict(&e);
                     if drop_it {
-                        self.forget(generation);
+                        self.master.forget(generation);
                     }
                     if !again || attempt >= SENTINEL_ATTEMPTS {
                         return Err(e);

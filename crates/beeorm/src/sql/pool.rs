@@ -816,13 +816,12 @@ impl Conn {
                     let mut columns = Vec::new();
                     let mut buf = Vec::new();
                     let out = q
-                        .exec_fold(sql, params, Ok(Vec::new()), |acc: Result<Vec<T>>, row: mysql_async::Row| {
+                        .exec_fold(sql, params, Ok(Vec::new()), |acc: Result<Vec<T>>, mut row: mysql_async::Row| {
                             let mut acc = acc?;
                             if names && acc.is_empty() {
                                 columns = row.columns_ref().iter().map(|c| c.name_str().into_owned()).collect();
                             }
                             // Cell by cell: `Row::unwrap` would allocate a vector per row.
-                            let mut row = row;
                             for i in 0..row.len() {
                                 buf.push(row.take::<mysql_async::Value, _>(i).map_or(Value::Null, from_mysql));
                             }
@@ -1008,32 +1007,33 @@ where
 /// violated afterwards; foreign keys are back on whatever happens.
 fn sqlite_rebuild(conn: &mut rusqlite::Connection, body: &str) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-    let result = {
-        let run = |conn: &mut rusqlite::Connection| {
-            let tx = conn.transaction()?;
-            tx.execute_batch(body)?;
-            let violations: i64 =
-                tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
-                    r.get(0)
-                })?;
-            if violations > 0 {
-                // Dropped without commit: rolled back.
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error {
-                        code: rusqlite::ErrorCode::ConstraintViolation,
-                        extended_code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
-                    },
-                    Some(format!(
-                        "FOREIGN KEY constraint failed: {violations} rows would violate a foreign key after the rebuild; nothing was changed"
-                    )),
-                ));
-            }
-            tx.commit()
-        };
-        run(conn)
-    };
+    let result = sqlite_checked_transaction(conn, body);
     let on = conn.execute_batch("PRAGMA foreign_keys = ON");
     result.and(on)
+}
+
+/// `body` in a transaction that commits only when `PRAGMA foreign_key_check` finds
+/// no violation.
+fn sqlite_checked_transaction(conn: &mut rusqlite::Connection, body: &str) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(body)?;
+    let violations: i64 =
+        tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })?;
+    if violations > 0 {
+        // `tx` is dropped without commit: rolled back.
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error {
+                code: rusqlite::ErrorCode::ConstraintViolation,
+                extended_code: rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY,
+            },
+            Some(format!(
+                "FOREIGN KEY constraint failed: {violations} rows would violate a foreign key after the rebuild; nothing was changed"
+            )),
+        ));
+    }
+    tx.commit()
 }
 
 /// A parameter bound to a SQLite statement straight from our [`Value`]: text and
