@@ -67,7 +67,10 @@ async fn admin_exec(sql: &str) {
 impl TestDb {
     /// A fresh, empty database named after the test.
     pub async fn new(kind: Kind, test: &str) -> TestDb {
-        let name = format!("beeorm_t_{test}")
+        // BEEORM_TEST_PREFIX keeps parallel checkouts (worktrees) out of each other's
+        // databases.
+        let prefix = std::env::var("BEEORM_TEST_PREFIX").unwrap_or_default();
+        let name = format!("beeorm_t_{prefix}{test}")
             .chars()
             .take(64)
             .collect::<String>();
