@@ -78,6 +78,43 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A statement carries more parameters than the server takes in one statement
+    /// (PostgreSQL and MySQL 65,535; SQLite 32,766). Refused before anything is sent;
+    /// nothing was written. Split the list (as `load_by_ids` and the flush do), or
+    /// move it into a table and join.
+    #[error("too many parameters on pool `{pool}` running `{sql}`: {count}, but {server} takes at most {limit} per statement")]
+    TooManyParameters {
+        /// The pool.
+        pool: String,
+        /// The server kind (`MySQL`, `PostgreSQL`, `SQLite`).
+        server: &'static str,
+        /// The beginning of the statement, without its values.
+        sql: String,
+        /// The parameters given.
+        count: usize,
+        /// The most the server accepts.
+        limit: usize,
+    },
+
+    /// A result column whose type (or value) beeorm cannot turn into a [`Value`]
+    /// (PostgreSQL: a type without a decoder here, such as `tsvector`, or a `NaN`
+    /// numeric). Cast the column to `text` in the query to read it.
+    ///
+    /// [`Value`]: crate::Value
+    #[error("cannot decode column `{column}` of type `{type_name}` on pool `{pool}` running `{sql}`: {reason}")]
+    ColumnType {
+        /// The pool.
+        pool: String,
+        /// The statement, without its values.
+        sql: String,
+        /// The column's name in the result.
+        column: String,
+        /// The column's type as the server names it.
+        type_name: String,
+        /// Why it could not be decoded.
+        reason: String,
+    },
+
     /// An insert or update broke a unique index.
     #[error("duplicated key on pool `{pool}`: unique index `{index}` already holds this value")]
     DuplicatedKey {
