@@ -3,6 +3,12 @@
 //! Every fallible call returns [`Error`]. Variants say *what* went wrong and *where*
 //! (pool, entity, field, SQL without values), so callers can match on them instead of
 //! parsing messages.
+//!
+//! Errors from a database show what the server said, whichever the dialect: its
+//! message, its code (PostgreSQL's SQLSTATE, MySQL's error number and SQLSTATE,
+//! SQLite's extended result code by name) and the constraint when the server names
+//! one, so `Display` alone is enough to tell a broken unique index from a missing
+//! table. The driver's own error stays available as the variant's `source`.
 
 /// A specialised `Result` for beeorm.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,7 +74,7 @@ pub enum Error {
     UnknownEntity(String),
 
     /// The database refused a statement or the connection failed.
-    #[error("database error on pool `{pool}` running `{sql}`: {source}")]
+    #[error("database error on pool `{pool}` running `{sql}`: {}", ServerDetail(&**source))]
     Database {
         /// The pool.
         pool: String,
@@ -116,7 +122,7 @@ pub enum Error {
     },
 
     /// An insert or update broke a unique index.
-    #[error("duplicated key on pool `{pool}`: unique index `{index}` already holds this value")]
+    #[error("duplicated key on pool `{pool}`: unique index `{index}` already holds this value ({})", ServerDetail(&**source))]
     DuplicatedKey {
         /// The pool.
         pool: String,
@@ -127,7 +133,7 @@ pub enum Error {
     },
 
     /// An insert, update or delete broke a foreign key.
-    #[error("foreign key violation on pool `{pool}`{}", constraint.as_ref().map(|c| format!(": constraint `{c}`")).unwrap_or_default())]
+    #[error("foreign key violation on pool `{pool}`{} ({})", constraint.as_ref().map(|c| format!(": constraint `{c}`")).unwrap_or_default(), ServerDetail(&**source))]
     ForeignKey {
         /// The pool.
         pool: String,
@@ -187,7 +193,7 @@ pub enum Error {
     },
 
     /// A connection could not be opened or taken from a pool.
-    #[error("cannot connect to pool `{pool}`: {source}")]
+    #[error("cannot connect to pool `{pool}`: {}", ServerDetail(&**source))]
     Connection {
         /// The pool.
         pool: String,
@@ -246,5 +252,106 @@ impl Error {
             field: field.map(str::to_string),
             reason: reason.into(),
         }
+    }
+}
+
+/// Shows a driver error the way its server reported it (see the module docs): the
+/// drivers' own `Display` can be as short as "db error" (tokio-postgres) or leave the
+/// code out (rusqlite). Anything else shows itself and its sources.
+struct ServerDetail<'a>(&'a (dyn std::error::Error + Send + Sync + 'static));
+
+impl std::fmt::Display for ServerDetail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        if let Some(db) = e
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::as_db_error)
+        {
+            write!(
+                f,
+                "{}: {} (SQLSTATE {}",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )?;
+            if let Some(c) = db.constraint() {
+                write!(f, ", constraint `{c}`")?;
+            }
+            f.write_str(")")?;
+            if let Some(d) = db.detail() {
+                write!(f, "; DETAIL: {d}")?;
+            }
+            if let Some(h) = db.hint() {
+                write!(f, "; HINT: {h}")?;
+            }
+            return Ok(());
+        }
+        if let Some(mysql_async::Error::Server(s)) = e.downcast_ref::<mysql_async::Error>() {
+            return write!(f, "ERROR {} ({}): {}", s.code, s.state, s.message);
+        }
+        if let Some(rusqlite::Error::SqliteFailure(code, message)) =
+            e.downcast_ref::<rusqlite::Error>()
+        {
+            let text = message
+                .as_deref()
+                .unwrap_or_else(|| rusqlite::ffi::code_to_str(code.extended_code));
+            return write!(
+                f,
+                "{text} ({}, code {})",
+                sqlite_code_name(code.extended_code),
+                code.extended_code
+            );
+        }
+        // The error and its causes, each once (a wrapper often repeats its cause).
+        let mut shown = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            cause = c.source();
+        }
+        f.write_str(&shown)
+    }
+}
+
+/// The symbolic name of a SQLite (extended) result code, as in `sqlite3.h`.
+fn sqlite_code_name(code: std::os::raw::c_int) -> &'static str {
+    use rusqlite::ffi;
+    match code {
+        ffi::SQLITE_CONSTRAINT_UNIQUE => "SQLITE_CONSTRAINT_UNIQUE",
+        ffi::SQLITE_CONSTRAINT_PRIMARYKEY => "SQLITE_CONSTRAINT_PRIMARYKEY",
+        ffi::SQLITE_CONSTRAINT_FOREIGNKEY => "SQLITE_CONSTRAINT_FOREIGNKEY",
+        ffi::SQLITE_CONSTRAINT_NOTNULL => "SQLITE_CONSTRAINT_NOTNULL",
+        ffi::SQLITE_CONSTRAINT_CHECK => "SQLITE_CONSTRAINT_CHECK",
+        ffi::SQLITE_CONSTRAINT_TRIGGER => "SQLITE_CONSTRAINT_TRIGGER",
+        ffi::SQLITE_CONSTRAINT_ROWID => "SQLITE_CONSTRAINT_ROWID",
+        ffi::SQLITE_CONSTRAINT_DATATYPE => "SQLITE_CONSTRAINT_DATATYPE",
+        // Otherwise the primary code: its low byte.
+        _ => match code & 0xff {
+            ffi::SQLITE_ERROR => "SQLITE_ERROR",
+            ffi::SQLITE_INTERNAL => "SQLITE_INTERNAL",
+            ffi::SQLITE_PERM => "SQLITE_PERM",
+            ffi::SQLITE_ABORT => "SQLITE_ABORT",
+            ffi::SQLITE_BUSY => "SQLITE_BUSY",
+            ffi::SQLITE_LOCKED => "SQLITE_LOCKED",
+            ffi::SQLITE_NOMEM => "SQLITE_NOMEM",
+            ffi::SQLITE_READONLY => "SQLITE_READONLY",
+            ffi::SQLITE_INTERRUPT => "SQLITE_INTERRUPT",
+            ffi::SQLITE_IOERR => "SQLITE_IOERR",
+            ffi::SQLITE_CORRUPT => "SQLITE_CORRUPT",
+            ffi::SQLITE_FULL => "SQLITE_FULL",
+            ffi::SQLITE_CANTOPEN => "SQLITE_CANTOPEN",
+            ffi::SQLITE_SCHEMA => "SQLITE_SCHEMA",
+            ffi::SQLITE_TOOBIG => "SQLITE_TOOBIG",
+            ffi::SQLITE_CONSTRAINT => "SQLITE_CONSTRAINT",
+            ffi::SQLITE_MISMATCH => "SQLITE_MISMATCH",
+            ffi::SQLITE_MISUSE => "SQLITE_MISUSE",
+            ffi::SQLITE_RANGE => "SQLITE_RANGE",
+            ffi::SQLITE_NOTADB => "SQLITE_NOTADB",
+            _ => "SQLITE_UNKNOWN",
+        },
     }
 }

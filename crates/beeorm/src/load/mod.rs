@@ -12,6 +12,7 @@ use crate::flush::Tracked;
 use crate::query::{Pager, Where};
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
+use crate::sql::DialectKind;
 use crate::{Engine, Entity, Error, Result, Value};
 
 /// Decodes a row (`id` first, columns in schema order) into an entity, draining
@@ -74,6 +75,23 @@ fn where_clause(pool: &SqlPool, schema: &TableSchema, w: &Where) -> Result<Strin
     Ok(sql)
 }
 
+/// The largest ID the table's `id` column can hold: the entity's key type bounds it,
+/// and on PostgreSQL and SQLite, whose integers are signed, so does `i64::MAX`. A
+/// larger ID has no row, so it is not sent: PostgreSQL would refuse to serialise it
+/// and SQLite would wrap it around to a negative number.
+fn max_id(pool: &SqlPool, schema: &TableSchema) -> u64 {
+    let key_max = match schema.id_column().bytes {
+        1 => u64::from(u8::MAX),
+        2 => u64::from(u16::MAX),
+        4 => u64::from(u32::MAX),
+        _ => u64::MAX,
+    };
+    match pool.kind() {
+        DialectKind::MySql => key_max,
+        _ => key_max.min(i64::MAX.unsigned_abs()),
+    }
+}
+
 impl Engine {
     fn schema_and_pool<E: Entity>(&self) -> Result<(&TableSchema, SqlPool)> {
         let schema = self.registry().table_schema::<E>()?;
@@ -84,6 +102,9 @@ impl Engine {
     /// The entity with this ID, if its row exists (fake-deleted rows included).
     pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
+        if id > max_id(&pool, schema) {
+            return Ok(None);
+        }
         let t = schema.templates(|s| pool.quote(s));
         Ok(pool
             .query_map(&t.select_by_id, vec![Value::U64(id)], decode::<E>)
@@ -104,8 +125,16 @@ impl Engine {
         // Sorted by ID and searched by bisection, not hashed: IDs often come from
         // outside, and a hash map keyed by them could be fed colliding keys.
         let mut found: Vec<(u64, Option<E>)> = Vec::with_capacity(unique.len());
-        // Chunks keep each statement under the servers' parameter limits.
-        for chunk in unique.chunks(10_000) {
+        // IDs no row can have are not sent; they end up in `missing`.
+        let limit = max_id(&pool, schema);
+        let asked: std::borrow::Cow<'_, [u64]> = if unique.iter().all(|id| *id <= limit) {
+            std::borrow::Cow::Borrowed(&unique)
+        } else {
+            unique.iter().copied().filter(|id| *id <= limit).collect()
+        };
+        // Chunks keep each statement under the servers' parameter limits (see
+        // `sql::pool::max_params`).
+        for chunk in asked.chunks(10_000) {
             let mut sql = String::with_capacity(t.select.len() + 24 + chunk.len() * 2);
             sql.push_str(&t.select);
             sql.push_str(" WHERE ");

@@ -53,6 +53,46 @@ pub struct ExecResult {
 
 type Row = Vec<Value>;
 
+/// Most parameters one statement may carry, per dialect. PostgreSQL counts them in 16
+/// bits on the wire (more wrap around and the connection fails with a protocol error);
+/// MySQL/MariaDB refuse more placeholders in a prepared statement; SQLite's bundled
+/// library is built with `SQLITE_MAX_VARIABLE_NUMBER` = 32,766.
+pub(crate) const fn max_params(kind: DialectKind) -> usize {
+    match kind {
+        DialectKind::MySql | DialectKind::Postgres => 65_535,
+        DialectKind::Sqlite => 32_766,
+    }
+}
+
+/// Refuses a statement with more parameters than its server takes, before it is sent
+/// ([`Error::TooManyParameters`]): the servers' own failures are a protocol error that
+/// looks like a lost connection (PostgreSQL) or come only after the statement was
+/// prepared. A comparison per statement; nothing is allocated unless it fails.
+fn check_param_count(pool: &SqlPool, sql: &str, count: usize) -> Result<()> {
+    let kind = pool.kind();
+    let limit = max_params(kind);
+    if count <= limit {
+        return Ok(());
+    }
+    // Such statements are mostly placeholders: show their beginning only.
+    const SHOWN: usize = 120;
+    let sql = match sql.char_indices().nth(SHOWN) {
+        Some((at, _)) => format!("{}…", &sql[..at]),
+        None => sql.to_string(),
+    };
+    Err(Error::TooManyParameters {
+        pool: pool.name().to_string(),
+        server: match kind {
+            DialectKind::MySql => "MySQL",
+            DialectKind::Postgres => "PostgreSQL",
+            DialectKind::Sqlite => "SQLite",
+        },
+        sql,
+        count,
+        limit,
+    })
+}
+
 /// Takes a row's cells out of the reused buffer, leaving one of the same capacity.
 fn take_row(row: &mut Vec<Value>) -> Result<Row> {
     let capacity = row.len();
@@ -642,6 +682,7 @@ impl Conn {
     }
 
     async fn execute_inner(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
+        check_param_count(&self.pool, sql, params.len())?;
         match &mut self.inner {
             ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => {
                 let client = pg_client(&self.pool, c)?;
@@ -740,6 +781,7 @@ impl Conn {
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
+        check_param_count(&self.pool, sql, params.len())?;
         match &mut self.inner {
             ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => {
                 let client = pg_client(&self.pool, c)?;
@@ -770,8 +812,7 @@ impl Conn {
                 for row in &rows {
                     for i in 0..row.len() {
                         buf.push(
-                            super::postgres::cell(row, i)
-                                .map_err(|e| pg_error(&self.pool, sql, e))?,
+                            super::postgres::cell(row, i, self.pool.name(), sql)?,
                         );
                     }
                     out.push(f(&mut buf)?);

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
-use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::types::{FromSql, IsNull, Kind, ToSql, Type};
 
 use super::{quote_literal, DbSnapshot, DbTable, Dialect};
 use crate::schema::{codec, BlobSize, Column, ColumnType, EnumValues, Index, TableSchema};
@@ -482,35 +482,278 @@ impl ToSql for PgParam<'_> {
 }
 
 /// One cell of a row as a [`Value`], by the column's type.
-pub(crate) fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, tokio_postgres::Error> {
-    let ty = row.columns()[i].type_().clone();
-    macro_rules! get {
-        ($t:ty, $f:expr) => {
-            row.try_get::<_, Option<$t>>(i)?.map_or(Value::Null, $f)
-        };
+///
+/// Beyond the types entities use: `uuid`, `interval`, `inet`/`cidr` and
+/// `macaddr`/`macaddr8` arrive as text, exactly as the server prints them (`::text`);
+/// arrays (of any dimension, of any type decoded here) as [`Value::Json`] arrays;
+/// `void` as NULL; enum and domain types as their text and base type. A column of any
+/// other type, or a value its type's decoder refuses (a `NaN` numeric), is an
+/// [`Error::ColumnType`](crate::Error::ColumnType) naming the column and its type.
+pub(crate) fn cell(
+    row: &tokio_postgres::Row,
+    i: usize,
+    pool: &str,
+    sql: &str,
+) -> crate::Result<Value> {
+    let failed = |reason: String| {
+        let column = &row.columns()[i];
+        crate::Error::ColumnType {
+            pool: pool.to_string(),
+            sql: sql.to_string(),
+            column: column.name().to_string(),
+            type_name: column.type_().name().to_string(),
+            reason,
+        }
+    };
+    let raw = row
+        .try_get::<_, Option<Raw<'_>>>(i)
+        .map_err(|e| failed(e.to_string()))?;
+    match raw {
+        None => Ok(Value::Null),
+        Some(Raw(raw)) => decode(row.columns()[i].type_(), raw).map_err(|e| failed(e.to_string())),
     }
-    Ok(match ty {
-        Type::BOOL => get!(bool, Value::Bool),
-        Type::CHAR => get!(i8, |c: i8| Value::String(((c as u8) as char).to_string())),
-        Type::INT2 => get!(i16, |v: i16| Value::I64(v.into())),
-        Type::INT4 => get!(i32, |v: i32| Value::I64(v.into())),
-        Type::INT8 => get!(i64, Value::I64),
-        Type::OID => get!(u32, |v: u32| Value::I64(v.into())),
-        Type::FLOAT4 => get!(f32, Value::F32),
-        Type::FLOAT8 => get!(f64, Value::F64),
-        Type::NUMERIC => get!(rust_decimal::Decimal, Value::Decimal),
-        Type::BYTEA => get!(Vec<u8>, Value::Bytes),
-        Type::DATE => get!(chrono::NaiveDate, Value::Date),
-        Type::TIMESTAMP => get!(chrono::NaiveDateTime, Value::DateTime),
-        Type::TIMESTAMPTZ => get!(chrono::DateTime<chrono::Utc>, |d: chrono::DateTime<
-            chrono::Utc,
-        >| Value::DateTime(
-            d.naive_utc()
-        )),
-        Type::TIME => get!(chrono::NaiveTime, Value::Time),
-        Type::JSON | Type::JSONB => get!(serde_json::Value, Value::Json),
-        _ => get!(String, Value::String),
+}
+
+/// A cell's bytes in the binary format, whatever its type.
+struct Raw<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        Ok(Raw(raw))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// A non-NULL value of type `ty` from its binary format.
+fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
+    Ok(match *ty {
+        Type::BOOL => Value::Bool(bool::from_sql(ty, raw)?),
+        Type::CHAR => Value::String(char::from(i8::from_sql(ty, raw)? as u8).to_string()),
+        Type::INT2 => Value::I64(i16::from_sql(ty, raw)?.into()),
+        Type::INT4 => Value::I64(i32::from_sql(ty, raw)?.into()),
+        Type::INT8 => Value::I64(i64::from_sql(ty, raw)?),
+        Type::OID => Value::I64(u32::from_sql(ty, raw)?.into()),
+        Type::FLOAT4 => Value::F32(f32::from_sql(ty, raw)?),
+        Type::FLOAT8 => Value::F64(f64::from_sql(ty, raw)?),
+        Type::NUMERIC => Value::Decimal(rust_decimal::Decimal::from_sql(ty, raw)?),
+        Type::BYTEA => Value::Bytes(raw.to_vec()),
+        Type::DATE => Value::Date(chrono::NaiveDate::from_sql(ty, raw)?),
+        Type::TIMESTAMP => Value::DateTime(chrono::NaiveDateTime::from_sql(ty, raw)?),
+        Type::TIMESTAMPTZ => {
+            Value::DateTime(chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?.naive_utc())
+        }
+        Type::TIME => Value::Time(chrono::NaiveTime::from_sql(ty, raw)?),
+        Type::JSON | Type::JSONB => Value::Json(serde_json::Value::from_sql(ty, raw)?),
+        Type::UUID => Value::String(uuid_text(raw)?),
+        Type::INTERVAL => Value::String(interval_text(raw)?),
+        Type::INET | Type::CIDR => Value::String(inet_text(raw, *ty == Type::CIDR)?),
+        Type::MACADDR | Type::MACADDR8 => Value::String(mac_text(raw)),
+        // `void_send` sends nothing: a function called for its effect.
+        Type::VOID => Value::Null,
+        Type::XML => Value::String(std::str::from_utf8(raw)?.to_owned()),
+        _ => match ty.kind() {
+            Kind::Array(element) => Value::Json(array_json(element, raw)?),
+            Kind::Domain(base) => decode(base, raw)?,
+            Kind::Enum(_) => Value::String(std::str::from_utf8(raw)?.to_owned()),
+            _ if <String as FromSql>::accepts(ty) => Value::String(String::from_sql(ty, raw)?),
+            _ => {
+                return Err(
+                    "beeorm has no decoder for this type; cast the column to text (`::text`)"
+                        .into(),
+                )
+            }
+        },
     })
+}
+
+/// Reads a big-endian number of `N` bytes at `*at`, moving past it.
+fn take<const N: usize>(raw: &[u8], at: &mut usize) -> Result<[u8; N], BoxError> {
+    let bytes = raw
+        .get(*at..*at + N)
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or("truncated binary value")?;
+    *at += N;
+    Ok(bytes)
+}
+
+/// `a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11`.
+fn uuid_text(raw: &[u8]) -> Result<String, BoxError> {
+    let b: [u8; 16] = raw.try_into().map_err(|_| "a uuid has 16 bytes")?;
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    Ok(out)
+}
+
+/// The server's own text (`IntervalStyle = postgres`): `1 year 2 mons -3 days
+/// +04:05:06.5`, `00:00:00` for zero.
+fn interval_text(raw: &[u8]) -> Result<String, BoxError> {
+    use std::fmt::Write;
+    let mut at = 0;
+    let micros = i64::from_be_bytes(take::<8>(raw, &mut at)?);
+    let days = i64::from(i32::from_be_bytes(take::<4>(raw, &mut at)?));
+    let months = i64::from(i32::from_be_bytes(take::<4>(raw, &mut at)?));
+    let mut out = String::new();
+    // As the server's `AddPostgresIntPart`: a "+" only right after a negative part.
+    let (mut is_zero, mut is_before) = (true, false);
+    for (value, unit) in [(months / 12, "year"), (months % 12, "mon"), (days, "day")] {
+        if value == 0 {
+            continue;
+        }
+        let _ = write!(
+            out,
+            "{}{}{value} {unit}{}",
+            if is_zero { "" } else { " " },
+            if is_before && value > 0 { "+" } else { "" },
+            if value == 1 { "" } else { "s" }
+        );
+        is_before = value < 0;
+        is_zero = false;
+    }
+    if is_zero || micros != 0 {
+        let abs = micros.unsigned_abs();
+        let (hours, rest) = (abs / 3_600_000_000, abs % 3_600_000_000);
+        let (minutes, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (seconds, fraction) = (rest / 1_000_000, rest % 1_000_000);
+        let sign = if micros < 0 {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "{}{sign}{hours:02}:{minutes:02}:{seconds:02}",
+            if is_zero { "" } else { " " }
+        );
+        if fraction != 0 {
+            let digits = format!("{fraction:06}");
+            let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+        }
+    }
+    Ok(out)
+}
+
+/// `192.168.0.1`, `192.168.0.0/24`, `2001:db8::/32`: the netmask shown for `cidr`
+/// always, for `inet` when it is not the whole address.
+fn inet_text(raw: &[u8], cidr: bool) -> Result<String, BoxError> {
+    let mut at = 0;
+    let [family, bits, _is_cidr, len] = take::<4>(raw, &mut at)?;
+    let addr = raw.get(at..).unwrap_or_default();
+    let (ip, max_bits) = match (family, len, addr.len()) {
+        (2, 4, 4) => (
+            std::net::IpAddr::from(<[u8; 4]>::try_from(addr).map_err(|_| "bad inet")?),
+            32,
+        ),
+        (3, 16, 16) => (
+            std::net::IpAddr::from(<[u8; 16]>::try_from(addr).map_err(|_| "bad inet")?),
+            128,
+        ),
+        _ => return Err(format!("unknown inet family {family} with {len} bytes").into()),
+    };
+    Ok(if cidr || bits != max_bits {
+        format!("{ip}/{bits}")
+    } else {
+        ip.to_string()
+    })
+}
+
+/// `08:00:2b:01:02:03`.
+fn mac_text(raw: &[u8]) -> String {
+    raw.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// An array in the binary format (dimensions, then the elements in row-major order)
+/// as nested JSON arrays; each element decoded by [`decode`], then made JSON.
+fn array_json(element: &Type, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
+    let mut at = 0;
+    let ndim = i32::from_be_bytes(take::<4>(raw, &mut at)?);
+    let _has_nulls = take::<4>(raw, &mut at)?;
+    let _element_oid = take::<4>(raw, &mut at)?;
+    let ndim = usize::try_from(ndim).map_err(|_| "negative array dimension count")?;
+    let mut dims = Vec::with_capacity(ndim);
+    for _ in 0..ndim {
+        let len = i32::from_be_bytes(take::<4>(raw, &mut at)?);
+        let _lower_bound = take::<4>(raw, &mut at)?;
+        dims.push(usize::try_from(len).map_err(|_| "negative array length")?);
+    }
+    if dims.is_empty() {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    array_level(element, raw, &mut at, &dims)
+}
+
+/// One dimension of an array: `dims[0]` items, each an array of `dims[1..]` or an
+/// element.
+fn array_level(
+    element: &Type,
+    raw: &[u8],
+    at: &mut usize,
+    dims: &[usize],
+) -> Result<serde_json::Value, BoxError> {
+    let (&len, inner) = dims.split_first().ok_or("array without dimensions")?;
+    // Never trust a length for an allocation: each element takes 4 bytes at least.
+    let mut items = Vec::with_capacity(len.min(raw.len() / 4));
+    for _ in 0..len {
+        if !inner.is_empty() {
+            items.push(array_level(element, raw, at, inner)?);
+            continue;
+        }
+        let size = i32::from_be_bytes(take::<4>(raw, at)?);
+        let item = match usize::try_from(size) {
+            // -1: NULL.
+            Err(_) => serde_json::Value::Null,
+            Ok(size) => {
+                let bytes = raw
+                    .get(*at..*at + size)
+                    .ok_or("truncated array element")?;
+                *at += size;
+                json_of(decode(element, bytes)?)
+            }
+        };
+        items.push(item);
+    }
+    Ok(serde_json::Value::Array(items))
+}
+
+/// A decoded array element as JSON: numbers as numbers (decimals as exact text),
+/// dates, times and bytes as the server prints them.
+fn json_of(v: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    let float = |f: f64| serde_json::Number::from_f64(f).map_or_else(|| J::String(f.to_string()), J::Number);
+    match v {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(b),
+        Value::I64(i) => J::from(i),
+        Value::U64(u) => J::from(u),
+        Value::F32(f) => float(f64::from(f)),
+        Value::F64(f) => float(f),
+        Value::Decimal(d) => J::String(d.to_string()),
+        Value::String(s) => J::String(s),
+        Value::Bytes(b) => {
+            let mut s = String::with_capacity(2 + 2 * b.len());
+            s.push_str("\\x");
+            for byte in b {
+                s.push_str(&format!("{byte:02x}"));
+            }
+            J::String(s)
+        }
+        Value::Date(d) => J::String(d.to_string()),
+        Value::DateTime(d) => J::String(d.to_string()),
+        Value::Time(t) => J::String(t.to_string()),
+        Value::Json(j) => j,
+    }
 }
 
 #[cfg(test)]
