@@ -302,6 +302,17 @@ impl std::fmt::Display for ServerDetail<'_> {
                 code.extended_code
             );
         }
+        if let Some(rusqlite::Error::SqlInputError {
+            error, msg, offset, ..
+        }) = e.downcast_ref::<rusqlite::Error>()
+        {
+            return write!(
+                f,
+                "{msg} at offset {offset} ({}, code {})",
+                sqlite_code_name(error.extended_code),
+                error.extended_code
+            );
+        }
         // The error and its causes, each once (a wrapper often repeats its cause).
         let mut shown = e.to_string();
         let mut cause = e.source();

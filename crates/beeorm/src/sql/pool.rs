@@ -811,9 +811,7 @@ impl Conn {
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
                     for i in 0..row.len() {
-                        buf.push(
-                            super::postgres::cell(row, i, self.pool.name(), sql)?,
-                        );
+                        buf.push(super::postgres::cell(row, i, self.pool.name(), sql)?);
                     }
                     out.push(f(&mut buf)?);
                     buf.clear();

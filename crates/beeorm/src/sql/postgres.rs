@@ -483,10 +483,11 @@ impl ToSql for PgParam<'_> {
 
 /// One cell of a row as a [`Value`], by the column's type.
 ///
-/// Beyond the types entities use: `uuid`, `interval`, `inet`/`cidr` and
-/// `macaddr`/`macaddr8` arrive as text, exactly as the server prints them (`::text`);
-/// arrays (of any dimension, of any type decoded here) as [`Value::Json`] arrays;
-/// `void` as NULL; enum and domain types as their text and base type. A column of any
+/// Beyond the types entities use: `uuid`, `interval`, `inet`/`cidr`,
+/// `macaddr`/`macaddr8`, `pg_lsn`, `xml` and `pg_node_tree` arrive as text, exactly as
+/// the server prints them; arrays (of any dimension, of any type decoded here) as
+/// [`Value::Json`] arrays; `void` as NULL; enum and domain types as their text and base
+/// type; `reg*` object identifiers and `xid`/`cid` as their number. A column of any
 /// other type, or a value its type's decoder refuses (a `NaN` numeric), is an
 /// [`Error::ColumnType`](crate::Error::ColumnType) naming the column and its type.
 pub(crate) fn cell(
@@ -553,9 +554,30 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         Type::MACADDR | Type::MACADDR8 => Value::String(mac_text(raw)),
         // `void_send` sends nothing: a function called for its effect.
         Type::VOID => Value::Null,
-        Type::XML => Value::String(std::str::from_utf8(raw)?.to_owned()),
+        Type::XML | Type::PG_NODE_TREE => Value::String(std::str::from_utf8(raw)?.to_owned()),
+        // Object identifiers (`regclass`, `regproc`, …) and transaction ids: numbers.
+        Type::REGPROC
+        | Type::REGPROCEDURE
+        | Type::REGOPER
+        | Type::REGOPERATOR
+        | Type::REGCLASS
+        | Type::REGTYPE
+        | Type::REGCONFIG
+        | Type::REGDICTIONARY
+        | Type::REGNAMESPACE
+        | Type::REGROLE
+        | Type::REGCOLLATION
+        | Type::XID
+        | Type::CID => Value::I64(u32::from_be_bytes(take::<4>(raw, &mut 0)?).into()),
+        Type::XID8 => Value::U64(u64::from_be_bytes(take::<8>(raw, &mut 0)?)),
+        Type::PG_LSN => {
+            let lsn = u64::from_be_bytes(take::<8>(raw, &mut 0)?);
+            Value::String(format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff))
+        }
+        // Statistics arrays of any element type: the array names its element.
+        Type::ANYARRAY => Value::Json(array_json(None, raw)?),
         _ => match ty.kind() {
-            Kind::Array(element) => Value::Json(array_json(element, raw)?),
+            Kind::Array(element) => Value::Json(array_json(Some(element), raw)?),
             Kind::Domain(base) => decode(base, raw)?,
             Kind::Enum(_) => Value::String(std::str::from_utf8(raw)?.to_owned()),
             _ if <String as FromSql>::accepts(ty) => Value::String(String::from_sql(ty, raw)?),
@@ -676,12 +698,27 @@ fn mac_text(raw: &[u8]) -> String {
 
 /// An array in the binary format (dimensions, then the elements in row-major order)
 /// as nested JSON arrays; each element decoded by [`decode`], then made JSON.
-fn array_json(element: &Type, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
+/// `element` is the column type's element type, `None` for `anyarray`, whose values
+/// name their element type by OID.
+fn array_json(element: Option<&Type>, raw: &[u8]) -> Result<serde_json::Value, BoxError> {
     let mut at = 0;
     let ndim = i32::from_be_bytes(take::<4>(raw, &mut at)?);
     let _has_nulls = take::<4>(raw, &mut at)?;
-    let _element_oid = take::<4>(raw, &mut at)?;
-    let ndim = usize::try_from(ndim).map_err(|_| "negative array dimension count")?;
+    let oid = u32::from_be_bytes(take::<4>(raw, &mut at)?);
+    let by_oid;
+    let element = match element {
+        Some(e) => e,
+        None => {
+            by_oid = Type::from_oid(oid)
+                .ok_or_else(|| format!("an array of type OID {oid}, which beeorm does not know"))?;
+            &by_oid
+        }
+    };
+    // PostgreSQL's MAXDIM is 6.
+    let ndim = usize::try_from(ndim)
+        .ok()
+        .filter(|n| *n <= 6)
+        .ok_or("an array has 0 to 6 dimensions")?;
     let mut dims = Vec::with_capacity(ndim);
     for _ in 0..ndim {
         let len = i32::from_be_bytes(take::<4>(raw, &mut at)?);
@@ -715,9 +752,7 @@ fn array_level(
             // -1: NULL.
             Err(_) => serde_json::Value::Null,
             Ok(size) => {
-                let bytes = raw
-                    .get(*at..*at + size)
-                    .ok_or("truncated array element")?;
+                let bytes = raw.get(*at..*at + size).ok_or("truncated array element")?;
                 *at += size;
                 json_of(decode(element, bytes)?)
             }
@@ -731,7 +766,9 @@ fn array_level(
 /// dates, times and bytes as the server prints them.
 fn json_of(v: Value) -> serde_json::Value {
     use serde_json::Value as J;
-    let float = |f: f64| serde_json::Number::from_f64(f).map_or_else(|| J::String(f.to_string()), J::Number);
+    let float = |f: f64| {
+        serde_json::Number::from_f64(f).map_or_else(|| J::String(f.to_string()), J::Number)
+    };
     match v {
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(b),
@@ -800,6 +837,56 @@ mod tests {
             Some("it's".into())
         );
         assert_eq!(normalize_default(Some("NULL::text"), false), None);
+    }
+
+    #[test]
+    fn malformed_binary_values_are_errors_not_panics() {
+        let int4_array = Type::INT4_ARRAY;
+        // 1 dimension of 2^31-1 elements, then nothing.
+        let mut huge = Vec::new();
+        for n in [1i32, 0, 23, i32::MAX, 1] {
+            huge.extend_from_slice(&n.to_be_bytes());
+        }
+        for raw in [&[][..], &[0, 0, 0, 1][..], &huge[..]] {
+            assert!(decode(&int4_array, raw).is_err(), "{raw:?}");
+        }
+        // An element longer than what is left.
+        let mut long = huge.clone();
+        long[12..16].copy_from_slice(&1i32.to_be_bytes());
+        long.extend_from_slice(&100i32.to_be_bytes());
+        assert!(decode(&int4_array, &long).is_err());
+        assert!(decode(&Type::UUID, &[1, 2, 3]).is_err());
+        assert!(decode(&Type::INTERVAL, &[0; 15]).is_err());
+        assert!(decode(&Type::INET, &[2, 32, 0, 4, 1]).is_err());
+        assert!(decode(&Type::INET, &[9, 32, 0, 4, 1, 2, 3, 4]).is_err());
+        assert!(decode(
+            &Type::ANYARRAY,
+            &[0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        )
+        .is_err());
+        assert!(decode(&Type::TS_VECTOR, b"x").is_err());
+        let mut deep = i32::MAX.to_be_bytes().to_vec();
+        deep.extend_from_slice(&[0; 8]);
+        assert!(decode(&int4_array, &deep).is_err());
+    }
+
+    #[test]
+    fn intervals_print_like_the_server() {
+        let raw = |micros: i64, days: i32, months: i32| {
+            let mut v = micros.to_be_bytes().to_vec();
+            v.extend_from_slice(&days.to_be_bytes());
+            v.extend_from_slice(&months.to_be_bytes());
+            interval_text(&v).unwrap()
+        };
+        assert_eq!(raw(0, 0, 0), "00:00:00");
+        assert_eq!(raw(14_706_000_000, 3, 14), "1 year 2 mons 3 days 04:05:06");
+        assert_eq!(raw(-3_600_000_000, 1, 0), "1 day -01:00:00");
+        assert_eq!(
+            raw(36_000_000_000, 1, -38),
+            "-3 years -2 mons +1 day 10:00:00"
+        );
+        assert_eq!(raw(-1, 0, 0), "-00:00:00.000001");
+        assert!(!raw(i64::MIN, i32::MIN, i32::MIN).is_empty());
     }
 
     #[test]
