@@ -281,6 +281,22 @@ dialect_test!(
             .unwrap();
         assert_eq!((found.len(), missing), (1, vec![u64::MAX]));
 
+        // A user's condition is sent as written: no row matches on MySQL and SQLite;
+        // PostgreSQL cannot bind the value to `bigint` and says which value it was.
+        let w = Where::new("`id` = ?", u64::MAX);
+        match (
+            db.kind,
+            engine.search_ids::<User>(&w, Pager::new(1, 10)).await,
+        ) {
+            (Kind::Postgres, Err(e @ Error::Database { .. })) => assert!(
+                e.to_string()
+                    .contains("18446744073709551615 is out of range for PostgreSQL int8"),
+                "{e}"
+            ),
+            (Kind::MySql | Kind::Sqlite, Ok(ids)) => assert!(ids.is_empty()),
+            (kind, other) => panic!("{kind:?}: {other:?}"),
+        }
+
         // A `u8` key: 40,000 fits no `id` of this table on any dialect.
         let mut t = Tracked::new(Tiny {
             id: 0,

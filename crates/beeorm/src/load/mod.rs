@@ -99,7 +99,9 @@ impl Engine {
         Ok((schema, pool))
     }
 
-    /// The entity with this ID, if its row exists (fake-deleted rows included).
+    /// The entity with this ID, if its row exists (fake-deleted rows included). An ID
+    /// the table's `id` column cannot hold (above the entity's key type, or above
+    /// `i64::MAX` on PostgreSQL and SQLite) has no row: `None`, without a query.
     pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
         if id > max_id(&pool, schema) {
@@ -114,7 +116,9 @@ impl Engine {
     }
 
     /// The entities with these IDs, in the order asked (an ID asked twice comes once),
-    /// and the IDs that have no row. One query, however many IDs.
+    /// and the IDs that have no row. One query per 10,000 distinct IDs (under every
+    /// server's parameter limit); IDs no row can have (see [`Engine::load_by_id`]) are
+    /// missing without being sent.
     pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));

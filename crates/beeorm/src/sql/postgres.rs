@@ -420,6 +420,17 @@ pub(crate) struct PgParam<'a>(pub &'a Value);
 
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
+/// Says which value did not fit which integer type (the driver only says "error
+/// serializing parameter N").
+fn out_of_range(v: &Value, ty: &Type) -> BoxError {
+    let shown = match v {
+        Value::I64(i) => i.to_string(),
+        Value::U64(u) => u.to_string(),
+        other => format!("{other:?}"),
+    };
+    format!("{shown} is out of range for PostgreSQL {ty}").into()
+}
+
 impl ToSql for PgParam<'_> {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         let v = self.0;
@@ -432,9 +443,15 @@ impl ToSql for PgParam<'_> {
                 Value::Bool(b) => b.to_sql(ty, out),
                 _ => (int()? != 0).to_sql(ty, out),
             },
-            Type::INT2 => i16::try_from(int()?)?.to_sql(ty, out),
-            Type::INT4 => i32::try_from(int()?)?.to_sql(ty, out),
-            Type::INT8 => i64::try_from(int()?)?.to_sql(ty, out),
+            Type::INT2 => i16::try_from(int()?)
+                .map_err(|_| out_of_range(v, ty))?
+                .to_sql(ty, out),
+            Type::INT4 => i32::try_from(int()?)
+                .map_err(|_| out_of_range(v, ty))?
+                .to_sql(ty, out),
+            Type::INT8 => i64::try_from(int()?)
+                .map_err(|_| out_of_range(v, ty))?
+                .to_sql(ty, out),
             Type::FLOAT4 => match v {
                 Value::F32(f) => f.to_sql(ty, out),
                 _ => (codec::float(v.clone())? as f32).to_sql(ty, out),
