@@ -315,6 +315,19 @@ dialect_test!(
             .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(missing, vec![40_000, 256]);
+
+        // SQLite binds a `u64` above `i64::MAX` as its two's complement: u64::MAX
+        // would find a row with ID -1 (written by someone else) and fail to decode it.
+        if db.kind != Kind::MySql {
+            exec(
+                &engine,
+                "INSERT INTO users (id, email, age) VALUES (-1, 'neg@x', 1)",
+            )
+            .await;
+            assert!(engine.load_by_id::<User>(u64::MAX).await.unwrap().is_none());
+            let (found, missing) = engine.load_by_ids::<User>(&[u64::MAX, a.id]).await.unwrap();
+            assert_eq!((found.len(), missing), (1, vec![u64::MAX]));
+        }
         db.drop().await;
     }
 );
