@@ -114,6 +114,27 @@ dialect_test!(
             "the message does not repeat 70,000 placeholders"
         );
 
+        // The query builder and a transaction take the same way to the server.
+        let err = QueryBuilder::<User>::new()
+            .table("users")
+            .where_in("id", ids.clone())
+            .all(&engine)
+            .await
+            .unwrap_err();
+        assert_too_many(&err, max + 1, db.kind);
+        let mut tx = engine.db("default").unwrap().begin().await.unwrap();
+        let marks = vec!["?"; max + 1].join(",");
+        let params: Vec<Value> = ids.iter().map(|i| Value::U64(*i)).collect();
+        let err = tx
+            .execute(&format!("DELETE FROM users WHERE id IN ({marks})"), params)
+            .await
+            .unwrap_err();
+        assert_too_many(&err, max + 1, db.kind);
+        tx.execute("UPDATE users SET age = 2", vec![])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
         // Exactly at the limit: sent and answered.
         let w = Where::new("`id` IN ?", ids[..max].to_vec());
         let found = engine
