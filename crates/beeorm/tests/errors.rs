@@ -96,8 +96,8 @@ dialect_test!(
             .unwrap_err();
         assert_too_many(&err, max + 1, db.kind);
 
-        // Plain SQL through `Db`, and far over every limit (PostgreSQL's wire count
-        // is 16 bits: 70,000 would wrap).
+        // Plain SQL through `Db`, far over every limit (PostgreSQL's wire protocol
+        // counts parameters in 16 bits).
         let many = 70_000usize;
         let marks = vec!["?"; many].join(",");
         let params: Vec<Value> = (0..many as u64).map(Value::U64).collect();

@@ -54,9 +54,10 @@ pub struct ExecResult {
 type Row = Vec<Value>;
 
 /// Most parameters one statement may carry, per dialect. PostgreSQL counts them in 16
-/// bits on the wire (more wrap around and the connection fails with a protocol error);
-/// MySQL/MariaDB refuse more placeholders in a prepared statement; SQLite's bundled
-/// library is built with `SQLITE_MAX_VARIABLE_NUMBER` = 32,766.
+/// bits on the wire (with more, tokio-postgres fails with "error parsing response from
+/// server", which reads like a lost connection); MySQL/MariaDB refuse more placeholders
+/// in a prepared statement; SQLite's bundled library is built with
+/// `SQLITE_MAX_VARIABLE_NUMBER` = 32,766.
 pub(crate) const fn max_params(kind: DialectKind) -> usize {
     match kind {
         DialectKind::MySql | DialectKind::Postgres => 65_535,
@@ -65,9 +66,9 @@ pub(crate) const fn max_params(kind: DialectKind) -> usize {
 }
 
 /// Refuses a statement with more parameters than its server takes, before it is sent
-/// ([`Error::TooManyParameters`]): the servers' own failures are a protocol error that
-/// looks like a lost connection (PostgreSQL) or come only after the statement was
-/// prepared. A comparison per statement; nothing is allocated unless it fails.
+/// ([`Error::TooManyParameters`]), so the failure names the limit and is never taken
+/// for a connection error (which callers may retry). A comparison per statement;
+/// nothing is allocated unless it fails.
 fn check_param_count(pool: &SqlPool, sql: &str, count: usize) -> Result<()> {
     let kind = pool.kind();
     let limit = max_params(kind);
