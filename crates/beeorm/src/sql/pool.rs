@@ -162,13 +162,27 @@ impl SqlPool {
     /// How consecutive rows of one multi-row INSERT are numbered: `Some(step)` when
     /// their IDs are `first, first + step, …`; `None` when the server does not promise
     /// consecutive IDs (MySQL `innodb_autoinc_lock_mode = 2`), so rows go one by one.
+    /// MySQL asks the server once per pool; [`SqlPool::begin`] asks on the
+    /// transaction's own connection, so a flush into a transaction that holds the only
+    /// connection of the pool never needs a second one.
     pub(crate) async fn id_step(&self) -> Result<Option<u64>> {
+        match self {
+            SqlPool::MySql(p) => match p.id_step.get() {
+                Some(step) => Ok(*step),
+                None => self.id_step_on(&mut self.conn().await?).await,
+            },
+            SqlPool::Sqlite(_) | SqlPool::Postgres(_) => Ok(Some(1)),
+        }
+    }
+
+    /// [`SqlPool::id_step`], asked on `conn` when not known yet.
+    async fn id_step_on(&self, conn: &mut Conn) -> Result<Option<u64>> {
         match self {
             SqlPool::Sqlite(_) | SqlPool::Postgres(_) => Ok(Some(1)),
             SqlPool::MySql(p) => p
                 .id_step
                 .get_or_try_init(|| async {
-                    let rows = self
+                    let rows = conn
                         .query(
                             "SELECT @@auto_increment_increment, @@innodb_autoinc_lock_mode",
                             vec![],
@@ -236,6 +250,11 @@ impl SqlPool {
     /// a transaction: see [`Drop for Conn`](Conn).
     pub(crate) async fn begin(&self) -> Result<Conn> {
         let mut conn = self.conn().await?;
+        if let SqlPool::MySql(p) = self {
+            if p.id_step.get().is_none() {
+                self.id_step_on(&mut conn).await?;
+            }
+        }
         conn.inner = match std::mem::replace(&mut conn.inner, ConnInner::Sqlite(None)) {
             ConnInner::MySql(c) => ConnInner::MySqlTx(c),
             ConnInner::Postgres(c) => ConnInner::PostgresTx(c),
