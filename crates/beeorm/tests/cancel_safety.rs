@@ -129,6 +129,8 @@ async fn poll_n<F: Future>(fut: F, n: usize) -> Option<F::Output> {
 }
 
 type BoxFut = std::pin::Pin<Box<dyn Future<Output = beeorm::Result<()>> + Send>>;
+/// An operation under test: gets an engine and a unique number.
+type Op = Box<dyn Fn(Engine, u64) -> BoxFut>;
 
 /// Cancels `op` after 0, 1, 2, … polls until it completes (denser at the start,
 /// where the await points are), checking the pool after every cancellation.
@@ -170,8 +172,8 @@ async fn stored(engine: &Engine, k: u64) -> beeorm::Result<Tracked<Item>> {
 }
 
 /// Every public async operation that holds a connection, by name.
-fn operations() -> Vec<(&'static str, Box<dyn Fn(Engine, u64) -> BoxFut>)> {
-    fn op<F, Fut>(f: F) -> Box<dyn Fn(Engine, u64) -> BoxFut>
+fn operations() -> Vec<(&'static str, Op)> {
+    fn op<F, Fut>(f: F) -> Op
     where
         F: Fn(Engine, u64) -> Fut + 'static,
         Fut: Future<Output = beeorm::Result<()>> + Send + 'static,
@@ -350,24 +352,27 @@ dialect_test!(begin_dropped_after_send, |db: TestDb| async move {
 // A transaction whose statement future is dropped, but which is kept (and then
 // used): its connection is in an unknown state, so it refuses further statements,
 // and dropping it leaves the pool healthy.
-dialect_test!(transaction_after_cancelled_statement, |db: TestDb| async move {
-    let s = setup(&db, "transaction_after_cancelled_statement").await;
-    if db.kind == Kind::Sqlite {
-        // SQLite statements run inline: nothing to cancel in the middle.
-        return;
+dialect_test!(
+    transaction_after_cancelled_statement,
+    |db: TestDb| async move {
+        let s = setup(&db, "transaction_after_cancelled_statement").await;
+        if db.kind == Kind::Sqlite {
+            // SQLite statements run inline: nothing to cancel in the middle.
+            return;
+        }
+        let mut tx = s.engine.db("default").unwrap().begin().await.unwrap();
+        let cancelled = poll_n(tx.execute("UPDATE items SET v = v + 1", vec![]), 1).await;
+        assert!(cancelled.is_none());
+        let again = tx.execute("UPDATE items SET v = v + 1", vec![]).await;
+        assert!(
+            matches!(again, Err(Error::Connection { .. })),
+            "statement on a connection in an unknown state: {again:?}"
+        );
+        assert!(tx.commit().await.is_err());
+        healthy(&s, "after a transaction with a cancelled statement").await;
+        db.drop().await;
     }
-    let mut tx = s.engine.db("default").unwrap().begin().await.unwrap();
-    let cancelled = poll_n(tx.execute("UPDATE items SET v = v + 1", vec![]), 1).await;
-    assert!(cancelled.is_none());
-    let again = tx.execute("UPDATE items SET v = v + 1", vec![]).await;
-    assert!(
-        matches!(again, Err(Error::Connection { .. })),
-        "statement on a connection in an unknown state: {again:?}"
-    );
-    assert!(tx.commit().await.is_err());
-    healthy(&s, "after a transaction with a cancelled statement").await;
-    db.drop().await;
-});
+);
 
 /// A TCP proxy to `upstream` that delays every chunk by `delay` in each direction.
 async fn latency_proxy(upstream: &str, delay: Duration) -> String {
@@ -480,7 +485,11 @@ async fn sqlite_flush_in_transaction_cancelled_waiting_for_lock() {
         let mut b = item(round + 100);
         let waited = tokio::time::timeout(
             Duration::from_millis(100),
-            s.engine.flusher().track(&mut a).track(&mut b).flush_in_transaction(),
+            s.engine
+                .flusher()
+                .track(&mut a)
+                .track(&mut b)
+                .flush_in_transaction(),
         )
         .await;
         assert!(waited.is_err(), "the flush should still wait for the lock");

@@ -66,7 +66,10 @@ fn assert_timeout<T: std::fmt::Debug>(
             limit: l,
         }) => {
             assert_eq!(p, pool);
-            assert!(o.starts_with(operation), "operation `{o}`, expected `{operation}`");
+            assert!(
+                o.starts_with(operation),
+                "operation `{o}`, expected `{operation}`"
+            );
             assert!(l >= limit, "limit {l:?}");
             assert!(
                 elapsed + Duration::from_millis(20) >= l && elapsed < l + SLACK,
@@ -101,13 +104,27 @@ dialect_test!(acquire_timeout_on_exhausted_pool, |db: TestDb| async move {
         id: 0,
         name: "a".into(),
     });
-    engine.flusher().track(&mut it).flush_in(&mut tx).await.unwrap();
+    engine
+        .flusher()
+        .track(&mut it)
+        .flush_in(&mut tx)
+        .await
+        .unwrap();
     let started = Instant::now();
-    let r = within(Duration::from_secs(10), "load_by_id", engine.load_by_id::<Item>(1)).await;
+    let r = within(
+        Duration::from_secs(10),
+        "load_by_id",
+        engine.load_by_id::<Item>(1),
+    )
+    .await;
     assert_timeout(r, started, "default", "acquire", LIMIT);
     // The transaction is untouched by the other caller's timeout.
     tx.commit().await.unwrap();
-    assert!(engine.load_by_id::<Item>(it.entity().id).await.unwrap().is_some());
+    assert!(engine
+        .load_by_id::<Item>(it.entity().id)
+        .await
+        .unwrap()
+        .is_some());
     db.drop().await;
 });
 
@@ -125,7 +142,12 @@ async fn statement_timeout(db: TestDb) {
     let r = within(Duration::from_secs(10), "sleep", dbh.query(sleep, vec![])).await;
     assert_timeout(r, started, "default", "statement", LIMIT);
     // The next statement gets a working connection.
-    let rows = within(Duration::from_secs(10), "next", dbh.query("SELECT 1", vec![])).await;
+    let rows = within(
+        Duration::from_secs(10),
+        "next",
+        dbh.query("SELECT 1", vec![]),
+    )
+    .await;
     assert_eq!(rows.unwrap()[0][0].as_i64(), Some(1));
 
     // Inside a transaction: the statement times out, the transaction refuses more
@@ -135,9 +157,19 @@ async fn statement_timeout(db: TestDb) {
         id: 0,
         name: "never".into(),
     });
-    engine.flusher().track(&mut it).flush_in(&mut tx).await.unwrap();
+    engine
+        .flusher()
+        .track(&mut it)
+        .flush_in(&mut tx)
+        .await
+        .unwrap();
     let started = Instant::now();
-    let r = within(Duration::from_secs(10), "sleep in tx", tx.query(sleep, vec![])).await;
+    let r = within(
+        Duration::from_secs(10),
+        "sleep in tx",
+        tx.query(sleep, vec![]),
+    )
+    .await;
     assert_timeout(r, started, "default", "statement", LIMIT);
     let again = tx.query("SELECT 1", vec![]).await;
     assert!(matches!(again, Err(Error::Connection { .. })), "{again:?}");
@@ -145,7 +177,13 @@ async fn statement_timeout(db: TestDb) {
     // An independent pool on the same database.
     let mut o = Registry::new();
     register(&mut o, "other", db.kind, &db.location);
-    let other = o.validate().await.unwrap().create_engine().db("other").unwrap();
+    let other = o
+        .validate()
+        .await
+        .unwrap()
+        .create_engine()
+        .db("other")
+        .unwrap();
     let seen = other
         .query(
             &format!("SELECT COUNT(*) FROM items WHERE id = {}", it.entity().id),
@@ -153,7 +191,11 @@ async fn statement_timeout(db: TestDb) {
         )
         .await
         .unwrap();
-    assert_eq!(seen[0][0].as_i64(), Some(0), "a timed-out transaction committed");
+    assert_eq!(
+        seen[0][0].as_i64(),
+        Some(0),
+        "a timed-out transaction committed"
+    );
     let mut ok = Tracked::new(Item {
         id: 0,
         name: "after".into(),
@@ -192,28 +234,44 @@ async fn yaml_timeouts_apply() {
     let dbh = engine.db("mem").unwrap();
     let _tx = dbh.begin().await.unwrap();
     let started = Instant::now();
-    let r = within(Duration::from_secs(10), "query", dbh.query("SELECT 1", vec![])).await;
+    let r = within(
+        Duration::from_secs(10),
+        "query",
+        dbh.query("SELECT 1", vec![]),
+    )
+    .await;
     assert_timeout(r, started, "mem", "acquire", Duration::from_millis(250));
 }
 
 #[tokio::test]
 async fn bad_timeouts_are_refused() {
     for (yaml, expected) in [
-        ("p:\n  sqlite: \":memory:\"\n  query_timeout: 0s\n", "query_timeout"),
-        ("p:\n  sqlite: \":memory:\"\n  acquire_timeout: soon\n", "acquire_timeout"),
-        ("p:\n  sqlite: \":memory:\"\n  connect_timeout: 5h\n", "connect_timeout"),
-        ("p:\n  local_cache: 10\n  query_timeout: 5s\n", "query_timeout"),
+        (
+            "p:\n  sqlite: \":memory:\"\n  query_timeout: 0s\n",
+            "query_timeout",
+        ),
+        (
+            "p:\n  sqlite: \":memory:\"\n  acquire_timeout: soon\n",
+            "acquire_timeout",
+        ),
+        (
+            "p:\n  sqlite: \":memory:\"\n  connect_timeout: 5h\n",
+            "connect_timeout",
+        ),
+        (
+            "p:\n  local_cache: 10\n  query_timeout: 5s\n",
+            "query_timeout",
+        ),
     ] {
         let err = Registry::from_yaml(yaml).unwrap_err().to_string();
-        assert!(err.contains(expected) && err.contains("`p`"), "{yaml}: {err}");
+        assert!(
+            err.contains(expected) && err.contains("`p`"),
+            "{yaml}: {err}"
+        );
     }
     let mut r = Registry::new();
-    r.register_sqlite_pool("p", ":memory:").set_sql_timeouts(
-        "nope",
-        LIMIT,
-        LIMIT,
-        LIMIT,
-    );
+    r.register_sqlite_pool("p", ":memory:")
+        .set_sql_timeouts("nope", LIMIT, LIMIT, LIMIT);
     let err = r.validate().await.unwrap_err();
     assert!(matches!(err, Error::UnknownPool { .. }), "{err}");
     let mut r = Registry::new();
@@ -374,7 +432,12 @@ async fn frozen_mysql_server_gives_typed_timeouts() {
     server.signal("-STOP");
     // A statement on the open connection.
     let started = Instant::now();
-    let r = within(Duration::from_secs(10), "query", dbh.query("SELECT 1", vec![])).await;
+    let r = within(
+        Duration::from_secs(10),
+        "query",
+        dbh.query("SELECT 1", vec![]),
+    )
+    .await;
     assert_timeout(r, started, "frozen", "statement", LIMIT);
     // A new connection (the timed-out one was discarded): the TCP connect succeeds,
     // the handshake never comes.
@@ -466,16 +529,25 @@ async fn frozen_postgres_link_gives_typed_timeouts() {
 
     frozen.store(true, Ordering::Relaxed);
     let started = Instant::now();
-    let r = within(Duration::from_secs(10), "query", dbh.query("SELECT 1", vec![])).await;
+    let r = within(
+        Duration::from_secs(10),
+        "query",
+        dbh.query("SELECT 1", vec![]),
+    )
+    .await;
     assert_timeout(r, started, "link", "statement", LIMIT);
     let started = Instant::now();
     let r = within(Duration::from_secs(10), "begin", dbh.begin()).await;
     assert_timeout(r, started, "link", "connect", LIMIT);
 
     frozen.store(false, Ordering::Relaxed);
-    let rows = within(Duration::from_secs(10), "thawed", dbh.query("SELECT 1", vec![]))
-        .await
-        .unwrap();
+    let rows = within(
+        Duration::from_secs(10),
+        "thawed",
+        dbh.query("SELECT 1", vec![]),
+    )
+    .await
+    .unwrap();
     assert_eq!(rows[0][0].as_i64(), Some(1));
     db.drop().await;
 }

@@ -446,22 +446,16 @@ impl Registry {
                     let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
                     Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
                     let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
-                    SqlPool::MySql(Arc::new(MySqlPool::new(
-                        name,
-                        parsed.opts,
-                        encoding,
-                        timeouts,
-                    )))
+                    let pool = MySqlPool::new(name, parsed.opts, encoding, timeouts);
+                    SqlPool::MySql(Arc::new(pool))
                 }
                 RelationalConfig::Postgres { url } => {
                     SqlPool::Postgres(Arc::new(PgPool::new(name, url, timeouts)?))
                 }
-                RelationalConfig::Sqlite { path } => SqlPool::Sqlite(Arc::new(SqlitePool::open(
-                    name,
-                    path,
-                    SQLITE_CONNECTIONS,
-                    timeouts,
-                )?)),
+                RelationalConfig::Sqlite { path } => {
+                    let pool = SqlitePool::open(name, path, SQLITE_CONNECTIONS, timeouts)?;
+                    SqlPool::Sqlite(Arc::new(pool))
+                }
             };
             pools.insert(name.clone(), pool);
         }

@@ -1282,12 +1282,7 @@ fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> Value {
 impl SqlitePool {
     /// Opens `size` connections to `path` (`:memory:` gets one: each in-memory
     /// connection would be its own database).
-    pub(crate) fn open(
-        name: &str,
-        path: &str,
-        size: usize,
-        timeouts: SqlTimeouts,
-    ) -> Result<Self> {
+    pub(crate) fn open(name: &str, path: &str, size: usize, timeouts: SqlTimeouts) -> Result<Self> {
         let memory = path == ":memory:";
         let size = if memory { 1 } else { size.max(1) };
         let mut conns = Vec::with_capacity(size);
