@@ -232,7 +232,8 @@ impl Registry {
     /// [`Error::Timeout`](crate::Error::Timeout) naming the pool, the operation and
     /// the limit. The YAML keys are `connect_timeout`, `query_timeout` and
     /// `acquire_timeout` in the pool's section. [`Registry::validate`] refuses an
-    /// unknown pool name or a zero duration.
+    /// unknown pool name or a zero duration. The limits use Tokio's timer: run beeorm
+    /// on a runtime with time enabled (`#[tokio::main]` enables it).
     pub fn set_sql_timeouts(
         &mut self,
         pool: &str,

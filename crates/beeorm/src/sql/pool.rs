@@ -83,11 +83,16 @@ fn timeout_error(pool: &str, operation: impl Into<String>, limit: std::time::Dur
     }
 }
 
-/// `f`, bounded by the pool's statement timeout.
+/// `f`, bounded by the pool's statement timeout. Not on SQLite: its statements run
+/// in the process, inline (no timer is set up on that hot path) or on a blocking
+/// thread whose lock wait is bounded instead (see `sqlite_run`).
 async fn limited<T, F>(pool: &SqlPool, sql: &str, f: F) -> Result<T>
 where
     F: std::future::Future<Output = Result<T>>,
 {
+    if let SqlPool::Sqlite(_) = pool {
+        return f.await;
+    }
     let limit = pool.timeouts().query;
     match tokio::time::timeout(limit, f).await {
         Ok(r) => r,
