@@ -228,16 +228,22 @@ impl SqlPool {
             }
             SqlPool::Postgres(p) => ConnInner::Postgres(Some(p.get().await?)),
             SqlPool::Sqlite(p) => {
-                let limit = p.timeouts.acquire;
-                match tokio::time::timeout(limit, p.pool.get()).await {
-                    Ok(c) => ConnInner::Sqlite(Some(SqliteConn(Some(c.map_err(|e| {
-                        Error::Connection {
-                            pool: p.name.clone(),
-                            source: Box::new(e),
+                // A free connection without setting up a timer (the usual case).
+                let free = p.pool.try_get().ok();
+                let c = match free {
+                    Some(c) => c,
+                    None => {
+                        let limit = p.timeouts.acquire;
+                        match tokio::time::timeout(limit, p.pool.get()).await {
+                            Ok(c) => c.map_err(|e| Error::Connection {
+                                pool: p.name.clone(),
+                                source: Box::new(e),
+                            })?,
+                            Err(_) => return Err(timeout_error(&p.name, "acquire", limit)),
                         }
-                    })?)))),
-                    Err(_) => return Err(timeout_error(&p.name, "acquire", limit)),
-                }
+                    }
+                };
+                ConnInner::Sqlite(Some(SqliteConn(Some(c))))
             }
         };
         Ok(Conn {
@@ -267,9 +273,10 @@ impl SqlPool {
             other => other,
         };
         match self {
-            // Not mysql_async's `start_transaction`: it marks the connection as in a
-            // transaction only after `START TRANSACTION` returned, so a future
-            // dropped in between returned the connection to the pool inside one.
+            // Our own `START TRANSACTION` on a plain connection rather than
+            // mysql_async's `Transaction`, so that one state (`MySqlTx` + `dirty`)
+            // decides, on every dialect, what becomes of a connection dropped at any
+            // point or after a statement timeout.
             SqlPool::MySql(_) => conn.execute_script("START TRANSACTION").await?,
             SqlPool::Postgres(_) => conn.execute_script("BEGIN").await?,
             SqlPool::Sqlite(_) => {
