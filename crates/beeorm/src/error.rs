@@ -201,6 +201,21 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// A pool operation took longer than the pool's limit (see
+    /// [`Registry::set_sql_timeouts`](crate::Registry::set_sql_timeouts)): opening a
+    /// connection (`connect`), waiting for one (`acquire`) or a statement. A statement
+    /// that timed out may or may not have run; its connection is discarded, and a
+    /// transaction it belonged to is rolled back.
+    #[error("timeout on pool `{pool}`: {operation} did not finish within {limit:?}")]
+    Timeout {
+        /// The pool.
+        pool: String,
+        /// What timed out: `connect`, `acquire`, or `statement \`SQL\`` (without values).
+        operation: String,
+        /// The configured limit that ran out.
+        limit: std::time::Duration,
+    },
+
     /// A Redis command failed: the server refused it, the connection failed or timed
     /// out, or the reply did not convert to the type asked for. `source` answers
     /// `is_timeout()`, `is_connection_refusal()`, `kind()`…

@@ -17,7 +17,7 @@ pub use enums::{EnumDefinition, OrmEnum};
 use crate::cache::LocalCache;
 use crate::hooks::{self, BoxFuture, HookEvent, HookTarget, Hooks};
 use crate::schema::{EntityDefinition, TableSchema};
-use crate::sql::pool::{MySqlPool, PgPool, SqlPool, SqlitePool};
+use crate::sql::pool::{MySqlPool, PgPool, SqlPool, SqlTimeouts, SqlitePool};
 use crate::{Engine, Entity, Error, Result};
 
 /// The pool name used when none is given.
@@ -50,6 +50,7 @@ pub struct Registry {
     local_caches: Vec<(String, u64)>,
     redis: Vec<(String, crate::redis::RedisConfig)>,
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
+    sql_timeouts: Vec<(String, SqlTimeouts)>,
     lockers: Vec<(String, String)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
@@ -64,6 +65,7 @@ impl Default for Registry {
             local_caches: Vec::new(),
             redis: Vec::new(),
             redis_timeouts: Vec::new(),
+            sql_timeouts: Vec::new(),
             lockers: Vec::new(),
             entities: Vec::new(),
             enums: Vec::new(),
@@ -207,6 +209,45 @@ impl Registry {
         self.redis_timeouts.push((
             pool.to_string(),
             crate::redis::Timeouts { connect, response },
+        ));
+        self
+    }
+
+    /// Sets how long the relational pool `pool` (MySQL, PostgreSQL or SQLite) waits:
+    ///
+    /// - `connect`: opening one connection (default 5 s);
+    /// - `query`: one statement, `BEGIN`, `COMMIT` and `ROLLBACK` included (default
+    ///   60 s). A statement that runs longer fails with
+    ///   [`Error::Timeout`](crate::Error::Timeout); it may or may not have run, so its
+    ///   connection is closed (its transaction rolled back). Raise it above your
+    ///   longest statement (schema changes on big tables). SQLite statements run in
+    ///   the process and are not interrupted: there it bounds the wait for another
+    ///   connection's write lock (at most 5 s);
+    /// - `acquire`: waiting for a free connection of the pool (default 10 s), e.g.
+    ///   when every connection is held by a transaction. On MySQL, whose driver opens
+    ///   connections inside its checkout, the checkout is bounded by the larger of
+    ///   `acquire` and `connect`.
+    ///
+    /// Each limit that runs out fails the call with a typed
+    /// [`Error::Timeout`](crate::Error::Timeout) naming the pool, the operation and
+    /// the limit. The YAML keys are `connect_timeout`, `query_timeout` and
+    /// `acquire_timeout` in the pool's section. [`Registry::validate`] refuses an
+    /// unknown pool name or a zero duration. The limits use Tokio's timer: run beeorm
+    /// on a runtime with time enabled (`#[tokio::main]` enables it).
+    pub fn set_sql_timeouts(
+        &mut self,
+        pool: &str,
+        connect: std::time::Duration,
+        query: std::time::Duration,
+        acquire: std::time::Duration,
+    ) -> &mut Self {
+        self.sql_timeouts.push((
+            pool.to_string(),
+            SqlTimeouts {
+                connect,
+                query,
+                acquire,
+            },
         ));
         self
     }
@@ -372,6 +413,21 @@ impl Registry {
     /// registry. Must run inside a Tokio runtime.
     pub async fn validate(&self) -> Result<ValidatedRegistry> {
         Self::check_encoding(&self.default_encoding, "the registry's default encoding")?;
+        for (name, t) in &self.sql_timeouts {
+            if !self.relational.iter().any(|(p, _)| p == name) {
+                return Err(Error::UnknownPool {
+                    kind: "relational",
+                    pool: name.clone(),
+                    used_by: "set_sql_timeouts".into(),
+                });
+            }
+            if t.connect.is_zero() || t.query.is_zero() || t.acquire.is_zero() {
+                return Err(Error::config(format!(
+                    "relational pool `{name}`: timeouts must be above zero (connect {:?}, query {:?}, acquire {:?})",
+                    t.connect, t.query, t.acquire
+                )));
+            }
+        }
         let mut pools: FxHashMap<String, SqlPool> = FxHashMap::default();
         for (name, config) in &self.relational {
             Self::check_name("relational", name)?;
@@ -380,18 +436,26 @@ impl Registry {
                     "relational pool `{name}` is registered twice"
                 )));
             }
+            let timeouts = self
+                .sql_timeouts
+                .iter()
+                .rev()
+                .find(|(p, _)| p == name)
+                .map_or_else(SqlTimeouts::default, |(_, t)| *t);
             let pool = match config {
                 RelationalConfig::MySql { dsn, encoding } => {
                     let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
                     Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
                     let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
-                    SqlPool::MySql(Arc::new(MySqlPool::new(name, parsed.opts, encoding)))
+                    let pool = MySqlPool::new(name, parsed.opts, encoding, timeouts);
+                    SqlPool::MySql(Arc::new(pool))
                 }
                 RelationalConfig::Postgres { url } => {
-                    SqlPool::Postgres(Arc::new(PgPool::new(name, url)?))
+                    SqlPool::Postgres(Arc::new(PgPool::new(name, url, timeouts)?))
                 }
                 RelationalConfig::Sqlite { path } => {
-                    SqlPool::Sqlite(Arc::new(SqlitePool::open(name, path, SQLITE_CONNECTIONS)?))
+                    let pool = SqlitePool::open(name, path, SQLITE_CONNECTIONS, timeouts)?;
+                    SqlPool::Sqlite(Arc::new(pool))
                 }
             };
             pools.insert(name.clone(), pool);

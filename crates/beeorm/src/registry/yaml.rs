@@ -6,6 +6,9 @@
 //!   mysql: root:root@tcp(localhost:3306)/db?limit_connections=10
 //!   mysqlEncoding: utf8mb4
 //!   local_cache: 1000
+//!   connect_timeout: 5s            # ours: relational pool timeouts (`500ms`, `5s`, `2m`,
+//!   query_timeout: 60s             #   or a number of seconds); see
+//!   acquire_timeout: 10s           #   `Registry::set_sql_timeouts` for the defaults
 //! embedded:
 //!   sqlite: /var/lib/app/data.db   # or ":memory:" (quoted: a bare trailing `:` is YAML syntax)
 //! cache:
@@ -37,6 +40,10 @@ struct PoolSection {
     /// Ours: a PostgreSQL URL.
     postgres: Option<String>,
     local_cache: Option<u64>,
+    /// Ours: relational pool timeouts (see `Registry::set_sql_timeouts`).
+    connect_timeout: Option<serde_norway::Value>,
+    query_timeout: Option<serde_norway::Value>,
+    acquire_timeout: Option<serde_norway::Value>,
     redis: Option<String>,
     /// `{"master:db": [sentinel addresses]}`.
     sentinel: Option<BTreeMap<String, Vec<String>>>,
@@ -122,12 +129,70 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
         if let Some(path) = &s.sqlite {
             registry.register_sqlite_pool(&pool, path);
         }
+        sql_timeouts(&mut registry, &pool, &s)?;
         if let Some(size) = s.local_cache {
             registry.register_local_cache(&pool, size);
         }
         redis_section(&mut registry, &pool, &s)?;
     }
     Ok(registry)
+}
+
+/// `connect_timeout`, `query_timeout`, `acquire_timeout` of a relational pool; a key
+/// left out keeps its default.
+fn sql_timeouts(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<()> {
+    let keys = [
+        ("connect_timeout", &s.connect_timeout),
+        ("query_timeout", &s.query_timeout),
+        ("acquire_timeout", &s.acquire_timeout),
+    ];
+    if keys.iter().all(|(_, v)| v.is_none()) {
+        return Ok(());
+    }
+    if s.mysql.is_none() && s.postgres.is_none() && s.sqlite.is_none() {
+        let (key, _) = keys.iter().find(|(_, v)| v.is_some()).unwrap_or(&keys[0]);
+        return Err(Error::config(format!(
+            "pool `{pool}` has `{key}` but no `mysql`, `postgres` or `sqlite`"
+        )));
+    }
+    let defaults = crate::sql::pool::SqlTimeouts::default();
+    let [connect, query, acquire] = [
+        (keys[0], defaults.connect),
+        (keys[1], defaults.query),
+        (keys[2], defaults.acquire),
+    ]
+    .map(|((key, value), default)| match value {
+        None => Ok(default),
+        Some(v) => parse_duration(v).ok_or_else(|| {
+            Error::config(format!(
+                "pool `{pool}`: `{key}` must be a duration such as `500ms`, `5s` or `2m` (or a number of seconds), above zero"
+            ))
+        }),
+    });
+    registry.set_sql_timeouts(pool, connect?, query?, acquire?);
+    Ok(())
+}
+
+/// `500ms`, `5s`, `2m`, or a bare number of seconds; `None` for anything else or zero.
+fn parse_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let d = match v {
+        serde_norway::Value::Number(n) => Duration::from_secs(n.as_u64()?),
+        serde_norway::Value::String(s) => {
+            let s = s.trim();
+            let (digits, unit) =
+                s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = digits.parse().ok()?;
+            match unit.trim() {
+                "ms" => Duration::from_millis(n),
+                "s" | "" => Duration::from_secs(n),
+                "m" => Duration::from_secs(n.checked_mul(60)?),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
 }
 
 /// `redis: host:port:db`, `sentinel: {"master:db": [addresses]}`, `redis_cluster: [nodes]`

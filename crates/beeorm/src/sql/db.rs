@@ -8,6 +8,11 @@ use crate::Result;
 /// A relational pool, for plain SQL. Get it with [`Engine::db`](crate::Engine::db).
 /// Statements are traced like every other (see the crate docs). Placeholders are `?`
 /// on MySQL and SQLite.
+///
+/// Every call is bounded by the pool's timeouts
+/// ([`Registry::set_sql_timeouts`](crate::Registry::set_sql_timeouts)) and may be
+/// cancelled (its future dropped) at any point: a connection left in an unknown state
+/// is closed, never reused.
 #[derive(Clone)]
 pub struct Db {
     pool: SqlPool,
@@ -49,7 +54,10 @@ impl Db {
 
 impl Db {
     /// Starts a transaction on one connection of the pool. Commit it with
-    /// [`Transaction::commit`]; dropped without a commit, it is rolled back.
+    /// [`Transaction::commit`]; dropped without a commit, it is rolled back. Waiting
+    /// for a connection is bounded by the pool's `acquire` timeout: a task that holds
+    /// the last connection in a transaction and asks the same pool for another gets
+    /// [`Error::Timeout`](crate::Error::Timeout) instead of waiting forever.
     pub async fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
             conn: self.pool.begin().await?,
@@ -58,8 +66,13 @@ impl Db {
 }
 
 /// A transaction on one connection. Dropped without [`commit`](Transaction::commit),
-/// it is rolled back. Flush entities inside it with
+/// it is rolled back before its connection is reused. Flush entities inside it with
 /// [`Flusher::flush_in`](crate::Flusher::flush_in).
+///
+/// When one of its statements timed out, lost the connection or had its future
+/// dropped mid-way, the connection's state is unknown: every later statement fails
+/// with [`Error::Connection`](crate::Error::Connection), `commit` included, and the
+/// connection is closed when the transaction is dropped (the server rolls back).
 pub struct Transaction {
     pub(crate) conn: Conn,
 }

@@ -94,6 +94,57 @@ fn check_param_count(pool: &SqlPool, sql: &str, count: usize) -> Result<()> {
     })
 }
 
+/// How long a relational pool waits (see `Registry::set_sql_timeouts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SqlTimeouts {
+    /// Opening one connection (TCP connect, handshake, authentication).
+    pub(crate) connect: std::time::Duration,
+    /// One statement, including `BEGIN`, `COMMIT` and `ROLLBACK`.
+    pub(crate) query: std::time::Duration,
+    /// Waiting for a free connection of the pool.
+    pub(crate) acquire: std::time::Duration,
+}
+
+impl Default for SqlTimeouts {
+    fn default() -> Self {
+        SqlTimeouts {
+            connect: std::time::Duration::from_secs(5),
+            query: std::time::Duration::from_secs(60),
+            acquire: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The typed error of an operation that ran out of time.
+fn timeout_error(pool: &str, operation: impl Into<String>, limit: std::time::Duration) -> Error {
+    Error::Timeout {
+        pool: pool.to_string(),
+        operation: operation.into(),
+        limit,
+    }
+}
+
+/// `f`, bounded by the pool's statement timeout. Not on SQLite: its statements run
+/// in the process, inline (no timer is set up on that hot path) or on a blocking
+/// thread whose lock wait is bounded instead (see `sqlite_run`).
+async fn limited<T, F>(pool: &SqlPool, sql: &str, f: F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    if let SqlPool::Sqlite(_) = pool {
+        return f.await;
+    }
+    let limit = pool.timeouts().query;
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r,
+        Err(_) => Err(timeout_error(
+            pool.name(),
+            format!("statement `{sql}`"),
+            limit,
+        )),
+    }
+}
+
 /// Takes a row's cells out of the reused buffer, leaving one of the same capacity.
 fn take_row(row: &mut Vec<Value>) -> Result<Row> {
     let capacity = row.len();
@@ -128,6 +179,14 @@ impl SqlPool {
         }
     }
 
+    pub(crate) fn timeouts(&self) -> SqlTimeouts {
+        match self {
+            SqlPool::MySql(p) => p.timeouts,
+            SqlPool::Sqlite(p) => p.timeouts,
+            SqlPool::Postgres(p) => p.timeouts,
+        }
+    }
+
     pub(crate) fn kind(&self) -> DialectKind {
         match self {
             SqlPool::MySql(_) => DialectKind::MySql,
@@ -149,13 +208,27 @@ impl SqlPool {
     /// How consecutive rows of one multi-row INSERT are numbered: `Some(step)` when
     /// their IDs are `first, first + step, …`; `None` when the server does not promise
     /// consecutive IDs (MySQL `innodb_autoinc_lock_mode = 2`), so rows go one by one.
+    /// MySQL asks the server once per pool; [`SqlPool::begin`] asks on the
+    /// transaction's own connection, so a flush into a transaction that holds the only
+    /// connection of the pool never needs a second one.
     pub(crate) async fn id_step(&self) -> Result<Option<u64>> {
+        match self {
+            SqlPool::MySql(p) => match p.id_step.get() {
+                Some(step) => Ok(*step),
+                None => self.id_step_on(&mut self.conn().await?).await,
+            },
+            SqlPool::Sqlite(_) | SqlPool::Postgres(_) => Ok(Some(1)),
+        }
+    }
+
+    /// [`SqlPool::id_step`], asked on `conn` when not known yet.
+    async fn id_step_on(&self, conn: &mut Conn) -> Result<Option<u64>> {
         match self {
             SqlPool::Sqlite(_) | SqlPool::Postgres(_) => Ok(Some(1)),
             SqlPool::MySql(p) => p
                 .id_step
                 .get_or_try_init(|| async {
-                    let rows = self
+                    let rows = conn
                         .query(
                             "SELECT @@auto_increment_increment, @@innodb_autoinc_lock_mode",
                             vec![],
@@ -181,65 +254,77 @@ impl SqlPool {
         }
     }
 
-    /// A connection in autocommit mode.
+    /// A connection in autocommit mode, within the pool's `acquire` timeout (MySQL:
+    /// the larger of `acquire` and `connect`, as mysql_async opens connections inside
+    /// its checkout; PostgreSQL: `acquire` to wait for a free slot, then `connect` to
+    /// open a connection).
     pub(crate) async fn conn(&self) -> Result<Conn> {
         let inner = match self {
             SqlPool::MySql(p) => {
-                ConnInner::MySql(p.pool.get_conn().await.map_err(|e| p.connection_error(e))?)
+                let limit = p.timeouts.acquire.max(p.timeouts.connect);
+                match tokio::time::timeout(limit, p.pool.get_conn()).await {
+                    Ok(c) => ConnInner::MySql(c.map_err(|e| p.connection_error(e))?),
+                    Err(_) => return Err(timeout_error(&p.name, "acquire", limit)),
+                }
             }
-            SqlPool::Postgres(p) => {
-                ConnInner::Postgres(Some(p.pool.get().await.map_err(|e| Error::Connection {
-                    pool: p.name.clone(),
-                    source: Box::new(e),
-                })?))
-            }
+            SqlPool::Postgres(p) => ConnInner::Postgres(Some(p.get().await?)),
             SqlPool::Sqlite(p) => {
-                ConnInner::Sqlite(Some(p.pool.get().await.map_err(|e| Error::Connection {
-                    pool: p.name.clone(),
-                    source: Box::new(e),
-                })?))
+                // A free connection without setting up a timer (the usual case).
+                let free = p.pool.try_get().ok();
+                let c = match free {
+                    Some(c) => c,
+                    None => {
+                        let limit = p.timeouts.acquire;
+                        match tokio::time::timeout(limit, p.pool.get()).await {
+                            Ok(c) => c.map_err(|e| Error::Connection {
+                                pool: p.name.clone(),
+                                source: Box::new(e),
+                            })?,
+                            Err(_) => return Err(timeout_error(&p.name, "acquire", limit)),
+                        }
+                    }
+                };
+                ConnInner::Sqlite(Some(SqliteConn(Some(c))))
             }
         };
         Ok(Conn {
             pool: self.clone(),
             inner,
+            dirty: false,
         })
     }
 
     /// A connection inside a new transaction: [`Conn::commit`] or [`Conn::rollback`] it;
     /// dropped, it rolls back.
+    ///
+    /// The connection is marked as in a transaction *before* `BEGIN` is sent, so a
+    /// future dropped (or timed out) at any point cannot return it to the pool inside
+    /// a transaction: see [`Drop for Conn`](Conn).
     pub(crate) async fn begin(&self) -> Result<Conn> {
-        match self {
-            SqlPool::MySql(p) => {
-                let tx = traced(&p.name, "mysql", "START TRANSACTION", async {
-                    p.pool
-                        .start_transaction(mysql_async::TxOpts::default())
-                        .await
-                        .map_err(|e| p.connection_error(e))
-                })
-                .await?;
-                Ok(Conn {
-                    pool: self.clone(),
-                    inner: ConnInner::MySqlTx(tx),
-                })
-            }
-            SqlPool::Postgres(_) => {
-                let mut conn = self.conn().await?;
-                conn.execute_script("BEGIN").await?;
-                if let ConnInner::Postgres(c) = &mut conn.inner {
-                    conn.inner = ConnInner::PostgresTx(c.take());
-                }
-                Ok(conn)
-            }
-            SqlPool::Sqlite(_) => {
-                let mut conn = self.conn().await?;
-                conn.execute("BEGIN IMMEDIATE", vec![]).await?;
-                if let ConnInner::Sqlite(c) = &mut conn.inner {
-                    conn.inner = ConnInner::SqliteTx(c.take());
-                }
-                Ok(conn)
+        let mut conn = self.conn().await?;
+        if let SqlPool::MySql(p) = self {
+            if p.id_step.get().is_none() {
+                self.id_step_on(&mut conn).await?;
             }
         }
+        conn.inner = match std::mem::replace(&mut conn.inner, ConnInner::Sqlite(None)) {
+            ConnInner::MySql(c) => ConnInner::MySqlTx(c),
+            ConnInner::Postgres(c) => ConnInner::PostgresTx(c),
+            ConnInner::Sqlite(c) => ConnInner::SqliteTx(c),
+            other => other,
+        };
+        match self {
+            // Our own `START TRANSACTION` on a plain connection rather than
+            // mysql_async's `Transaction`, so that one state (`MySqlTx` + `dirty`)
+            // decides, on every dialect, what becomes of a connection dropped at any
+            // point or after a statement timeout.
+            SqlPool::MySql(_) => conn.execute_script("START TRANSACTION").await?,
+            SqlPool::Postgres(_) => conn.execute_script("BEGIN").await?,
+            SqlPool::Sqlite(_) => {
+                conn.execute("BEGIN IMMEDIATE", vec![]).await?;
+            }
+        }
+        Ok(conn)
     }
 
     /// Runs a statement that returns no rows.
@@ -280,14 +365,17 @@ impl SqlPool {
         params: Vec<Value>,
     ) -> Result<(Vec<String>, Vec<Row>)> {
         let mut conn = self.conn().await?;
+        conn.start()?;
         let kind = conn.kind_name();
-        traced(
+        let r = traced(
             self.name(),
             kind,
             sql,
-            conn.query_inner(sql, params, true, take_row),
+            limited(self, sql, conn.query_inner(sql, params, true, take_row)),
         )
-        .await
+        .await;
+        conn.settle(&r);
+        r
     }
 
     /// The dialect, after learning what it needs from the server.
@@ -519,6 +607,7 @@ pub(crate) struct MySqlPool {
     pub(crate) encoding: String,
     mariadb: OnceCell<bool>,
     id_step: OnceCell<Option<u64>>,
+    timeouts: SqlTimeouts,
 }
 
 fn mysql_value(v: Value) -> mysql_async::Value {
@@ -581,13 +670,19 @@ fn from_mysql(v: mysql_async::Value) -> Value {
 }
 
 impl MySqlPool {
-    pub(crate) fn new(name: &str, opts: mysql_async::Opts, encoding: &str) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        opts: mysql_async::Opts,
+        encoding: &str,
+        timeouts: SqlTimeouts,
+    ) -> Self {
         MySqlPool {
             name: name.to_string(),
             pool: mysql_async::Pool::new(opts),
             encoding: encoding.to_string(),
             mariadb: OnceCell::new(),
             id_step: OnceCell::new(),
+            timeouts,
         }
     }
 
@@ -625,13 +720,40 @@ impl MySqlPool {
 pub(crate) struct SqlitePool {
     pub(crate) name: String,
     pool: deadpool::unmanaged::Pool<rusqlite::Connection>,
+    timeouts: SqlTimeouts,
 }
 
-type SqliteConn = deadpool::unmanaged::Object<rusqlite::Connection>;
+/// A SQLite connection checked out of its pool. Wherever it is dropped (in a
+/// [`Conn`], or on the blocking thread of a statement whose future was dropped), it
+/// goes back to the pool in autocommit mode: a transaction still open is rolled
+/// back first. `is_autocommit` reads a flag, so the check costs nothing.
+struct SqliteConn(Option<deadpool::unmanaged::Object<rusqlite::Connection>>);
+
+impl SqliteConn {
+    /// The connection (`None` only while it is dropped).
+    fn get(&mut self) -> Option<&mut rusqlite::Connection> {
+        self.0.as_deref_mut()
+    }
+}
+
+impl Drop for SqliteConn {
+    fn drop(&mut self) {
+        let Some(conn) = self.0.take() else { return };
+        if !conn.is_autocommit() {
+            if let Err(e) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "SQLite: rollback of a transaction left open failed; the connection is closed");
+                // Never back to the pool inside a transaction: the pool has one
+                // connection less from now on.
+                drop(deadpool::unmanaged::Object::take(conn));
+            }
+        }
+    }
+}
 
 enum ConnInner {
     MySql(mysql_async::Conn),
-    MySqlTx(mysql_async::Transaction<'static>),
+    // Our own `START TRANSACTION` / `COMMIT` / `ROLLBACK` on a plain connection.
+    MySqlTx(mysql_async::Conn),
     // `Option` so the connection can move to a blocking thread and back.
     Sqlite(Option<SqliteConn>),
     SqliteTx(Option<SqliteConn>),
@@ -640,18 +762,25 @@ enum ConnInner {
 }
 
 /// One connection taken from a pool, in autocommit mode or inside a transaction.
-/// Every statement goes through here: it is traced and its errors are typed.
+/// Every statement goes through here: it is traced, bounded by the pool's statement
+/// timeout, and its errors are typed.
+///
+/// Cancel safety: a future of this type may be dropped at any await point (a request
+/// timeout does that). `dirty` is set before anything is sent and cleared only when
+/// the statement finished with the connection in a known state, so a `Conn` dropped
+/// with `dirty` set (or whose statement timed out or lost the connection) is closed,
+/// never reused; one dropped inside a transaction rolls back before it is reused.
 pub(crate) struct Conn {
     pool: SqlPool,
     inner: ConnInner,
+    dirty: bool,
 }
 
 /// Runs `$body` with `$q` bound to the MySQL connection or transaction.
 macro_rules! with_mysql {
     ($inner:expr, $q:ident => $body:expr) => {
         match $inner {
-            ConnInner::MySql($q) => $body,
-            ConnInner::MySqlTx($q) => $body,
+            ConnInner::MySql($q) | ConnInner::MySqlTx($q) => $body,
             _ => {
                 return Err(Error::Query(
                     "internal error: MySQL statement on another connection".into(),
@@ -672,14 +801,39 @@ impl Conn {
 
     /// Runs a statement that returns no rows.
     pub(crate) async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
+        self.start()?;
         let pool = self.pool.clone();
-        traced(
+        let kind = self.kind_name();
+        let r = traced(
             pool.name(),
-            self.kind_name(),
+            kind,
             sql,
-            self.execute_inner(sql, params),
+            limited(&pool, sql, self.execute_inner(sql, params)),
         )
-        .await
+        .await;
+        self.settle(&r);
+        r
+    }
+
+    /// Refuses a connection whose earlier statement was cancelled or failed in a way
+    /// that leaves its state unknown, then marks a statement as in flight.
+    fn start(&mut self) -> Result<()> {
+        if self.dirty {
+            return Err(Error::Connection {
+                pool: self.pool.name().to_string(),
+                source: "an earlier statement on this connection was cancelled, timed out or lost the connection; \
+                         its state is unknown, so it takes no more statements (a transaction on it is rolled back)"
+                    .into(),
+            });
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Clears the in-flight mark unless the statement timed out or lost the
+    /// connection (the server did not answer: what it did is unknown).
+    fn settle<T>(&mut self, r: &Result<T>) {
+        self.dirty = matches!(r, Err(Error::Timeout { .. } | Error::Connection { .. }));
     }
 
     async fn execute_inner(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
@@ -759,15 +913,18 @@ impl Conn {
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
+        self.start()?;
         let pool = self.pool.clone();
-        traced(
+        let kind = self.kind_name();
+        let r = traced(
             pool.name(),
-            self.kind_name(),
+            kind,
             sql,
-            self.query_inner(sql, params, false, f),
+            limited(&pool, sql, self.query_inner(sql, params, false, f)),
         )
-        .await
-        .map(|(_, rows)| rows)
+        .await;
+        self.settle(&r);
+        r.map(|(_, rows)| rows)
     }
 
     /// The rows, and the column names when `names` is set.
@@ -881,9 +1038,10 @@ impl Conn {
     /// Several `;`-separated statements without parameters; on SQLite in one
     /// transaction (unless already inside one).
     pub(crate) async fn execute_script(&mut self, sql: &str) -> Result<()> {
+        self.start()?;
         let pool = self.pool.clone();
         let kind = self.kind_name();
-        traced(pool.name(), kind, sql, async {
+        let r = traced(pool.name(), kind, sql, limited(&pool, sql, async {
             match &mut self.inner {
                 ConnInner::Sqlite(c) => {
                     sqlite_run(&self.pool, c, sql, move |conn, sql| {
@@ -912,8 +1070,10 @@ impl Conn {
                     with_mysql!(inner, q => q.query_drop(sql).await.map_err(|e| mysql_error(pool, sql, e)))
                 }
             }
-        })
-        .await
+        }))
+        .await;
+        self.settle(&r);
+        r
     }
 
     /// Commits the transaction (a no-op in autocommit mode).
@@ -926,63 +1086,89 @@ impl Conn {
         self.finish("ROLLBACK").await
     }
 
-    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
+    /// Ends the transaction with `COMMIT` or `ROLLBACK`. The connection stays marked
+    /// as in a transaction until the server confirmed: dropped during `COMMIT`, it is
+    /// closed (the outcome is unknown); a failed `COMMIT` is rolled back on drop.
     async fn finish(mut self, how: &'static str) -> Result<()> {
-        match std::mem::replace(&mut self.inner, ConnInner::Sqlite(None)) {
-            ConnInner::MySqlTx(tx) => {
-                let pool = self.pool.clone();
-                traced(pool.name(), "mysql", how, async {
-                    let r = if how == "COMMIT" {
-                        tx.commit().await
-                    } else {
-                        tx.rollback().await
-                    };
-                    r.map_err(|e| mysql_error(&pool, how, e))
-                })
-                .await
-            }
-            ConnInner::SqliteTx(c) => {
-                self.inner = ConnInner::Sqlite(c);
-                self.execute(how, vec![]).await.map(|_| ())
-            }
-            ConnInner::PostgresTx(c) => {
-                self.inner = ConnInner::Postgres(c);
-                self.execute_script(how).await
-            }
-            other => {
-                self.inner = other;
-                Ok(())
-            }
+        if !matches!(
+            self.inner,
+            ConnInner::MySqlTx(_) | ConnInner::SqliteTx(_) | ConnInner::PostgresTx(_)
+        ) {
+            return Ok(());
         }
+        self.execute_script(how).await?;
+        self.inner = match std::mem::replace(&mut self.inner, ConnInner::Sqlite(None)) {
+            ConnInner::MySqlTx(c) => ConnInner::MySql(c),
+            ConnInner::SqliteTx(c) => ConnInner::Sqlite(c),
+            ConnInner::PostgresTx(c) => ConnInner::Postgres(c),
+            other => other,
+        };
+        Ok(())
     }
 }
 
 impl Drop for Conn {
+    /// Returns the connection to its pool only in a known state, in autocommit mode:
+    /// - `dirty` (a statement was in flight, timed out or lost the connection): the
+    ///   connection is closed;
+    /// - inside a transaction: rolled back first (MySQL and PostgreSQL on the runtime;
+    ///   a failed rollback closes the connection);
+    /// - SQLite: [`SqliteConn`]'s own drop rolls back whatever is still open, also on
+    ///   the blocking thread of a statement whose future was dropped.
     fn drop(&mut self) {
-        // A SQLite transaction dropped without commit is rolled back here, before the
-        // connection returns to the pool. (A dropped mysql_async transaction rolls
-        // itself back before its connection is reused.)
-        if let ConnInner::SqliteTx(Some(c)) = &mut self.inner {
-            if let Err(e) = c.execute_batch("ROLLBACK") {
-                tracing::warn!(pool = %self.pool.name(), error = %e, "rollback of a dropped transaction failed");
+        let dirty = self.dirty;
+        let limit = self.pool.timeouts().query;
+        let name = self.pool.name().to_string();
+        match std::mem::replace(&mut self.inner, ConnInner::Sqlite(None)) {
+            ConnInner::MySql(c) if dirty => mysql_discard(c, limit),
+            ConnInner::MySqlTx(mut c) => {
+                if dirty {
+                    mysql_discard(c, limit);
+                } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        match tokio::time::timeout(limit, c.query_drop("ROLLBACK")).await {
+                            Ok(Ok(())) => drop(c),
+                            _ => {
+                                tracing::warn!(pool = %name, "rollback of a dropped transaction failed; the connection is closed");
+                                let _ = tokio::time::timeout(limit, c.disconnect()).await;
+                            }
+                        }
+                    });
+                } else {
+                    mysql_discard(c, limit);
+                }
             }
-        }
-        // A PostgreSQL connection must not go back to the pool inside a transaction:
-        // roll back on the runtime, or close the connection when there is none.
-        if let ConnInner::PostgresTx(c) = &mut self.inner {
-            if let Some(client) = c.take() {
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
+            ConnInner::Postgres(Some(c)) if dirty => drop(deadpool_postgres::Object::take(c)),
+            ConnInner::PostgresTx(Some(client)) => {
+                let rt = tokio::runtime::Handle::try_current();
+                match rt {
+                    Ok(rt) if !dirty => {
                         rt.spawn(async move {
-                            if client.batch_execute("ROLLBACK").await.is_err() {
+                            let r = tokio::time::timeout(limit, client.batch_execute("ROLLBACK")).await;
+                            if !matches!(r, Ok(Ok(()))) {
+                                tracing::warn!(pool = %name, "rollback of a dropped transaction failed; the connection is closed");
                                 drop(deadpool_postgres::Object::take(client));
                             }
                         });
                     }
-                    Err(_) => drop(deadpool_postgres::Object::take(client)),
+                    _ => drop(deadpool_postgres::Object::take(client)),
                 }
             }
+            // Clean autocommit connections go back as they are; SQLite ones roll
+            // back in `SqliteConn::drop`.
+            _ => {}
         }
+    }
+}
+
+/// Closes a MySQL connection instead of returning it to the pool (its slot is freed
+/// once it is closed). mysql_async marks it disconnected on the first poll of
+/// `disconnect`, so even a slow close never hands it out again.
+fn mysql_discard(c: mysql_async::Conn, limit: std::time::Duration) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let _ = tokio::time::timeout(limit, c.disconnect()).await;
+        });
     }
 }
 
@@ -994,9 +1180,16 @@ const SQLITE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// First inline, with no busy wait: SQLite work is local and usually takes a few
 /// microseconds, less than a hop to another thread would cost. If the database is
 /// locked by another connection, the statement failed without effect; it is then run
-/// again on a blocking thread that may wait for the lock, so the async worker never
-/// sleeps on a lock (which could deadlock a single-threaded runtime whose other task
-/// holds that lock).
+/// again on a blocking thread that may wait for the lock (at most `SQLITE_BUSY_WAIT`,
+/// or the pool's statement timeout if shorter), so the async worker never sleeps on a
+/// lock (which could deadlock a single-threaded runtime whose other task holds that
+/// lock).
+///
+/// Cancel safety: the blocking thread owns the connection until it ends. If this
+/// future is dropped first, the thread skips `f` when it has not started it yet, and
+/// the connection goes back to the pool through [`SqliteConn`]'s drop, which rolls
+/// back a transaction left open (a `BEGIN IMMEDIATE` that got the lock after its
+/// caller gave up, or the transaction of a dropped [`Conn`]).
 async fn sqlite_run<T, F>(
     pool: &SqlPool,
     slot: &mut Option<SqliteConn>,
@@ -1007,10 +1200,11 @@ where
     T: Send + 'static,
     F: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
 {
-    let conn = slot.as_mut().ok_or_else(|| Error::Connection {
+    let lost = || Error::Connection {
         pool: pool.name().to_string(),
         source: "the connection was lost by an earlier failure".into(),
-    })?;
+    };
+    let conn = slot.as_mut().and_then(SqliteConn::get).ok_or_else(lost)?;
     match f(conn, sql) {
         Err(rusqlite::Error::SqliteFailure(e, _))
             if matches!(
@@ -1020,17 +1214,23 @@ where
         other => return other.map_err(|e| sqlite_error(pool, sql, e)),
     }
     let Some(mut conn) = slot.take() else {
-        return Err(Error::Connection {
-            pool: pool.name().to_string(),
-            source: "the connection was lost by an earlier failure".into(),
-        });
+        return Err(lost());
     };
     let owned = sql.to_string();
+    let wait = SQLITE_BUSY_WAIT.min(pool.timeouts().query);
+    let cancelled = CancelFlag::default();
+    let flag = cancelled.0.clone();
     let (conn, result) = tokio::task::spawn_blocking(move || {
-        let r = conn
-            .busy_timeout(SQLITE_BUSY_WAIT)
-            .and_then(|()| f(&mut conn, &owned));
-        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        use std::sync::atomic::Ordering;
+        let r = match conn.get() {
+            _ if flag.load(Ordering::Acquire) => None,
+            Some(c) => {
+                let r = c.busy_timeout(wait).and_then(|()| f(c, &owned));
+                let _ = c.busy_timeout(std::time::Duration::ZERO);
+                Some(r)
+            }
+            None => None,
+        };
         (conn, r)
     })
     .await
@@ -1038,8 +1238,22 @@ where
         pool: pool.name().to_string(),
         source: Box::new(e),
     })?;
+    drop(cancelled);
     *slot = Some(conn);
-    result.map_err(|e| sqlite_error(pool, sql, e))
+    result
+        .ok_or_else(lost)?
+        .map_err(|e| sqlite_error(pool, sql, e))
+}
+
+/// Set when the future waiting for a blocking SQLite statement is dropped before it
+/// finished, so the blocking thread does not start work nobody waits for.
+#[derive(Default)]
+struct CancelFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Runs the statements of a table rebuild (see `sql::sqlite::REBUILD_HEAD`) with
@@ -1120,7 +1334,7 @@ fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> Value {
 impl SqlitePool {
     /// Opens `size` connections to `path` (`:memory:` gets one: each in-memory
     /// connection would be its own database).
-    pub(crate) fn open(name: &str, path: &str, size: usize) -> Result<Self> {
+    pub(crate) fn open(name: &str, path: &str, size: usize, timeouts: SqlTimeouts) -> Result<Self> {
         let memory = path == ":memory:";
         let size = if memory { 1 } else { size.max(1) };
         let mut conns = Vec::with_capacity(size);
@@ -1143,6 +1357,7 @@ impl SqlitePool {
         Ok(SqlitePool {
             name: name.to_string(),
             pool: deadpool::unmanaged::Pool::from(conns),
+            timeouts,
         })
     }
 }
@@ -1238,12 +1453,13 @@ fn sqlite_error(pool: &SqlPool, sql: &str, e: rusqlite::Error) -> Error {
 pub(crate) struct PgPool {
     pub(crate) name: String,
     pool: deadpool_postgres::Pool,
+    timeouts: SqlTimeouts,
 }
 
 impl PgPool {
     /// Parses the URL (`postgres://user:pass@host:5432/db?limit_connections=N`) and
     /// creates the pool; no connection is opened yet.
-    pub(crate) fn new(name: &str, url: &str) -> Result<Self> {
+    pub(crate) fn new(name: &str, url: &str, timeouts: SqlTimeouts) -> Result<Self> {
         let bad = |why: String| Error::config(format!("PostgreSQL URL of pool `{name}`: {why}"));
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut limit = super::super::registry::DEFAULT_LIMIT_CONNECTIONS;
@@ -1265,7 +1481,8 @@ impl PgPool {
         } else {
             format!("{base}?{}", kept.join("&"))
         };
-        let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+        config.connect_timeout(timeouts.connect);
         if config.get_dbname().is_none() {
             return Err(bad("it names no database".into()));
         }
@@ -1279,11 +1496,33 @@ impl PgPool {
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(limit)
             .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(timeouts.acquire))
+            .create_timeout(Some(timeouts.connect))
+            .recycle_timeout(Some(timeouts.connect))
             .build()
             .map_err(|e| bad(e.to_string()))?;
         Ok(PgPool {
             name: name.to_string(),
             pool,
+            timeouts,
+        })
+    }
+
+    /// A connection: `acquire` bounds the wait for a free slot, `connect` the opening
+    /// of a new connection.
+    async fn get(&self) -> Result<deadpool_postgres::Object> {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(TimeoutType::Wait) => {
+                timeout_error(&self.name, "acquire", self.timeouts.acquire)
+            }
+            PoolError::Timeout(TimeoutType::Create | TimeoutType::Recycle) => {
+                timeout_error(&self.name, "connect", self.timeouts.connect)
+            }
+            e => Error::Connection {
+                pool: self.name.clone(),
+                source: Box::new(e),
+            },
         })
     }
 }
