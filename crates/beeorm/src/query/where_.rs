@@ -172,12 +172,17 @@ fn scan(sql: &str) -> (Vec<usize>, Option<usize>) {
                 b')' => depth -= 1,
                 b'?' => marks.push(i),
                 _ if depth == 0 && tail.is_none() => {
-                    let rest = &sql[i..];
+                    // Bytes, not `&sql[i..]`: `i` may be inside a multi-byte character
+                    // (`≥`, a Persian name), and slicing a `str` there panics. The
+                    // keywords are ASCII, so they never match part of such a character.
+                    let rest = &bytes[i..];
                     let boundary =
                         i == 0 || !bytes[i - 1].is_ascii_alphanumeric() && bytes[i - 1] != b'_';
                     if boundary {
                         for kw in ["ORDER BY", "GROUP BY", "LIMIT"] {
-                            if rest.len() >= kw.len() && rest[..kw.len()].eq_ignore_ascii_case(kw) {
+                            if rest.len() >= kw.len()
+                                && rest[..kw.len()].eq_ignore_ascii_case(kw.as_bytes())
+                            {
                                 tail = Some(i);
                             }
                         }
