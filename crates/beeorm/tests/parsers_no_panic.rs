@@ -54,7 +54,7 @@ dialect_test!(
         // `≥`, Persian and "café" outside quotes (in comments, which every dialect
         // accepts), before a `?`, and before the `ORDER BY` tail that `Where` splits off.
         let w = Where::new(
-            "`age` >= ? /* age ≥ ? سن café */ AND `name` <> ? /* é */ ORDER BY `age` /* ≥ */ DESC",
+            "`age` >= ? /* age ≥ 18, سن café */ AND `name` <> ? /* é */ ORDER BY `age` /* ≥ */ DESC",
             (18, "Ann"),
         );
         assert_eq!(w.params().len(), 2);
@@ -312,9 +312,11 @@ fn long_and_deeply_nested_inputs_return_quickly() {
     ];
     let start = Instant::now();
     for sql in &cases {
+        let t = Instant::now();
         let marks = sql.matches('?').count();
         let w = Where::new(sql, vec![Param::One(Value::from(1)); marks]);
         let _ = w.sql();
+        eprintln!("where {:?}: {:?}", sql.chars().take(10).collect::<String>(), t.elapsed());
     }
     let yaml_cases = [
         "[".repeat(deep),
@@ -322,10 +324,14 @@ fn long_and_deeply_nested_inputs_return_quickly() {
         "- ".repeat(deep),
         format!("default:\n  redis: {}\n", "é:".repeat(deep)),
         format!("a: &a [{}]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n", "x, ".repeat(deep)),
+        (0..deep).map(|i| format!("p{i}:\n  local_cache: 1\n")).collect(),
     ];
     for yaml in &yaml_cases {
+        let t = Instant::now();
         let _ = Registry::from_yaml(yaml);
+        eprintln!("yaml {:?}: {:?}", yaml.chars().take(10).collect::<String>(), t.elapsed());
     }
+    let t = Instant::now();
     let long = "a".repeat(1 << 20);
     let mut r = Registry::new();
     r.register_mysql_pool("my", &format!("{long}@tcp({long})/{long}"));
@@ -339,6 +345,7 @@ fn long_and_deeply_nested_inputs_return_quickly() {
     let mut r = Registry::new();
     r.register_redis_cluster("c", &[&long]);
     validate(&rt, &r);
+    eprintln!("dsn and addresses: {:?}", t.elapsed());
     let mut b = QueryBuilder::<()>::new();
     b.table(&long).order_by(&long, &long);
     let _ = b.to_sql();
