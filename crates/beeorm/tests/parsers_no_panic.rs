@@ -126,9 +126,9 @@ fn inputs(tokens: &'static [&'static str]) -> BoxedStrategy<String> {
 }
 
 const SQL_TOKENS: &[&str] = &[
-    "?", "?", "`", "'", "\"", "(", ")", " ", "ORDER BY", "order by", "GROUP BY", "LIMIT",
-    "IN", " AND ", " OR ", "=", "<>", "≥", "`age`", "'?'", "/*", "*/", "--", "\\", ",",
-    ".", "*", "\n", "\t",
+    "?", "?", "`", "'", "\"", "(", ")", " ", "ORDER BY", "order by", "GROUP BY", "LIMIT", "IN",
+    " AND ", " OR ", "=", "<>", "≥", "`age`", "'?'", "/*", "*/", "--", "\\", ",", ".", "*", "\n",
+    "\t",
 ];
 
 fn run_where(sql: &str) {
@@ -218,10 +218,40 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 const DSN_TOKENS: &[&str] = &[
-    "mysql://", "postgres://", "postgresql://", "root", ":", "p@ss", "@", "@tcp(", "tcp(",
-    ")", "(", "127.0.0.1", "[::1]", "localhost", ":3306", ":99999", "/", "/test", "?", "&",
-    "=", "limit_connections=", "limit_connections=0", "18446744073709551616", "%", "%zz",
-    "%C3%A9", "parseTime=true", "charset=utf8", "host=", "dbname=", " ", "'", "\\",
+    "mysql://",
+    "postgres://",
+    "postgresql://",
+    "root",
+    ":",
+    "p@ss",
+    "@",
+    "@tcp(",
+    "tcp(",
+    ")",
+    "(",
+    "127.0.0.1",
+    "[::1]",
+    "localhost",
+    ":3306",
+    ":99999",
+    "/",
+    "/test",
+    "?",
+    "&",
+    "=",
+    "limit_connections=",
+    "limit_connections=0",
+    "18446744073709551616",
+    "%",
+    "%zz",
+    "%C3%A9",
+    "parseTime=true",
+    "charset=utf8",
+    "host=",
+    "dbname=",
+    " ",
+    "'",
+    "\\",
 ];
 
 #[test]
@@ -244,9 +274,34 @@ fn dsns_never_panic() {
 }
 
 const REDIS_TOKENS: &[&str] = &[
-    "redis://", "rediss://", "unix:", "unix://", "redis+unix://", ":", "::", "[", "]",
-    "[::1]", "127.0.0.1", "localhost", "6379", "65536", "99999999999", "-1", "/", "/0",
-    "/99999999999", "?", "db=", "protocol=resp3", "@", "user:pw@", "%", "%zz", " ", "é",
+    "redis://",
+    "rediss://",
+    "unix:",
+    "unix://",
+    "redis+unix://",
+    ":",
+    "::",
+    "[",
+    "]",
+    "[::1]",
+    "127.0.0.1",
+    "localhost",
+    "6379",
+    "65536",
+    "99999999999",
+    "-1",
+    "/",
+    "/0",
+    "/99999999999",
+    "?",
+    "db=",
+    "protocol=resp3",
+    "@",
+    "user:pw@",
+    "%",
+    "%zz",
+    " ",
+    "é",
 ];
 
 #[test]
@@ -269,12 +324,51 @@ fn redis_addresses_never_panic() {
 }
 
 const YAML_TOKENS: &[&str] = &[
-    "default:\n", "  mysql: ", "  postgres: ", "  redis: ", "  redis_cluster: ",
-    "  sentinel:\n    ", "  locker: ", "  local_cache: ", "  mysqlEncoding: ", "  elastic: ",
-    "mymaster:2:", "\n      - ", ":26379", "localhost:6379:0", "[::1]:6379:3", "redis://h:1:2",
-    "\n", "  ", "- ", ": ", ":", "{", "}", "[", "]", ",", "&a ", "*a", "<<: *a", "!!binary ",
-    "!tag ", "'", "\"", "#", "|", ">", "---\n", "...\n", "~", "null", "-1", "1e309",
-    "18446744073709551616", "é", "\t",
+    "default:\n",
+    "  mysql: ",
+    "  postgres: ",
+    "  redis: ",
+    "  redis_cluster: ",
+    "  sentinel:\n    ",
+    "  locker: ",
+    "  local_cache: ",
+    "  mysqlEncoding: ",
+    "  elastic: ",
+    "mymaster:2:",
+    "\n      - ",
+    ":26379",
+    "localhost:6379:0",
+    "[::1]:6379:3",
+    "redis://h:1:2",
+    "\n",
+    "  ",
+    "- ",
+    ": ",
+    ":",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "!!binary ",
+    "!tag ",
+    "'",
+    "\"",
+    "#",
+    "|",
+    ">",
+    "---\n",
+    "...\n",
+    "~",
+    "null",
+    "-1",
+    "1e309",
+    "18446744073709551616",
+    "é",
+    "\t",
 ];
 
 #[test]
@@ -316,20 +410,33 @@ fn long_and_deeply_nested_inputs_return_quickly() {
         let marks = sql.matches('?').count();
         let w = Where::new(sql, vec![Param::One(Value::from(1)); marks]);
         let _ = w.sql();
-        eprintln!("where {:?}: {:?}", sql.chars().take(10).collect::<String>(), t.elapsed());
+        eprintln!(
+            "where {:?}: {:?}",
+            sql.chars().take(10).collect::<String>(),
+            t.elapsed()
+        );
     }
     let yaml_cases = [
         "[".repeat(deep),
         "{a: ".repeat(deep),
         "- ".repeat(deep),
         format!("default:\n  redis: {}\n", "é:".repeat(deep)),
-        format!("a: &a [{}]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n", "x, ".repeat(deep)),
-        (0..deep).map(|i| format!("p{i}:\n  local_cache: 1\n")).collect(),
+        format!(
+            "a: &a [{}]\nb: [*a, *a, *a, *a, *a, *a, *a, *a]\n",
+            "x, ".repeat(deep)
+        ),
+        (0..deep)
+            .map(|i| format!("p{i}:\n  local_cache: 1\n"))
+            .collect(),
     ];
     for yaml in &yaml_cases {
         let t = Instant::now();
         let _ = Registry::from_yaml(yaml);
-        eprintln!("yaml {:?}: {:?}", yaml.chars().take(10).collect::<String>(), t.elapsed());
+        eprintln!(
+            "yaml {:?}: {:?}",
+            yaml.chars().take(10).collect::<String>(),
+            t.elapsed()
+        );
     }
     let t = Instant::now();
     let long = "a".repeat(1 << 20);

@@ -370,7 +370,10 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
         held.refresh(Duration::ZERO).await,
         Err(Error::InvalidArgument { .. })
     ));
-    assert!(held.ttl().await.unwrap() > 5 * SEC, "the refused refresh changed the TTL");
+    assert!(
+        held.ttl().await.unwrap() > 5 * SEC,
+        "the refused refresh changed the TTL"
+    );
     held.release().await.unwrap();
     cleanup(&locker.client().clone(), &name).await;
 }

@@ -312,7 +312,11 @@ async fn a_read_survives_a_failover_under_an_open_connection() {
     assert!(replicas >= 1, "the master has no replica in sync");
     // The pool now holds an open connection to the old master.
     assert_eq!(
-        redis.get::<_, String>(format!("{p}k")).await.unwrap().as_deref(),
+        redis
+            .get::<_, String>(format!("{p}k"))
+            .await
+            .unwrap()
+            .as_deref(),
         Some("kept")
     );
 

@@ -264,7 +264,10 @@ mod tests {
     #[test]
     fn flow_depth_counts_only_real_flow_collections() {
         assert_eq!(flow_depth("a: [1, {b: [2]}]\nc: {d: e}"), 3);
-        assert_eq!(flow_depth("a: 'x[[[{{'\nb: \"[[\\\"[[\" # [[[[\nc: a[b[c"), 0);
+        assert_eq!(
+            flow_depth("a: 'x[[[{{'\nb: \"[[\\\"[[\" # [[[[\nc: a[b[c"),
+            0
+        );
         assert_eq!(flow_depth("a: 'it''s [' \nb: don't\nc: [x]"), 1);
         assert_eq!(flow_depth(&"{a: ".repeat(1000)), 1000);
         let err = registry_from_yaml(&"{a: ".repeat(100_000)).unwrap_err();
