@@ -635,3 +635,22 @@ impl ConnectionLike for RedisConnection {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_count_as_safe_to_resend() {
+        assert!(READ_ONLY_COMMANDS.windows(2).all(|w| w[0] < w[1]), "sorted");
+        let named = |name: &str| is_read_only(&::redis::cmd(name));
+        assert!(named("GET") && named("get") && named("Scan") && named("ZREVRANGEBYSCORE"));
+        for write in [
+            "SET", "INCR", "DEL", "EVALSHA", "EVAL", "WAIT", "GETDEL", "GETEX", "",
+        ] {
+            assert!(!named(write), "{write}");
+        }
+        assert!(!named("A_COMMAND_NAME_LONGER_THAN_TWENTY_BYTES"));
+        assert!(!is_read_only(&Cmd::new()));
+    }
+}
