@@ -375,5 +375,12 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
         "the refused refresh changed the TTL"
     );
     held.release().await.unwrap();
+    // The longest wait there is: no overflow of the deadline (it used to panic).
+    let forever = locker
+        .obtain(&name, SEC, Duration::MAX)
+        .await
+        .unwrap()
+        .expect("free");
+    forever.release().await.unwrap();
     cleanup(&locker.client().clone(), &name).await;
 }

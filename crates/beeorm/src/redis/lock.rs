@@ -145,7 +145,8 @@ impl Locker {
         let ttl_ms = ttl_millis("Locker::obtain", name, ttl)?;
         let key = format!("lock:{name}");
         let token = token();
-        let deadline = Instant::now() + wait;
+        // `None`: a wait too long to add to the clock (`Duration::MAX`) waits for good.
+        let deadline = Instant::now().checked_add(wait);
         let mut pause = MIN_PAUSE;
         loop {
             if self
@@ -166,10 +167,12 @@ impl Locker {
                 }));
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            let left = match deadline {
+                Some(d) if now >= d => return Ok(None),
+                Some(d) => d - now,
+                None => pause,
+            };
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_PAUSE);
         }
     }
