@@ -5,6 +5,13 @@
 //! one placeholder per item (an empty list to `(NULL)`, which matches nothing). The
 //! condition may end with `ORDER BY …`; beeorm keeps that outside the parentheses it
 //! puts around the condition when it adds its own (fake-delete filter).
+//!
+//! Any text is accepted (`≥`, Persian names, "café" in a comment): a `?` outside
+//! quotes (`'…'`, `"…"`, `` `…` ``) is a placeholder, comments included, and a
+//! placeholder count that does not match the parameters is an [`Error::Query`]
+//! when the condition is used, never a panic.
+//!
+//! [`Error::Query`]: crate::Error::Query
 
 use crate::Value;
 

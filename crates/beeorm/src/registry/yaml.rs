@@ -1,5 +1,7 @@
 //! The YAML configuration (A8): top-level keys are pool names, each holding the seed's
-//! keys. `sqlite` is ours: the embedded dialect.
+//! keys. `sqlite` is ours: the embedded dialect. Any input gives a registry or a typed
+//! error ([`Error::Yaml`], [`Error::Config`]); flow collections (`[…]`, `{…}`) nested
+//! more than 128 levels deep are refused before parsing.
 //!
 //! ```yaml
 //! default:
