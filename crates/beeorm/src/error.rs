@@ -254,6 +254,16 @@ pub enum Error {
         /// serde_json's error.
         source: serde_json::Error,
     },
+
+    /// A call was given an argument it cannot honour, e.g. a lock TTL under 1 ms or an
+    /// empty lock name; nothing was sent to the server.
+    #[error("{call}: {reason}")]
+    InvalidArgument {
+        /// The call, e.g. `Locker::obtain("invoice:42")`.
+        call: String,
+        /// What is wrong with the argument.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -315,3 +315,72 @@ async fn flush_with_lock_writes_under_the_lock() {
     cleanup(locker.client(), &name).await;
     db.drop().await;
 }
+
+/// Issue 10 item 21: a TTL of zero (or under 1 ms: Redis counts whole milliseconds)
+/// and an empty name are refused with a typed error before anything is sent; they
+/// used to become a 1 ms lock. A zero wait is one attempt; a refresh to zero is
+/// refused and leaves the lock as it was.
+#[tokio::test]
+async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
+    let engine = engine(&registry()).await;
+    let locker = engine.locker("default").unwrap();
+    let name = prefix("degenerate");
+    for ttl in [Duration::ZERO, Duration::from_micros(999)] {
+        let err = locker
+            .obtain(&name, ttl, Duration::ZERO)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a {ttl:?} TTL was accepted"));
+        assert!(
+            matches!(&err, Error::InvalidArgument { call, reason }
+                if call.contains(&name) && reason.contains("1 ms")),
+            "{err:?}"
+        );
+        assert!(!locker
+            .client()
+            .exists(format!("lock:{name}"))
+            .await
+            .unwrap());
+    }
+    let err = locker.obtain("", SEC, Duration::ZERO).await.err();
+    assert!(
+        matches!(&err, Some(Error::InvalidArgument { reason, .. }) if reason.contains("name")),
+        "{err:?}"
+    );
+    // 1.5 ms: whole milliseconds, rounded down to 1 ms (the shortest lock).
+    let short = locker
+        .obtain(&name, Duration::from_micros(1500), Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("free");
+    drop(short);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Zero wait: one attempt, `None` while someone holds it.
+    let held = locker
+        .obtain(&name, 10 * SEC, Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("the 1 ms lock has expired");
+    assert!(locker
+        .obtain(&name, SEC, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        held.refresh(Duration::ZERO).await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(
+        held.ttl().await.unwrap() > 5 * SEC,
+        "the refused refresh changed the TTL"
+    );
+    held.release().await.unwrap();
+    // The longest wait there is: no overflow of the deadline (it used to panic).
+    let forever = locker
+        .obtain(&name, SEC, Duration::MAX)
+        .await
+        .unwrap()
+        .expect("free");
+    forever.release().await.unwrap();
+    cleanup(&locker.client().clone(), &name).await;
+}

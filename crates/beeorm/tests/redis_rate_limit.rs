@@ -144,3 +144,32 @@ async fn a_zero_limit_is_a_configuration_error() {
         Err(Error::Config(_))
     ));
 }
+
+/// Issue 10 item 21: degenerate inputs are refused before anything reaches Redis: an
+/// empty resource, a period under 1 µs (it counts in whole microseconds), a zero burst.
+#[tokio::test]
+async fn degenerate_limits_and_an_empty_resource_are_refused() {
+    let engine = engine(&registry()).await;
+    let redis = engine.redis("default").unwrap();
+    let err = redis
+        .rate_limit("", Limit::per_second(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { call, .. } if call.contains("rate_limit")),
+        "{err:?}"
+    );
+    assert!(!redis.exists("beeorm:rate:").await.unwrap());
+    assert!(matches!(
+        redis
+            .rate_limit("x", Limit::new(5, Duration::from_nanos(999)))
+            .await,
+        Err(Error::Config(_))
+    ));
+    assert!(matches!(
+        redis
+            .rate_limit("x", Limit::per_second(5).with_burst(0))
+            .await,
+        Err(Error::Config(_))
+    ));
+}

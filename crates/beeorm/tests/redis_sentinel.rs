@@ -290,3 +290,75 @@ async fn the_client_follows_a_failover() {
     );
     cleanup(&redis, &p).await;
 }
+
+/// Issue 10 item 22: a failover while the client holds a connection to the old master
+/// (here a second one, forced with `SENTINEL FAILOVER`: the sentinels demote the old
+/// master and kill its client connections) must not fail the next read. The client
+/// gets `broken pipe` / connection reset on its old connection; a read is safe to send
+/// again, so it re-resolves the master and retries by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_survives_a_failover_under_an_open_connection() {
+    let _serial = SERIAL.lock().await;
+    let engine = engine().await;
+    let redis = engine.redis("ha").unwrap();
+    let p = prefix("second_failover");
+    let old_master = master_port();
+    wait_until_sentinels_can_fail_over(&old_master);
+    redis.set(format!("{p}k"), "kept").await.unwrap();
+    let replicas: i64 = redis
+        .query(beeorm::redis::driver::cmd("WAIT").arg(1).arg(900))
+        .await
+        .unwrap();
+    assert!(replicas >= 1, "the master has no replica in sync");
+    // The pool now holds an open connection to the old master.
+    assert_eq!(
+        redis
+            .get::<_, String>(format!("{p}k"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("kept")
+    );
+
+    // Force a failover; a sentinel may refuse for a moment (NOGOODSLAVE while its view
+    // of the replica is stale, INPROG), so ask again until it starts one.
+    let asked = Instant::now();
+    loop {
+        let out = redis_cli(
+            &first_sentinel_port(),
+            &["sentinel", "failover", &sentinel_master()],
+        );
+        if out.trim() == "OK" {
+            break;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "SENTINEL FAILOVER refused for 60 s: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let new_master = wait_for_new_master(&old_master);
+    // The sentinels demote the old master a moment later (`REPLICAOF` plus `CLIENT
+    // KILL TYPE normal`): wait for that, so the pool's connection is the killed one.
+    let demoting = Instant::now();
+    while redis_cli(&old_master, &["role"]).lines().next() != Some("slave") {
+        assert!(
+            demoting.elapsed() < Duration::from_secs(60),
+            "the sentinels did not demote the old master after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // One call, no retry loop in the test: the client must cope by itself.
+    let value = redis.get::<_, String>(format!("{p}k")).await;
+    assert_eq!(
+        value.as_ref().map(Option::as_deref).ok(),
+        Some(Some("kept")),
+        "a read after the failover failed: {value:?}"
+    );
+
+    // Leave the group ready for the next failover test: the old master replicates the
+    // new one and the sentinels know it.
+    wait_until_sentinels_can_fail_over(&new_master);
+    cleanup(&redis, &p).await;
+}

@@ -5,6 +5,13 @@
 //! one placeholder per item (an empty list to `(NULL)`, which matches nothing). The
 //! condition may end with `ORDER BY …`; beeorm keeps that outside the parentheses it
 //! puts around the condition when it adds its own (fake-delete filter).
+//!
+//! Any text is accepted (`≥`, Persian names, "café" in a comment): a `?` outside
+//! quotes (`'…'`, `"…"`, `` `…` ``) is a placeholder, comments included, and a
+//! placeholder count that does not match the parameters is an [`Error::Query`]
+//! when the condition is used, never a panic.
+//!
+//! [`Error::Query`]: crate::Error::Query
 
 use crate::Value;
 
@@ -172,12 +179,17 @@ fn scan(sql: &str) -> (Vec<usize>, Option<usize>) {
                 b')' => depth -= 1,
                 b'?' => marks.push(i),
                 _ if depth == 0 && tail.is_none() => {
-                    let rest = &sql[i..];
+                    // Bytes, not `&sql[i..]`: `i` may be inside a multi-byte character
+                    // (`≥`, a Persian name), and slicing a `str` there panics. The
+                    // keywords are ASCII, so they never match part of such a character.
+                    let rest = &bytes[i..];
                     let boundary =
                         i == 0 || !bytes[i - 1].is_ascii_alphanumeric() && bytes[i - 1] != b'_';
                     if boundary {
                         for kw in ["ORDER BY", "GROUP BY", "LIMIT"] {
-                            if rest.len() >= kw.len() && rest[..kw.len()].eq_ignore_ascii_case(kw) {
+                            if rest.len() >= kw.len()
+                                && rest[..kw.len()].eq_ignore_ascii_case(kw.as_bytes())
+                            {
                                 tail = Some(i);
                             }
                         }

@@ -226,9 +226,12 @@ impl Backend {
                 .await
             }
             Backend::Sentinel(s) => {
-                s.with_master(|mut conn| async move {
-                    conn.send_packed_command(cmd).await.and_then(server_error)
-                })
+                s.with_master(
+                    |mut conn| async move {
+                        conn.send_packed_command(cmd).await.and_then(server_error)
+                    },
+                    || is_read_only(cmd),
+                )
                 .await
             }
             Backend::Cluster(c) => c
@@ -248,8 +251,11 @@ impl Backend {
                     .await
             }
             Backend::Sentinel(s) => {
-                s.with_master(|mut conn| async move { pipe.query_async(&mut conn).await })
-                    .await
+                s.with_master(
+                    |mut conn| async move { pipe.query_async(&mut conn).await },
+                    || pipe.cmd_iter().all(is_read_only),
+                )
+                .await
             }
             Backend::Cluster(c) => pipe.query_async(&mut c.connection().await?).await,
         }
@@ -421,19 +427,97 @@ pub(crate) struct SentinelBackend {
     master: ConnSlot<MultiplexedConnection>,
 }
 
-/// What to do after a failed command on a Sentinel pool.
-fn sentinel_verdict(e: &RedisError) -> (bool, bool) {
-    // (drop the connection, safe to send again)
+/// What to do after a failed command on a Sentinel pool: (drop the connection, safe
+/// to send again). `read_only` says whether every command sent only reads; it is
+/// asked only when the connection broke, so the hot path never looks at the command.
+fn sentinel_verdict(e: &RedisError, read_only: impl FnOnce() -> bool) -> (bool, bool) {
     match e.kind() {
         // The server refused the command without running it: it is a replica now, or
         // the master lost its replicas, or it is loading its data after a restart.
         ErrorKind::Server(
             ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown | ServerErrorKind::BusyLoading,
         ) => (true, true),
-        // The command may have reached the server: never send it twice.
-        _ if e.is_unrecoverable_error() || e.is_timeout() => (true, false),
+        // A timeout: the server may still be running it; never send it twice, and a
+        // second wait would double the caller's.
+        _ if e.is_timeout() => (true, false),
+        // The link broke (broken pipe, reset, closed): a failover demotes the old
+        // master and the sentinels kill its clients' connections. A write may have run
+        // before the link broke, so only reads, which are harmless to repeat, are sent
+        // again (on a new connection to the master the sentinels name now).
+        _ if e.is_connection_dropped() || e.is_unrecoverable_error() => (true, read_only()),
         _ => (false, false),
     }
+}
+
+/// Commands that only read (and `PING`-like ones): sending one twice changes nothing.
+/// Sorted, upper case.
+const READ_ONLY_COMMANDS: &[&[u8]] = &[
+    b"BITCOUNT",
+    b"BITPOS",
+    b"DBSIZE",
+    b"ECHO",
+    b"EVALSHA_RO",
+    b"EVAL_RO",
+    b"EXISTS",
+    b"GET",
+    b"GETBIT",
+    b"GETRANGE",
+    b"HEXISTS",
+    b"HGET",
+    b"HGETALL",
+    b"HKEYS",
+    b"HLEN",
+    b"HMGET",
+    b"HSCAN",
+    b"HSTRLEN",
+    b"HVALS",
+    b"INFO",
+    b"KEYS",
+    b"LINDEX",
+    b"LLEN",
+    b"LRANGE",
+    b"MGET",
+    b"PING",
+    b"PTTL",
+    b"ROLE",
+    b"SCAN",
+    b"SCARD",
+    b"SISMEMBER",
+    b"SMEMBERS",
+    b"SMISMEMBER",
+    b"SSCAN",
+    b"STRLEN",
+    b"TIME",
+    b"TTL",
+    b"TYPE",
+    b"XLEN",
+    b"XRANGE",
+    b"XREVRANGE",
+    b"ZCARD",
+    b"ZCOUNT",
+    b"ZMSCORE",
+    b"ZRANGE",
+    b"ZRANGEBYSCORE",
+    b"ZRANK",
+    b"ZREVRANGE",
+    b"ZREVRANGEBYSCORE",
+    b"ZREVRANK",
+    b"ZSCAN",
+    b"ZSCORE",
+];
+
+/// Whether `cmd` only reads (see [`READ_ONLY_COMMANDS`]).
+fn is_read_only(cmd: &Cmd) -> bool {
+    let Some(::redis::Arg::Simple(name)) = cmd.args_iter().next() else {
+        return false;
+    };
+    let mut upper = [0u8; 20];
+    let Some(upper) = upper.get_mut(..name.len()) else {
+        return false;
+    };
+    upper.copy_from_slice(name);
+    upper.make_ascii_uppercase();
+    READ_ONLY_COMMANDS.binary_search(&&*upper).is_ok()
 }
 
 impl SentinelBackend {
@@ -456,8 +540,10 @@ impl SentinelBackend {
 
     /// Runs `f` on the master's connection, re-resolving the master and trying again
     /// (a few times, with a short pause) only when that is safe: the connection could
-    /// not be opened, or the server refused the command unrun.
-    async fn with_master<T, F, Fut>(&self, f: F) -> RedisResult<T>
+    /// not be opened, the server refused the command unrun, or the connection broke
+    /// and `read_only()` says the request only reads (a failover kills the old
+    /// master's connections; a write is never sent twice).
+    async fn with_master<T, F, Fut>(&self, f: F, read_only: impl Fn() -> bool) -> RedisResult<T>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
@@ -478,7 +564,7 @@ impl SentinelBackend {
             match f(conn).await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let (drop_it, again) = sentinel_verdict(&e);
+                    let (drop_it, again) = sentinel_verdict(&e, &read_only);
                     if drop_it {
                         self.master.forget(generation);
                     }
@@ -495,6 +581,9 @@ impl SentinelBackend {
 /// The underlying redis-rs connection of a pool ([`RedisClient::connection`](super::RedisClient::connection)):
 /// implements `redis::aio::ConnectionLike`, so every `redis::AsyncCommands` method,
 /// `redis::Pipeline::query_async` and `redis::Script::invoke_async` work on it.
+///
+/// On a Sentinel pool this is the master's connection as it is now: unlike the pool's
+/// own commands, nothing sent on it is retried after a failover.
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum RedisConnection {
@@ -544,5 +633,24 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Sentinel(c) => c.get_db(),
             RedisConnection::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_count_as_safe_to_resend() {
+        assert!(READ_ONLY_COMMANDS.windows(2).all(|w| w[0] < w[1]), "sorted");
+        let named = |name: &str| is_read_only(&::redis::cmd(name));
+        assert!(named("GET") && named("get") && named("Scan") && named("ZREVRANGEBYSCORE"));
+        for write in [
+            "SET", "INCR", "DEL", "EVALSHA", "EVAL", "WAIT", "GETDEL", "GETEX", "",
+        ] {
+            assert!(!named(write), "{write}");
+        }
+        assert!(!named("A_COMMAND_NAME_LONGER_THAN_TWENTY_BYTES"));
+        assert!(!is_read_only(&Cmd::new()));
     }
 }

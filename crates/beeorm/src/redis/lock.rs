@@ -8,7 +8,9 @@
 //!
 //! `obtain` polls (`SET NX`) with a short, growing pause until `wait` runs out; it
 //! returns `Ok(None)` when the lock was not obtained in time — an expected outcome,
-//! not an error. Redis errors are errors.
+//! not an error. A `wait` of zero means one attempt. Redis errors are errors, and so
+//! are arguments no lock can honour ([`Error::InvalidArgument`]: an empty name, a TTL
+//! under 1 ms), refused before anything is sent.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,8 +69,26 @@ fn token() -> String {
     format!("{:016x}{:x}-{n:x}", h.finish(), std::process::id())
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+/// Redis expires keys in whole milliseconds (`PX`), so a TTL is a whole number of
+/// them: at least 1 ms (a zero TTL used to become a 1 ms lock silently), at most what
+/// `PX` accepts; a fraction of a millisecond is rounded down.
+fn ttl_millis(call: &str, name: &str, ttl: Duration) -> Result<u64> {
+    let ms = ttl.as_millis();
+    if ms == 0 {
+        return Err(Error::InvalidArgument {
+            call: format!("{call}(\"{name}\")"),
+            reason: format!("a lock TTL must be at least 1 ms, got {ttl:?}"),
+        });
+    }
+    // PX takes a signed 64-bit count, less the server's current time in ms.
+    const MAX_MS: u128 = (i64::MAX / 2) as u128;
+    if ms > MAX_MS {
+        return Err(Error::InvalidArgument {
+            call: format!("{call}(\"{name}\")"),
+            reason: format!("a lock TTL must be at most {MAX_MS} ms, got {ttl:?}"),
+        });
+    }
+    Ok(ms as u64)
 }
 
 /// Takes shared locks on one Redis pool. Register with
@@ -111,15 +131,31 @@ impl Locker {
 
     /// Takes the lock `name` for `ttl`, trying again until `wait` has passed
     /// (`Duration::ZERO`: one attempt). `Ok(None)`: someone else held it all along.
+    ///
+    /// Refused with [`Error::InvalidArgument`], before anything is sent: an empty
+    /// `name`, and a `ttl` under 1 ms (Redis counts TTLs in whole milliseconds; a
+    /// zero TTL would be no lock at all). A fraction of a millisecond is rounded down.
     pub async fn obtain(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
+        if name.is_empty() {
+            return Err(Error::InvalidArgument {
+                call: "Locker::obtain(\"\")".to_string(),
+                reason: "a lock needs a non-empty name".to_string(),
+            });
+        }
+        let ttl_ms = ttl_millis("Locker::obtain", name, ttl)?;
         let key = format!("lock:{name}");
         let token = token();
-        let deadline = Instant::now() + wait;
+        // `None`: a wait too long to add to the clock (`Duration::MAX`) waits for good.
+        let deadline = Instant::now().checked_add(wait);
         let mut pause = MIN_PAUSE;
         loop {
             if self
                 .client
-                .set_nx(key.as_str(), token.as_str(), Some(ttl))
+                .set_nx(
+                    key.as_str(),
+                    token.as_str(),
+                    Some(Duration::from_millis(ttl_ms)),
+                )
                 .await?
             {
                 return Ok(Some(Lock {
@@ -131,10 +167,12 @@ impl Locker {
                 }));
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            let left = match deadline {
+                Some(d) if now >= d => return Ok(None),
+                Some(d) => d - now,
+                None => pause,
+            };
+            tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(MAX_PAUSE);
         }
     }
@@ -174,11 +212,13 @@ impl Lock {
     }
 
     /// Sets the lock's time to live to `ttl` from now. [`Error::LockLost`] when it was
-    /// lost.
+    /// lost; [`Error::InvalidArgument`] (the lock left as it was) for a `ttl` under
+    /// 1 ms, as in [`Locker::obtain`].
     pub async fn refresh(&self, ttl: Duration) -> Result<()> {
+        let ttl_ms = ttl_millis("Lock::refresh", &self.name, ttl)?;
         let done: i64 = self
             .client
-            .eval(&scripts().refresh, &self.key, (&self.token, millis(ttl)))
+            .eval(&scripts().refresh, &self.key, (&self.token, ttl_ms))
             .await?;
         if done == 1 {
             Ok(())

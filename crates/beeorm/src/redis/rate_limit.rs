@@ -92,12 +92,12 @@ impl Limit {
     }
 
     /// The time between two requests at the steady rate, in whole microseconds
-    /// (rounded up: never faster than the limit).
-    fn interval_us(&self) -> Result<u64> {
+    /// (rounded up: never faster than the limit, so at most one request per µs).
+    fn interval_us(&self, resource: &str) -> Result<u64> {
         let period = u64::try_from(self.period.as_micros()).unwrap_or(u64::MAX);
         if self.rate == 0 || self.burst == 0 || period == 0 {
             return Err(Error::config(format!(
-                "rate limit {self:?}: rate, burst and period must be above zero"
+                "rate limit {self:?} for `{resource}`: rate, burst and period (in whole µs) must be above zero"
             )));
         }
         Ok(period.div_ceil(self.rate))
@@ -132,8 +132,19 @@ impl RedisClient {
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// Refused before anything is sent: an empty `resource`
+    /// ([`Error::InvalidArgument`]), and a limit whose rate, burst or period (counted
+    /// in whole microseconds) is zero ([`Error::Config`]). A steady rate above one
+    /// request per microsecond is capped at that.
     pub async fn rate_limit(&self, resource: &str, limit: Limit) -> Result<RateLimit> {
-        let interval = limit.interval_us()?;
+        if resource.is_empty() {
+            return Err(Error::InvalidArgument {
+                call: "RedisClient::rate_limit(\"\")".to_string(),
+                reason: "a rate limit needs a non-empty resource name".to_string(),
+            });
+        }
+        let interval = limit.interval_us(resource)?;
         let script = SCRIPT.get_or_init(|| Script::new(GCRA));
         let key = format!("beeorm:rate:{resource}");
         let (allowed, remaining, retry_after, reset_after): (u8, u64, u64, u64) = self

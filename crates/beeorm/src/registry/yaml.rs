@@ -1,5 +1,7 @@
 //! The YAML configuration (A8): top-level keys are pool names, each holding the seed's
-//! keys. `sqlite` is ours: the embedded dialect.
+//! keys. `sqlite` is ours: the embedded dialect. Any input gives a registry or a typed
+//! error ([`Error::Yaml`], [`Error::Config`]); flow collections (`[…]`, `{…}`) nested
+//! more than 128 levels deep are refused before parsing.
 //!
 //! ```yaml
 //! default:
@@ -76,8 +78,9 @@ impl<'de> Deserialize<'de> for Sections {
                 mut map: A,
             ) -> std::result::Result<Sections, A::Error> {
                 let mut out: Vec<(String, PoolSection)> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
                 while let Some((name, section)) = map.next_entry::<String, PoolSection>()? {
-                    if out.iter().any(|(n, _)| *n == name) {
+                    if !seen.insert(name.clone()) {
                         return Err(serde::de::Error::custom(format!(
                             "pool `{name}` is defined twice"
                         )));
@@ -91,7 +94,71 @@ impl<'de> Deserialize<'de> for Sections {
     }
 }
 
+/// Flow collections (`[…]`, `{…}`) nested deeper than this are refused before
+/// parsing. The YAML scanner's cost grows with the square of the nesting (100 000
+/// levels of `{a: ` took minutes), and serde_norway refuses anything nested deeper
+/// than 128 levels anyway, so no document that could load is refused.
+const MAX_FLOW_DEPTH: usize = 128;
+
+/// The deepest nesting of flow collections, in one linear pass: brackets in quoted
+/// scalars and comments do not count, nor do those inside a plain scalar (`a[b`):
+/// a bracket or a quote starts a node only after the start of a line, `:`, `,`,
+/// `-`, `?` or an opening bracket.
+fn flow_depth(yaml: &str) -> usize {
+    let bytes = yaml.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<u8> = None;
+    // The last byte that is not a blank (a line start counts as `\n`), and the last
+    // byte of all (a `#` starts a comment only after a blank or at a line start).
+    let (mut prev, mut raw) = (b'\n', b'\n');
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        match quote {
+            Some(b'"') if b == b'\\' => i += 1,
+            // `''` inside a single-quoted scalar is a quote, not the end.
+            Some(b'\'') if b == b'\'' && bytes.get(i) == Some(&b'\'') => i += 1,
+            Some(q) if b == q => {
+                quote = None;
+                prev = b;
+            }
+            Some(_) => {}
+            None => match b {
+                // A quote opens a quoted scalar only where a node starts (`don't`).
+                b'\'' | b'"' if matches!(prev, b'\n' | b':' | b',' | b'-' | b'?' | b'[' | b'{') => {
+                    quote = Some(b)
+                }
+                b'#' if matches!(raw, b' ' | b'\t' | b'\n' | b'\r') => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+                b'[' | b'{' if matches!(prev, b'\n' | b':' | b',' | b'-' | b'?' | b'[' | b'{') => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    prev = b;
+                }
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    prev = b;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => prev = b,
+            },
+        }
+        raw = b;
+    }
+    deepest
+}
+
 pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
+    let depth = flow_depth(yaml);
+    if depth > MAX_FLOW_DEPTH {
+        return Err(Error::config(format!(
+            "YAML configuration: `[`/`{{` nested {depth} levels deep (at most {MAX_FLOW_DEPTH})"
+        )));
+    }
     let Sections(sections) = serde_norway::from_str(yaml)?;
     let mut registry = Registry::new();
     for (pool, s) in sections {
@@ -254,5 +321,23 @@ fn split_db<'a>(pool: &str, value: &'a str, is_address: bool) -> Result<(&'a str
             Ok((rest, db))
         }
         _ => Ok((value, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_depth_counts_only_real_flow_collections() {
+        assert_eq!(flow_depth("a: [1, {b: [2]}]\nc: {d: e}"), 3);
+        assert_eq!(
+            flow_depth("a: 'x[[[{{'\nb: \"[[\\\"[[\" # [[[[\nc: a[b[c"),
+            0
+        );
+        assert_eq!(flow_depth("a: 'it''s [' \nb: don't\nc: [x]"), 1);
+        assert_eq!(flow_depth(&"{a: ".repeat(1000)), 1000);
+        let err = registry_from_yaml(&"{a: ".repeat(100_000)).unwrap_err();
+        assert!(err.to_string().contains("100000 levels"), "{err}");
     }
 }
