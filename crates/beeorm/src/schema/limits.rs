@@ -321,10 +321,11 @@ fn fit_decimal(
         return Err("is negative; the column is `unsigned`".into());
     }
     // SQLite keeps decimals wider than an f64 as TEXT (`sql::sqlite::column_type`):
-    // they must reach it as text, every digit kept, not as a number.
+    // they must reach it as text, every digit kept, not as a number. Without trailing
+    // zeros, as SQLite prints a number it compares with that column (`12.5`).
     if kind == DialectKind::Sqlite && usize::from(precision) > F64_EXACT_DIGITS {
         if let Value::Decimal(d) = v {
-            *v = Value::String(d.to_string());
+            *v = Value::String(d.normalize().to_string());
         }
     }
     Ok(())

@@ -481,6 +481,31 @@ impl ToSql for PgParam<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// A `time` cell: a time of day, or PostgreSQL's `24:00:00` as text (chrono's
+/// decoder would wrap it to midnight; as text it fails to read into a `NaiveTime`).
+struct PgTime(Value);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for PgTime {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let micros = i64::from_be_bytes(raw.try_into()?);
+        let secs = u32::try_from(micros.div_euclid(1_000_000))?;
+        let nanos = u32::try_from(micros.rem_euclid(1_000_000))? * 1000;
+        Ok(PgTime(
+            match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos) {
+                Some(t) => Value::Time(t),
+                None => Value::String(format!(
+                    "{:02}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )),
+            },
+        ))
+    }
+
+    tokio_postgres::types::accepts!(TIME);
+}
+
 /// One cell of a row as a [`Value`], by the column's type.
 pub(crate) fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, tokio_postgres::Error> {
     let ty = row.columns()[i].type_().clone();
@@ -507,7 +532,7 @@ pub(crate) fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Value, tokio_p
         >| Value::DateTime(
             d.naive_utc()
         )),
-        Type::TIME => get!(chrono::NaiveTime, Value::Time),
+        Type::TIME => get!(PgTime, |t: PgTime| t.0),
         Type::JSON | Type::JSONB => get!(serde_json::Value, Value::Json),
         _ => get!(String, Value::String),
     })
