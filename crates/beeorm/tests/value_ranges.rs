@@ -94,7 +94,11 @@ type Case = (&'static str, Box<dyn Fn(&mut Ranges)>, [bool; 3]);
 
 macro_rules! case {
     ($field:literal, |$r:ident| $set:expr, $fits:expr) => {
-        ($field, Box::new(|$r: &mut Ranges| $set) as Box<dyn Fn(&mut Ranges)>, $fits)
+        (
+            $field,
+            Box::new(|$r: &mut Ranges| $set) as Box<dyn Fn(&mut Ranges)>,
+            $fits,
+        )
     };
 }
 
@@ -161,15 +165,51 @@ fn cases() -> Vec<Case> {
         case!("date", |r| r.date = ymd(-4713, 11, 23), NONE),
         case!("date", |r| r.date = NaiveDate::MAX, PG),
         case!("date", |r| r.date = NaiveDate::MIN, NONE),
-        case!("at", |r| r.at = ymd(9999, 12, 31).and_hms_opt(23, 59, 59).unwrap(), ALL),
-        case!("at", |r| r.at = ymd(1, 1, 1).and_hms_opt(0, 0, 0).unwrap(), ALL),
-        case!("at", |r| r.at = ymd(10000, 1, 1).and_hms_opt(0, 0, 0).unwrap(), PG),
-        case!("at", |r| r.at = ymd(2024, 1, 1).and_hms_micro_opt(1, 2, 3, 500_000).unwrap(), NOT_MYSQL),
-        case!("at", |r| r.at = ymd(2024, 1, 1).and_hms_nano_opt(1, 2, 3, 1).unwrap(), SQLITE),
-        case!("at", |r| r.at = ymd(2016, 12, 31).and_time(leap_second()), NONE),
-        case!("clock", |r| r.clock = NaiveTime::from_hms_opt(23, 59, 59).unwrap(), ALL),
-        case!("clock", |r| r.clock = NaiveTime::from_hms_micro_opt(12, 0, 0, 250_000).unwrap(), NOT_MYSQL),
-        case!("clock", |r| r.clock = NaiveTime::from_hms_nano_opt(12, 0, 0, 1).unwrap(), SQLITE),
+        case!(
+            "at",
+            |r| r.at = ymd(9999, 12, 31).and_hms_opt(23, 59, 59).unwrap(),
+            ALL
+        ),
+        case!(
+            "at",
+            |r| r.at = ymd(1, 1, 1).and_hms_opt(0, 0, 0).unwrap(),
+            ALL
+        ),
+        case!(
+            "at",
+            |r| r.at = ymd(10000, 1, 1).and_hms_opt(0, 0, 0).unwrap(),
+            PG
+        ),
+        case!(
+            "at",
+            |r| r.at = ymd(2024, 1, 1).and_hms_micro_opt(1, 2, 3, 500_000).unwrap(),
+            NOT_MYSQL
+        ),
+        case!(
+            "at",
+            |r| r.at = ymd(2024, 1, 1).and_hms_nano_opt(1, 2, 3, 1).unwrap(),
+            SQLITE
+        ),
+        case!(
+            "at",
+            |r| r.at = ymd(2016, 12, 31).and_time(leap_second()),
+            NONE
+        ),
+        case!(
+            "clock",
+            |r| r.clock = NaiveTime::from_hms_opt(23, 59, 59).unwrap(),
+            ALL
+        ),
+        case!(
+            "clock",
+            |r| r.clock = NaiveTime::from_hms_micro_opt(12, 0, 0, 250_000).unwrap(),
+            NOT_MYSQL
+        ),
+        case!(
+            "clock",
+            |r| r.clock = NaiveTime::from_hms_nano_opt(12, 0, 0, 1).unwrap(),
+            SQLITE
+        ),
         case!("clock", |r| r.clock = leap_second(), NONE),
     ]
 }
@@ -225,113 +265,194 @@ async fn ranges_engine(db: &TestDb) -> Engine {
     engine
 }
 
-dialect_test!(every_type_table_boundary_fits_or_is_refused_before_writing, |db: TestDb| async move {
-    let engine = ranges_engine(&db).await;
-    let kind = db.kind;
-    // A stored row the updates below try to change.
-    let mut stored = Tracked::new(base());
-    engine.flush(&mut stored).await.unwrap();
-    let mut rows = 1;
-    for (i, (field, set, fits)) in cases().into_iter().enumerate() {
-        let mut value = base();
-        set(&mut value);
-        let what = format!("case {i} ({field}) on {kind:?}");
-        let fits = fits[dialect_index(kind)];
-        // Insert.
-        let mut t = Tracked::new(value.clone());
-        let result = engine.flush(&mut t).await;
-        if fits {
-            result.unwrap_or_else(|e| panic!("{what}: {e}"));
-            rows += 1;
-            let loaded = engine.load_by_id::<Ranges>(t.id).await.unwrap().unwrap();
-            let expected = Ranges { id: t.id, ..value.clone() };
-            assert!(same(&loaded, &expected), "{what}: stored {expected:?}, read {:?}", *loaded);
-        } else {
-            assert_invalid(result, field, &what);
-            assert_eq!(t.id, 0, "{what}: no ID for a refused insert");
-        }
-        assert_eq!(count(&engine).await, rows, "{what}: rows after the insert");
-        // Update of the stored row.
-        let before = engine.load_by_id::<Ranges>(stored.id).await.unwrap().unwrap();
-        set(&mut stored);
-        let result = engine.flush(&mut stored).await;
-        if fits {
-            result.unwrap_or_else(|e| panic!("{what} (update): {e}"));
-        } else {
-            assert_invalid(result, field, &format!("{what} (update)"));
-            let after = engine.load_by_id::<Ranges>(stored.id).await.unwrap().unwrap();
-            assert!(same(&after, &before), "{what}: a refused update changed the row");
-        }
-        *stored = Ranges {
-            id: stored.id,
-            ..base()
-        };
-        engine.flush(&mut stored).await.unwrap();
+/// Why `result` is not the `Error::InvalidValue` for `field` that it should be.
+fn not_invalid(result: beeorm::Result<()>, field: &str) -> Option<String> {
+    match result {
+        Err(Error::InvalidValue {
+            entity,
+            field: f,
+            value,
+            ..
+        }) if entity == "Ranges" && f == field && !value.is_empty() => None,
+        other => Some(format!(
+            "expected Error::InvalidValue for `{field}`, got {other:?}"
+        )),
     }
-    db.drop().await;
-});
+}
 
-dialect_test!(one_bad_value_writes_nothing_of_the_flush, |db: TestDb| async move {
-    let engine = ranges_engine(&db).await;
-    let mut good = Tracked::new(base());
-    let mut bad = Tracked::new(Ranges {
-        date: ymd(70000, 1, 1),
-        short: "too long".into(),
-        ..base()
-    });
-    let result = engine.flusher().track(&mut good).track(&mut bad).flush().await;
-    assert_invalid(result, "short", "a flush with one bad entity");
-    assert_eq!(count(&engine).await, 0, "the good entity was not written either");
-    assert_eq!(good.id, 0);
-    db.drop().await;
-});
+dialect_test!(
+    every_type_table_boundary_fits_or_is_refused_before_writing,
+    |db: TestDb| async move {
+        let engine = ranges_engine(&db).await;
+        let kind = db.kind;
+        // A stored row the updates below try to change.
+        let mut stored = Tracked::new(base());
+        engine.flush(&mut stored).await.unwrap();
+        let mut rows = count(&engine).await;
+        let cases = cases();
+        let mut failures = Vec::new();
+        for (i, (field, set, fits)) in cases.iter().enumerate() {
+            let mut value = base();
+            set(&mut value);
+            let what = format!("case {i} ({field})");
+            let fits = fits[dialect_index(kind)];
+            // Insert.
+            let mut t = Tracked::new(value.clone());
+            let result = engine.flush(&mut t).await;
+            if fits {
+                match result {
+                    Err(e) => failures.push(format!("{what}: {e}")),
+                    Ok(()) => match engine.load_by_id::<Ranges>(t.id).await {
+                        Ok(Some(loaded)) => {
+                            let expected = Ranges {
+                                id: t.id,
+                                ..value.clone()
+                            };
+                            if !same(&loaded, &expected) {
+                                failures.push(format!("{what}: read back changed: {:?}", *loaded));
+                            }
+                        }
+                        other => failures.push(format!("{what}: read back as {other:?}")),
+                    },
+                }
+            } else if let Some(why) = not_invalid(result, field) {
+                failures.push(format!("{what}: {why}"));
+            }
+            let now = count(&engine).await;
+            if now != rows + i64::from(fits) {
+                failures.push(format!(
+                    "{what}: {} rows after the insert, expected {}",
+                    now,
+                    rows + i64::from(fits)
+                ));
+            }
+            rows = now;
+            // Update of the stored row.
+            let before = engine.load_by_id::<Ranges>(stored.id).await.ok().flatten();
+            set(&mut stored);
+            let result = engine.flush(&mut stored).await;
+            if fits {
+                if let Err(e) = result {
+                    failures.push(format!("{what} (update): {e}"));
+                }
+            } else {
+                if let Some(why) = not_invalid(result, field) {
+                    failures.push(format!("{what} (update): {why}"));
+                }
+                let after = engine.load_by_id::<Ranges>(stored.id).await.ok().flatten();
+                match (before, after) {
+                    (Some(b), Some(a)) if same(&a, &b) => {}
+                    (_, after) => {
+                        failures.push(format!("{what} (update): the row changed to {after:?}"))
+                    }
+                }
+            }
+            // Back to a valid row (by a fresh load: a failed write may leave the tracked copy odd).
+            *stored = Ranges {
+                id: stored.id,
+                ..base()
+            };
+            if engine.flush(&mut stored).await.is_err() {
+                stored = engine
+                    .load_by_id::<Ranges>(stored.id)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                *stored = Ranges {
+                    id: stored.id,
+                    ..base()
+                };
+                engine.flush(&mut stored).await.unwrap();
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{kind:?}: {} problems over {} cases:\n{}",
+            failures.len(),
+            cases.len(),
+            failures.join("\n")
+        );
+        db.drop().await;
+    }
+);
 
-dialect_test!(too_long_strings_are_refused_by_characters, |db: TestDb| async move {
-    let engine = ranges_engine(&db).await;
-    for (text, fits) in [
-        ("12345", true),
-        ("123456", false),
-        ("ﷺﷺﷺﷺﷺ", true),
-        ("ﷺﷺﷺﷺﷺﷺ", false),
-        ("😀😀😀😀😀", true),
-        ("😀😀😀😀😀😀", false),
-    ] {
-        let mut t = Tracked::new(Ranges {
-            short: text.into(),
+dialect_test!(
+    one_bad_value_writes_nothing_of_the_flush,
+    |db: TestDb| async move {
+        let engine = ranges_engine(&db).await;
+        let mut good = Tracked::new(base());
+        let mut bad = Tracked::new(Ranges {
+            date: ymd(70000, 1, 1),
+            short: "too long".into(),
             ..base()
         });
-        let result = engine.flush(&mut t).await;
-        if fits {
-            result.unwrap();
-            let loaded = engine.load_by_id::<Ranges>(t.id).await.unwrap().unwrap();
-            assert_eq!(loaded.short, text, "not truncated");
-        } else {
-            assert_invalid(result, "short", text);
-        }
+        let result = engine
+            .flusher()
+            .track(&mut good)
+            .track(&mut bad)
+            .flush()
+            .await;
+        assert_invalid(result, "short", "a flush with one bad entity");
+        assert_eq!(
+            count(&engine).await,
+            0,
+            "the good entity was not written either"
+        );
+        assert_eq!(good.id, 0);
+        db.drop().await;
     }
-    db.drop().await;
-});
+);
+
+dialect_test!(
+    too_long_strings_are_refused_by_characters,
+    |db: TestDb| async move {
+        let engine = ranges_engine(&db).await;
+        for (text, fits) in [
+            ("12345", true),
+            ("123456", false),
+            ("ﷺﷺﷺﷺﷺ", true),
+            ("ﷺﷺﷺﷺﷺﷺ", false),
+            ("😀😀😀😀😀", true),
+            ("😀😀😀😀😀😀", false),
+        ] {
+            let mut t = Tracked::new(Ranges {
+                short: text.into(),
+                ..base()
+            });
+            let result = engine.flush(&mut t).await;
+            if fits {
+                result.unwrap();
+                let loaded = engine.load_by_id::<Ranges>(t.id).await.unwrap().unwrap();
+                assert_eq!(loaded.short, text, "not truncated");
+            } else {
+                assert_invalid(result, "short", text);
+            }
+        }
+        db.drop().await;
+    }
+);
 
 // Raw statements: a date MySQL or SQLite cannot hold is an error, not a wrapped year.
-dialect_test!(raw_date_parameters_out_of_range_are_errors, |db: TestDb| async move {
-    let engine = ranges_engine(&db).await;
-    let conn = engine.db("default").unwrap();
-    for (date, fits) in [
-        (ymd(70000, 1, 1), db.kind == Kind::Postgres),
-        (ymd(-1, 1, 1), db.kind == Kind::Postgres),
-        (ymd(9999, 12, 31), true),
-    ] {
-        let result = conn
-            .query("SELECT ?", vec![Value::Date(date)])
-            .await;
-        match (fits, result) {
-            (true, Ok(_)) => {}
-            (false, Err(e)) => assert!(e.to_string().contains(&date.to_string()), "{e}"),
-            (fits, other) => panic!("{date} (fits: {fits}) gave {other:?}"),
+dialect_test!(
+    raw_date_parameters_out_of_range_are_errors,
+    |db: TestDb| async move {
+        let engine = ranges_engine(&db).await;
+        let conn = engine.db("default").unwrap();
+        for (date, fits) in [
+            (ymd(70000, 1, 1), db.kind == Kind::Postgres),
+            (ymd(-1, 1, 1), db.kind == Kind::Postgres),
+            (ymd(9999, 12, 31), true),
+        ] {
+            let result = conn.query("SELECT ?", vec![Value::Date(date)]).await;
+            match (fits, result) {
+                (true, Ok(_)) => {}
+                (false, Err(e)) => assert!(e.to_string().contains(&date.to_string()), "{e}"),
+                (fits, other) => panic!("{date} (fits: {fits}) gave {other:?}"),
+            }
         }
+        db.drop().await;
     }
-    db.drop().await;
-});
+);
 
 #[derive(Entity, Debug, Clone, PartialEq)]
 #[orm(table = "clocks")]
@@ -353,52 +474,70 @@ async fn clock_engine(db: &TestDb) -> Engine {
 // A `time` column maps to `NaiveTime` (a time of day): what a TIME column holds
 // beyond that (MySQL: -838:59:59 to 838:59:59; PostgreSQL: 24:00:00; text in SQLite)
 // is a decode error naming the value, never the time of day with days and sign lost.
-dialect_test!(times_beyond_a_time_of_day_are_refused_not_wrapped, |db: TestDb| async move {
-    let engine = clock_engine(&db).await;
-    let conn = engine.db("default").unwrap();
-    let beyond: &[&str] = match db.kind {
-        Kind::MySql => &["25:30:00", "-01:00:00", "838:59:59", "-838:59:59", "24:00:00"],
-        Kind::Postgres => &["24:00:00"],
-        Kind::Sqlite => &["25:30:00", "-01:00:00", "24:00:00"],
-    };
-    for (i, text) in beyond.iter().enumerate() {
-        let id = i as u64 + 100;
-        // PostgreSQL binds a `time` parameter as a time of day: send the text as SQL.
-        let sql = match db.kind {
-            Kind::Postgres => format!("INSERT INTO clocks (id, clock, note) VALUES (?, '{text}', '')"),
-            _ => "INSERT INTO clocks (id, clock, note) VALUES (?, ?, '')".to_string(),
+dialect_test!(
+    times_beyond_a_time_of_day_are_refused_not_wrapped,
+    |db: TestDb| async move {
+        let engine = clock_engine(&db).await;
+        let conn = engine.db("default").unwrap();
+        let beyond: &[&str] = match db.kind {
+            Kind::MySql => &[
+                "25:30:00",
+                "-01:00:00",
+                "838:59:59",
+                "-838:59:59",
+                "24:00:00",
+            ],
+            Kind::Postgres => &["24:00:00"],
+            Kind::Sqlite => &["25:30:00", "-01:00:00", "24:00:00"],
         };
-        let mut params = vec![Value::from(id)];
-        if db.kind != Kind::Postgres {
-            params.push(Value::from(*text));
-        }
-        conn.execute(&sql, params).await.unwrap();
-        match engine.load_by_id::<Clock>(id).await {
-            Err(Error::Decode { field, reason, .. }) => {
-                assert_eq!(field, "clock");
-                assert!(reason.contains(text), "{text}: {reason}");
+        for (i, text) in beyond.iter().enumerate() {
+            let id = i as u64 + 100;
+            // PostgreSQL binds a `time` parameter as a time of day: send the text as SQL.
+            let sql = match db.kind {
+                Kind::Postgres => {
+                    format!("INSERT INTO clocks (id, clock, note) VALUES (?, '{text}', '')")
+                }
+                _ => "INSERT INTO clocks (id, clock, note) VALUES (?, ?, '')".to_string(),
+            };
+            let mut params = vec![Value::from(id)];
+            if db.kind != Kind::Postgres {
+                params.push(Value::from(*text));
             }
-            other => panic!("{text} read as {other:?}"),
+            conn.execute(&sql, params).await.unwrap();
+            match engine.load_by_id::<Clock>(id).await {
+                Err(Error::Decode { field, reason, .. }) => {
+                    assert_eq!(field, "clock");
+                    assert!(reason.contains(text), "{text}: {reason}");
+                }
+                other => panic!("{text} read as {other:?}"),
+            }
+            let raw = conn
+                .query(
+                    "SELECT clock FROM clocks WHERE id = ?",
+                    vec![Value::from(id)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(raw[0][0], Value::from(*text), "raw query of {text}");
         }
-        let raw = conn
-            .query("SELECT clock FROM clocks WHERE id = ?", vec![Value::from(id)])
-            .await
-            .unwrap();
-        assert_eq!(raw[0][0], Value::from(*text), "raw query of {text}");
+        // The whole time of day round-trips.
+        for t in [NaiveTime::MIN, NaiveTime::from_hms_opt(23, 59, 59).unwrap()] {
+            let mut c = Tracked::new(Clock {
+                id: 0,
+                clock: t,
+                note: String::new(),
+            });
+            engine.flush(&mut c).await.unwrap();
+            let loaded = engine
+                .load_by_id::<Clock>(c.id.into())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(loaded.clock, t);
+        }
+        db.drop().await;
     }
-    // The whole time of day round-trips.
-    for t in [NaiveTime::MIN, NaiveTime::from_hms_opt(23, 59, 59).unwrap()] {
-        let mut c = Tracked::new(Clock {
-            id: 0,
-            clock: t,
-            note: String::new(),
-        });
-        engine.flush(&mut c).await.unwrap();
-        let loaded = engine.load_by_id::<Clock>(c.id.into()).await.unwrap().unwrap();
-        assert_eq!(loaded.clock, t);
-    }
-    db.drop().await;
-});
+);
 
 /// MySQL sessions are strict whatever the server's default: a multi-row INSERT into a
 /// non-transactional table, whose second row is too long, fails (under the default
@@ -408,7 +547,10 @@ async fn mysql_sessions_are_strict() {
     let db = TestDb::new(Kind::MySql, "strict_session").await;
     let engine = clock_engine(&db).await;
     let conn = engine.db("default").unwrap();
-    let mode = conn.query("SELECT @@SESSION.sql_mode", vec![]).await.unwrap();
+    let mode = conn
+        .query("SELECT @@SESSION.sql_mode", vec![])
+        .await
+        .unwrap();
     let mode = mode[0][0].as_str().unwrap().to_string();
     assert!(mode.contains("STRICT_ALL_TABLES"), "{mode}");
     conn.execute(
@@ -448,33 +590,47 @@ struct Line {
 
 // Decimal parameters compare as numbers against expressions and aggregates on every
 // dialect (SQLite used to bind them as text, which sorts after every number).
-dialect_test!(decimal_parameters_compare_as_numbers, |db: TestDb| async move {
-    let mut r = db.registry();
-    r.register_entity::<Line>();
-    let engine = r.validate().await.unwrap().create_engine();
-    sync(&engine).await;
-    for (invoice, price, qty) in [(1, "0.60", 2), (1, "0.50", 1), (2, "2.00", 1), (3, "0.10", 3)] {
-        let price = dec(price);
-        let mut line = Tracked::new(Line {
-            id: 0,
-            invoice,
-            price,
-            qty,
-            total: price * Decimal::from(qty),
-        });
-        engine.flush(&mut line).await.unwrap();
-    }
-    let over = engine
-        .search_ids::<Line>(&Where::new("`price` * `qty` > ?", dec("1.00")), Pager::new(1, 10))
-        .await
-        .unwrap();
-    assert_eq!(over, vec![1, 3], "lines over 1.00");
-    let exact = engine
-        .search_ids::<Line>(&Where::new("`price` = ?", dec("0.60")), Pager::new(1, 10))
-        .await
-        .unwrap();
-    assert_eq!(exact, vec![1], "a decimal column equals a decimal parameter");
-    let invoices = engine
+dialect_test!(
+    decimal_parameters_compare_as_numbers,
+    |db: TestDb| async move {
+        let mut r = db.registry();
+        r.register_entity::<Line>();
+        let engine = r.validate().await.unwrap().create_engine();
+        sync(&engine).await;
+        for (invoice, price, qty) in [
+            (1, "0.60", 2),
+            (1, "0.50", 1),
+            (2, "2.00", 1),
+            (3, "0.10", 3),
+        ] {
+            let price = dec(price);
+            let mut line = Tracked::new(Line {
+                id: 0,
+                invoice,
+                price,
+                qty,
+                total: price * Decimal::from(qty),
+            });
+            engine.flush(&mut line).await.unwrap();
+        }
+        let over = engine
+            .search_ids::<Line>(
+                &Where::new("`price` * `qty` > ?", dec("1.00")),
+                Pager::new(1, 10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(over, vec![1, 3], "lines over 1.00");
+        let exact = engine
+            .search_ids::<Line>(&Where::new("`price` = ?", dec("0.60")), Pager::new(1, 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            exact,
+            vec![1],
+            "a decimal column equals a decimal parameter"
+        );
+        let invoices = engine
         .db("default")
         .unwrap()
         .query(
@@ -483,7 +639,8 @@ dialect_test!(decimal_parameters_compare_as_numbers, |db: TestDb| async move {
         )
         .await
         .unwrap();
-    let invoices: Vec<i64> = invoices.iter().map(|r| r[0].as_i64().unwrap()).collect();
-    assert_eq!(invoices, vec![1, 2], "invoices over 1.00");
-    db.drop().await;
-});
+        let invoices: Vec<i64> = invoices.iter().map(|r| r[0].as_i64().unwrap()).collect();
+        assert_eq!(invoices, vec![1, 2], "invoices over 1.00");
+        db.drop().await;
+    }
+);

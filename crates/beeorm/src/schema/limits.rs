@@ -298,7 +298,9 @@ fn fit_decimal(
         Value::F64(f) if f.is_finite() => (NumText::of(*f), *f < 0.0),
         Value::F32(f) if f.is_finite() => (NumText::of(*f), *f < 0.0),
         Value::F64(_) | Value::F32(_) => {
-            return Err(format!("is not a finite number; `decimal({precision},{scale})` holds only those"))
+            return Err(format!(
+                "is not a finite number; `decimal({precision},{scale})` holds only those"
+            ))
         }
         _ => return Ok(()),
     };

@@ -594,7 +594,8 @@ fn micros_text(us: u32) -> String {
 }
 
 /// Adds strict mode to a MySQL session's `sql_mode` (see [`MySqlPool::new`]).
-pub(crate) const STRICT_SESSION: &str = "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')";
+pub(crate) const STRICT_SESSION: &str =
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')";
 
 impl MySqlPool {
     pub(crate) fn new(name: &str, opts: mysql_async::Opts, encoding: &str) -> Self {
