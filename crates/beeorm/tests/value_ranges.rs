@@ -644,3 +644,60 @@ dialect_test!(
         db.drop().await;
     }
 );
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "owners")]
+struct Owner {
+    id: u64,
+    #[orm(length = 10)]
+    name: String,
+}
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "pets")]
+struct Pet {
+    id: u64,
+    #[orm(skip_fk)]
+    owner: Option<Ref<Owner>>,
+}
+
+// PostgreSQL's ids are `bigint`: an explicit ID (or a reference) above i64::MAX is
+// refused there before sending; MySQL (`bigint unsigned`) and SQLite store it.
+dialect_test!(
+    ids_beyond_postgres_bigint_are_refused_there,
+    |db: TestDb| async move {
+        let mut r = db.registry();
+        r.register_entity::<Owner>().register_entity::<Pet>();
+        let engine = r.validate().await.unwrap().create_engine();
+        sync(&engine).await;
+        let big = i64::MAX as u64 + 1;
+        let mut owner = Tracked::new(Owner {
+            id: big,
+            name: "big".into(),
+        });
+        let result = engine.flush(&mut owner).await;
+        let mut pet = Tracked::new(Pet {
+            id: 0,
+            owner: Some(Ref::from_id(big)),
+        });
+        let pet_result = engine.flush(&mut pet).await;
+        if db.kind == Kind::Postgres {
+            for (result, entity, field) in [(result, "Owner", "id"), (pet_result, "Pet", "owner")] {
+                match result {
+                    Err(Error::InvalidValue {
+                        entity: e,
+                        field: f,
+                        ..
+                    }) => assert_eq!((e.as_str(), f.as_str()), (entity, field)),
+                    other => panic!("{entity}.{field}: {other:?}"),
+                }
+            }
+        } else {
+            result.unwrap();
+            pet_result.unwrap();
+            let loaded = engine.load_by_id::<Owner>(big).await.unwrap().unwrap();
+            assert_eq!(loaded.name, "big");
+        }
+        db.drop().await;
+    }
+);

@@ -796,6 +796,9 @@ fn plan(
                 mut values,
                 mut set,
             } => {
+                if id != 0 {
+                    limits::fit_column(schema, kind, 0, &mut Value::U64(id))?;
+                }
                 limits::fit_row(schema, kind, &mut values)?;
                 for (column, v) in set.iter_mut() {
                     limits::fit_named(schema, kind, column, v)?;
@@ -839,7 +842,9 @@ fn plan(
                 sql.push_str(&row);
                 items.push(pos);
                 if explicit_id {
-                    params.push(Value::U64(id));
+                    let mut id = Value::U64(id);
+                    limits::fit_column(schema, kind, 0, &mut id)?;
+                    params.push(id);
                 }
                 let start = params.len();
                 tracked[pos].write_values(&mut params);

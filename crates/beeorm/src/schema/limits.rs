@@ -65,7 +65,21 @@ pub(crate) fn fit_column(
     let Some(col) = schema.columns().get(index) else {
         return Ok(());
     };
-    fit(&col.ty, kind, v).map_err(|reason| Error::InvalidValue {
+    // PostgreSQL has no unsigned 64-bit integer: the `id` column and one-to-one
+    // references to an 8-byte `id` are `bigint` there (plain `u64` fields are
+    // `numeric(20,0)` and hold every value).
+    let pg_bigint = kind == DialectKind::Postgres
+        && (index == 0 || col.reference.as_ref().is_some_and(|r| !r.many))
+        && matches!(v, Value::U64(u) if i64::try_from(*u).is_err());
+    let checked = if pg_bigint {
+        Err(format!(
+            "is above {}, the largest ID PostgreSQL's `bigint` holds",
+            i64::MAX
+        ))
+    } else {
+        fit(&col.ty, kind, v)
+    };
+    checked.map_err(|reason| Error::InvalidValue {
         entity: schema.entity_name().to_string(),
         field: col.field.clone(),
         value: describe(v),
