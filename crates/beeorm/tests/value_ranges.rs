@@ -33,6 +33,8 @@ struct Ranges {
     udec: Decimal,
     #[orm(decimal = "20,6")]
     wide: Decimal,
+    #[orm(decimal = "20,2")]
+    wide_f64: f64,
     #[orm(length = 5)]
     short: String,
     #[orm(length = "max")]
@@ -59,6 +61,7 @@ fn base() -> Ranges {
         dec: Decimal::ZERO,
         udec: Decimal::ZERO,
         wide: Decimal::ZERO,
+        wide_f64: 0.0,
         short: String::new(),
         long: String::new(),
         size: "S".into(),
@@ -139,6 +142,9 @@ fn cases() -> Vec<Case> {
         case!("wide", |r| r.wide = dec("99999999999999.999999"), ALL),
         case!("wide", |r| r.wide = dec("-0.000001"), ALL),
         case!("wide", |r| r.wide = dec("1.0000001"), NONE),
+        case!("wide_f64", |r| r.wide_f64 = 1234567890123456.8, ALL),
+        case!("wide_f64", |r| r.wide_f64 = -0.25, ALL),
+        case!("wide_f64", |r| r.wide_f64 = 0.125, NONE),
         case!("short", |r| r.short = "abcde".into(), ALL),
         case!("short", |r| r.short = "ییییی".into(), ALL),
         case!("short", |r| r.short = "🐝🐝🐝🐝🐝".into(), ALL),

@@ -319,7 +319,8 @@ fn fit_decimal(
         _ => return Ok(()),
     };
     let too_many = || format!("has more digits than `decimal({precision},{scale})` holds");
-    let digits = text.ok_or_else(too_many)?.digits();
+    let text = text.ok_or_else(too_many)?;
+    let digits = text.digits();
     if digits.fraction > usize::from(scale) {
         return Err(format!(
             "has {} digits after the point; `decimal({precision},{scale})` holds {scale} (round it first)",
@@ -337,12 +338,14 @@ fn fit_decimal(
         return Err("is negative; the column is `unsigned`".into());
     }
     // SQLite keeps decimals wider than an f64 as TEXT (`sql::sqlite::column_type`):
-    // they must reach it as text, every digit kept, not as a number. Without trailing
-    // zeros, as SQLite prints a number it compares with that column (`12.5`).
+    // they must reach it as text, every digit kept (a REAL would be printed with 15
+    // significant digits). Without trailing zeros, as SQLite prints a number it
+    // compares with that column (`12.5`); a float in its shortest exact form.
     if kind == DialectKind::Sqlite && usize::from(precision) > F64_EXACT_DIGITS {
-        if let Value::Decimal(d) = v {
-            *v = Value::String(d.normalize().to_string());
-        }
+        *v = Value::String(match v {
+            Value::Decimal(d) => d.normalize().to_string(),
+            _ => text.as_str().to_string(),
+        });
     }
     Ok(())
 }
