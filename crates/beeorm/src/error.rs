@@ -264,6 +264,21 @@ pub enum Error {
         /// What is wrong with the argument.
         reason: String,
     },
+
+    /// A field holds a value its column cannot store exactly on this pool's database
+    /// (out of the column's range, too long, too precise, not a value of its enum, …).
+    /// A flush checks every value before it sends any statement: nothing was written.
+    #[error("cannot write entity `{entity}`, field `{field}`: value {value} {reason}")]
+    InvalidValue {
+        /// The entity type.
+        entity: String,
+        /// The field path (`address.street`).
+        field: String,
+        /// The value, as Rust prints it (long values shortened).
+        value: String,
+        /// What the column can hold instead.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -18,7 +18,7 @@ use tracked::DeleteMode;
 pub use tracked::Tracked;
 
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
-use crate::schema::TableSchema;
+use crate::schema::{limits, TableSchema};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::sql::Transaction;
 use crate::{Engine, Entity, Error, Result, Value};
@@ -335,9 +335,15 @@ impl<'a> Flusher<'a> {
                     .into(),
             ));
         }
+        // Every pool is planned (and so every value checked against its column) before
+        // any statement is sent.
+        let mut planned = Vec::with_capacity(by_pool.len());
         for (_, (pool, ops)) in by_pool {
             let step = pool.id_step().await?;
-            let statements = plan(&pool, ops, step, &self.items);
+            let statements = plan(&pool, ops, step, &self.items)?;
+            planned.push((pool, step, statements));
+        }
+        for (pool, step, statements) in planned {
             if let Some(tx) = external.as_deref_mut() {
                 let effects = self.execute(&pool, &mut tx.conn, statements, step).await?;
                 self.apply(effects)?;
@@ -497,7 +503,7 @@ impl<'a> Flusher<'a> {
                     "a flush that inserts new referenced entities must keep to one pool; pool `{other}` is also used"
                 )));
             }
-            let statements = plan(pool, ops, step, &self.items);
+            let statements = plan(pool, ops, step, &self.items)?;
             self.execute(pool, conn, statements, step).await
         })
     }
@@ -754,12 +760,15 @@ fn nested_hooks<'b>(
 
 /// Turns the operations of one pool into statements: inserts first (one multi-row
 /// INSERT per table), then upserts and updates (one each), then deletes (one per table).
+/// Every value written is checked against its column here (`schema::limits`): a value
+/// the column cannot hold exactly fails the flush before anything is sent.
 fn plan(
     pool: &SqlPool,
     ops: Vec<Planned<'_>>,
     step: Option<u64>,
     tracked: &[&mut dyn Flushable],
-) -> Vec<Statement> {
+) -> Result<Vec<Statement>> {
+    let kind = pool.kind();
     let quote = |s: &str| pool.quote(s);
     // (table, explicit id?) → rows; (table, fake?) → ids.
     let mut inserts: BTreeMap<(&str, bool), InsertRows<'_>> = BTreeMap::new();
@@ -782,10 +791,26 @@ fn plan(
                     .1
                     .push((pos, id));
             }
-            Op::Upsert { id, values, set } => {
+            Op::Upsert {
+                id,
+                mut values,
+                mut set,
+            } => {
+                if id != 0 {
+                    limits::fit_column(schema, kind, 0, &mut Value::U64(id))?;
+                }
+                limits::fit_row(schema, kind, &mut values)?;
+                for (column, v) in set.iter_mut() {
+                    limits::fit_named(schema, kind, column, v)?;
+                }
                 singles.push(upsert(pool, pos, id, values, set, schema))
             }
-            Op::Update { id, changed } => singles.push(update(pool, pos, id, changed, schema)),
+            Op::Update { id, mut changed } => {
+                for (i, v) in changed.iter_mut() {
+                    limits::fit_column(schema, kind, *i + 1, v)?;
+                }
+                singles.push(update(pool, pos, id, changed, schema))
+            }
         }
     }
     for ((_, explicit_id), (schema, rows)) in inserts {
@@ -817,9 +842,13 @@ fn plan(
                 sql.push_str(&row);
                 items.push(pos);
                 if explicit_id {
-                    params.push(Value::U64(id));
+                    let mut id = Value::U64(id);
+                    limits::fit_column(schema, kind, 0, &mut id)?;
+                    params.push(id);
                 }
+                let start = params.len();
                 tracked[pos].write_values(&mut params);
+                limits::fit_row(schema, kind, &mut params[start..])?;
             }
             if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
                 sql.push_str(" RETURNING ");
@@ -862,7 +891,7 @@ fn plan(
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// `UPDATE t SET <changed columns> WHERE id = ?`.

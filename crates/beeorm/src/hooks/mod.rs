@@ -25,7 +25,8 @@
 //! // Trim every title and stamp `updated_at` before it is written.
 //! registry.register_hook::<Note>(&[HookEvent::BeforeInsert, HookEvent::BeforeUpdate], |_, note| {
 //!     note.title = note.title.trim().to_string();
-//!     note.updated_at = chrono::Utc::now().naive_utc();
+//!     // Whole seconds: MySQL's `datetime` keeps no fraction (see the type table).
+//!     note.updated_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now().naive_utc(), 0);
 //!     Ok(())
 //! });
 //! // Refuse empty titles for every entity that has a `title` (a veto: nothing is written).

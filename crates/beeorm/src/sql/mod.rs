@@ -14,6 +14,8 @@ pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+#[cfg(test)]
+mod strict_tests;
 pub(crate) mod value;
 
 use std::collections::BTreeMap;

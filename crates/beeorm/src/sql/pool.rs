@@ -610,10 +610,29 @@ pub(crate) struct MySqlPool {
     timeouts: SqlTimeouts,
 }
 
-fn mysql_value(v: Value) -> mysql_async::Value {
+/// A parameter for mysql_async. A date or time MySQL cannot hold (a year outside
+/// 1–9999, a leap second) is an error, never a wrapped year or a NULL; a flush has
+/// already refused such values with the entity and field named (`schema::limits`).
+fn mysql_value(v: Value) -> Result<mysql_async::Value> {
     use chrono::{Datelike, Timelike};
     use mysql_async::Value as M;
-    match v {
+    let date = |d: chrono::NaiveDate| -> Result<(u16, u8, u8)> {
+        match u16::try_from(d.year()) {
+            Ok(y @ 1..=9999) => Ok((y, d.month() as u8, d.day() as u8)),
+            _ => Err(Error::Query(format!(
+                "parameter {d}: MySQL dates run from 0001-01-01 to 9999-12-31"
+            ))),
+        }
+    };
+    let micros = |nanos: u32, what: &dyn std::fmt::Display| -> Result<u32> {
+        if nanos >= 1_000_000_000 {
+            return Err(Error::Query(format!(
+                "parameter {what}: MySQL cannot hold a leap second"
+            )));
+        }
+        Ok(nanos / 1000)
+    };
+    Ok(match v {
         Value::Null => M::NULL,
         Value::Bool(b) => M::Int(i64::from(b)),
         Value::I64(i) => M::Int(i),
@@ -623,28 +642,38 @@ fn mysql_value(v: Value) -> mysql_async::Value {
         Value::Decimal(d) => M::Bytes(d.to_string().into_bytes()),
         Value::String(s) => M::Bytes(s.into_bytes()),
         Value::Bytes(b) => M::Bytes(b),
-        Value::Date(d) => M::Date(d.year() as u16, d.month() as u8, d.day() as u8, 0, 0, 0, 0),
-        Value::DateTime(d) => M::Date(
-            d.year() as u16,
-            d.month() as u8,
-            d.day() as u8,
-            d.hour() as u8,
-            d.minute() as u8,
-            d.second() as u8,
-            d.nanosecond() / 1000,
-        ),
+        Value::Date(d) => {
+            let (y, m, day) = date(d)?;
+            M::Date(y, m, day, 0, 0, 0, 0)
+        }
+        Value::DateTime(d) => {
+            let (y, m, day) = date(d.date())?;
+            M::Date(
+                y,
+                m,
+                day,
+                d.hour() as u8,
+                d.minute() as u8,
+                d.second() as u8,
+                micros(d.nanosecond(), &d)?,
+            )
+        }
         Value::Time(t) => M::Time(
             false,
             0,
             t.hour() as u8,
             t.minute() as u8,
             t.second() as u8,
-            t.nanosecond() / 1000,
+            micros(t.nanosecond(), &t)?,
         ),
         Value::Json(j) => M::Bytes(j.to_string().into_bytes()),
-    }
+    })
 }
 
+/// A cell from mysql_async. A `date`/`datetime` that is no calendar date (MySQL's
+/// zero dates) and a `time` beyond a time of day (MySQL's TIME runs from -838:59:59
+/// to 838:59:59) come back as their text, so reading them into a date or a
+/// `NaiveTime` fails naming the value instead of dropping the sign and the days.
 fn from_mysql(v: mysql_async::Value) -> Value {
     use mysql_async::Value as M;
     match v {
@@ -660,14 +689,43 @@ fn from_mysql(v: mysql_async::Value) -> Value {
         M::Date(y, mo, d, h, mi, s, us) => {
             chrono::NaiveDate::from_ymd_opt(y.into(), mo.into(), d.into())
                 .and_then(|date| date.and_hms_micro_opt(h.into(), mi.into(), s.into(), us))
-                .map_or(Value::Null, Value::DateTime)
+                .map_or_else(
+                    || {
+                        Value::String(format!(
+                            "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}",
+                            micros_text(us)
+                        ))
+                    },
+                    Value::DateTime,
+                )
         }
-        M::Time(_, _, h, mi, s, us) => {
-            chrono::NaiveTime::from_hms_micro_opt(h.into(), mi.into(), s.into(), us)
-                .map_or(Value::Null, Value::Time)
+        M::Time(negative, days, h, mi, s, us) => {
+            let time = chrono::NaiveTime::from_hms_micro_opt(h.into(), mi.into(), s.into(), us);
+            match time {
+                Some(t) if !negative && days == 0 => Value::Time(t),
+                _ => Value::String(format!(
+                    "{}{:02}:{mi:02}:{s:02}{}",
+                    if negative { "-" } else { "" },
+                    u64::from(days) * 24 + u64::from(h),
+                    micros_text(us)
+                )),
+            }
         }
     }
 }
+
+/// `.ffffff` for a non-zero fraction of a second, else nothing.
+fn micros_text(us: u32) -> String {
+    if us == 0 {
+        String::new()
+    } else {
+        format!(".{us:06}")
+    }
+}
+
+/// Adds strict mode to a MySQL session's `sql_mode` (see [`MySqlPool::new`]).
+pub(crate) const STRICT_SESSION: &str =
+    "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')";
 
 impl MySqlPool {
     pub(crate) fn new(
@@ -676,6 +734,14 @@ impl MySqlPool {
         encoding: &str,
         timeouts: SqlTimeouts,
     ) -> Self {
+        // Strict sessions whatever the server's or the DSN's `sql_mode`: without them
+        // MySQL truncates an over-long string, rounds or clips a number and turns a bad
+        // date into a zero date with only a warning. Setup commands run after the init
+        // commands (a DSN's own `SET sql_mode` cannot undo this) and again after a
+        // connection reset; the other modes are kept.
+        let mut setup = opts.setup().to_vec();
+        setup.push(STRICT_SESSION.to_string());
+        let opts = mysql_async::OptsBuilder::from_opts(opts).setup(setup);
         MySqlPool {
             name: name.to_string(),
             pool: mysql_async::Pool::new(opts),
@@ -881,7 +947,7 @@ impl Conn {
                     let result = if params.is_empty() {
                         q.query_drop(sql).await
                     } else {
-                        let params: Vec<mysql_async::Value> = params.into_iter().map(mysql_value).collect();
+                        let params = params.into_iter().map(mysql_value).collect::<Result<Vec<_>>>()?;
                         q.exec_drop(sql, params).await
                     };
                     result.map_err(|e| mysql_error(pool, sql, e))?;
@@ -1009,7 +1075,7 @@ impl Conn {
             inner => {
                 let pool = &self.pool;
                 with_mysql!(inner, q => {
-                    let params: Vec<mysql_async::Value> = params.into_iter().map(mysql_value).collect();
+                    let params = params.into_iter().map(mysql_value).collect::<Result<Vec<_>>>()?;
                     let mut columns = Vec::new();
                     let mut buf = Vec::new();
                     let out = q
@@ -1306,15 +1372,55 @@ impl rusqlite::ToSql for SqliteParam<'_> {
             Value::U64(u) => O::Owned(S::Integer(*u as i64)),
             Value::F32(f) => O::Owned(S::Real(f64::from(*f))),
             Value::F64(f) => O::Owned(S::Real(*f)),
-            Value::Decimal(d) => O::Owned(S::Text(d.to_string())),
+            Value::Decimal(d) => O::Owned(sqlite_decimal(d)),
             Value::String(s) => O::Borrowed(R::Text(s.as_bytes())),
             Value::Bytes(b) => O::Borrowed(R::Blob(b)),
-            Value::Date(d) => O::Owned(S::Text(d.format("%Y-%m-%d").to_string())),
-            Value::DateTime(d) => O::Owned(S::Text(d.format("%Y-%m-%d %H:%M:%S%.f").to_string())),
+            Value::Date(d) => O::Owned(S::Text(sqlite_date(*d)?.format("%Y-%m-%d").to_string())),
+            Value::DateTime(d) => {
+                sqlite_date(d.date())?;
+                O::Owned(S::Text(d.format("%Y-%m-%d %H:%M:%S%.f").to_string()))
+            }
             Value::Time(t) => O::Owned(S::Text(t.format("%H:%M:%S%.f").to_string())),
             Value::Json(j) => O::Owned(S::Text(j.to_string())),
         })
     }
+}
+
+/// Dates are stored as `YYYY-MM-DD` text: a year outside 0–9999 would be written with
+/// a sign and more digits, which neither sorts nor reads back.
+fn sqlite_date(d: chrono::NaiveDate) -> rusqlite::Result<chrono::NaiveDate> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&d.year()) {
+        Ok(d)
+    } else {
+        Err(rusqlite::Error::ToSqlConversionFailure(
+            format!("date {d}: SQLite dates are stored as text from 0000-01-01 to 9999-12-31")
+                .into(),
+        ))
+    }
+}
+
+/// A decimal bound as a number, so it compares as one against any expression
+/// (`price * qty > ?`, `HAVING SUM(total) > ?`): in SQLite every number sorts before
+/// every text. An integer when it is one, a REAL when it has at most 15 significant
+/// digits (the REAL reads back as the same decimal), else its exact text (a flush
+/// sends wider columns' values as text anyway, see `schema::limits`).
+fn sqlite_decimal(d: &rust_decimal::Decimal) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    use rust_decimal::prelude::ToPrimitive;
+    if d.fract().is_zero() {
+        if let Some(i) = d.to_i64() {
+            return S::Integer(i);
+        }
+    }
+    if let Some(text) = super::value::NumText::of(d) {
+        if text.digits().significant <= super::value::F64_EXACT_DIGITS {
+            if let Ok(f) = text.as_str().parse::<f64>() {
+                return S::Real(f);
+            }
+        }
+    }
+    S::Text(d.to_string())
 }
 
 fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> Value {

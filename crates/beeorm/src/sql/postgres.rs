@@ -498,6 +498,31 @@ impl ToSql for PgParam<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
+/// A `time` cell: a time of day, or PostgreSQL's `24:00:00` as text (chrono's
+/// decoder would wrap it to midnight; as text it fails to read into a `NaiveTime`).
+struct PgTime(Value);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for PgTime {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let micros = i64::from_be_bytes(raw.try_into()?);
+        let secs = u32::try_from(micros.div_euclid(1_000_000))?;
+        let nanos = u32::try_from(micros.rem_euclid(1_000_000))? * 1000;
+        Ok(PgTime(
+            match chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos) {
+                Some(t) => Value::Time(t),
+                None => Value::String(format!(
+                    "{:02}:{:02}:{:02}",
+                    secs / 3600,
+                    secs / 60 % 60,
+                    secs % 60
+                )),
+            },
+        ))
+    }
+
+    tokio_postgres::types::accepts!(TIME);
+}
+
 /// One cell of a row as a [`Value`], by the column's type.
 ///
 /// Beyond the types entities use: `uuid`, `interval`, `inet`/`cidr`,
@@ -563,7 +588,7 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         Type::TIMESTAMPTZ => {
             Value::DateTime(chrono::DateTime::<chrono::Utc>::from_sql(ty, raw)?.naive_utc())
         }
-        Type::TIME => Value::Time(chrono::NaiveTime::from_sql(ty, raw)?),
+        Type::TIME => PgTime::from_sql(ty, raw)?.0,
         Type::JSON | Type::JSONB => Value::Json(serde_json::Value::from_sql(ty, raw)?),
         Type::UUID => Value::String(uuid_text(raw)?),
         Type::INTERVAL => Value::String(interval_text(raw)?),

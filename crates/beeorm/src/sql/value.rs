@@ -124,6 +124,82 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// A number printed without touching the heap: `Display` of an `f64` or a `Decimal`
+/// into a fixed buffer. Used where every row pays for it (range checks, SQLite binds).
+pub(crate) struct NumText {
+    buf: [u8; NumText::CAP],
+    len: usize,
+}
+
+impl NumText {
+    /// More than any column can hold: a decimal has at most 65 digits (MySQL) and
+    /// 1000 (PostgreSQL, whose `numeric(P,S)` caps P at 1000; ours at 255).
+    const CAP: usize = 300;
+
+    /// `v` printed with `Display`; `None` when the text is longer than the buffer
+    /// (an `f64` such as `1e300` prints all its digits).
+    pub(crate) fn of(v: impl std::fmt::Display) -> Option<NumText> {
+        use std::fmt::Write;
+        let mut t = NumText {
+            buf: [0; NumText::CAP],
+            len: 0,
+        };
+        write!(t, "{v}").ok()?;
+        Some(t)
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only whole `&str`s are copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    /// Digits of a plain decimal text (`-0012.3400` → 2 before the point, 2 after,
+    /// 4 significant): leading zeros of the integer part and trailing zeros of the
+    /// fraction do not count.
+    pub(crate) fn digits(&self) -> Digits {
+        let s = self.as_str().trim_start_matches(['-', '+']);
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let int = int.trim_start_matches('0');
+        let frac = frac.trim_end_matches('0');
+        let significant = if int.is_empty() {
+            frac.trim_start_matches('0').len()
+        } else {
+            int.len() + frac.len()
+        };
+        Digits {
+            integer: int.len(),
+            fraction: frac.len(),
+            significant,
+        }
+    }
+}
+
+impl std::fmt::Write for NumText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// How many digits a decimal number has (see [`NumText::digits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Digits {
+    /// Before the point, leading zeros excluded.
+    pub integer: usize,
+    /// After the point, trailing zeros excluded.
+    pub fraction: usize,
+    /// Significant digits (an upper bound for integers with trailing zeros).
+    pub significant: usize,
+}
+
+/// Significant decimal digits an `f64` always keeps: a decimal with at most this many
+/// survives the trip to `f64` and back (shortest form) unchanged.
+pub(crate) const F64_EXACT_DIGITS: usize = 15;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +210,24 @@ mod tests {
         assert_eq!(Value::from(10u8), Value::I64(10));
         assert_eq!(Value::from(None::<i32>), Value::Null);
         assert_eq!(Value::from("a"), Value::String("a".into()));
+    }
+
+    #[test]
+    fn digits_ignore_signs_and_padding_zeros() {
+        let d = |v: &str| NumText::of(v).unwrap().digits();
+        assert_eq!(
+            d("-0012.3400"),
+            Digits {
+                integer: 2,
+                fraction: 2,
+                significant: 4
+            }
+        );
+        assert_eq!(d("0.00012").significant, 2);
+        assert_eq!(d("0.00012").fraction, 5);
+        assert_eq!(d("100").integer, 3);
+        assert!(NumText::of(1e300f64).is_none());
+        assert_eq!(NumText::of(0.1f64 + 0.2).unwrap().digits().fraction, 17);
     }
 
     #[test]
