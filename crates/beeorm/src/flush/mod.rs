@@ -109,20 +109,11 @@ impl<E: Entity> Flushable for Tracked<E> {
                 None => Op::Insert { id },
             };
         }
-        let changed = self.changed_columns();
+        let changed = self.changes();
         if changed.is_empty() {
             return Op::Nothing;
         }
-        let mut values = Vec::with_capacity(E::COLUMN_COUNT);
-        self.push_values(&mut values);
-        let mut values: Vec<Option<Value>> = values.into_iter().map(Some).collect();
-        Op::Update {
-            id,
-            changed: changed
-                .into_iter()
-                .filter_map(|i| Some((i, values.get_mut(i)?.take()?)))
-                .collect(),
-        }
+        Op::Update { id, changed }
     }
 
     fn write_values(&self, out: &mut Vec<Value>) {
