@@ -71,6 +71,8 @@ pub(crate) trait Flushable: Send + Sync {
     /// The before-hook event of what the next flush does to this entity, if anything.
     fn pending_event(&self) -> Option<HookEvent>;
     fn has_own_hooks(&self) -> bool;
+    /// The update list of a pending upsert, to normalise its text.
+    fn upsert_set(&mut self) -> Option<&mut [(String, Value)]>;
     fn run_hooks<'a>(&'a mut self, hooks: &'a Hooks, event: HookEvent)
         -> BoxFuture<'a, Result<()>>;
     /// The new entities its references hold (`Ref::new`), to insert first.
@@ -152,6 +154,14 @@ impl<E: Entity> Flushable for Tracked<E> {
 
     fn has_own_hooks(&self) -> bool {
         E::HAS_OWN_HOOKS
+    }
+
+    fn upsert_set(&mut self) -> Option<&mut [(String, Value)]> {
+        if self.is_new() {
+            self.upsert.as_deref_mut()
+        } else {
+            None
+        }
     }
 
     fn run_hooks<'a>(
@@ -299,6 +309,18 @@ impl<'a> Flusher<'a> {
                 if let Some(event) = item.pending_event() {
                     item.run_hooks(hooks, event).await?;
                     after.push((pos, event.after()));
+                }
+            }
+        }
+        if hooks.persian_params {
+            // The normaliser hook sees the entity; an upsert's update list is text
+            // written too.
+            for item in self.items.iter_mut() {
+                let entity = item.entity_type();
+                if let Some(set) = item.upsert_set() {
+                    if let Some(schema) = registry.table_schema_by_type(entity) {
+                        crate::hooks::normalize_written_values(schema, set);
+                    }
                 }
             }
         }
@@ -538,11 +560,10 @@ impl<'a> Flusher<'a> {
                     .query(&st.sql, params)
                     .await
                     .map_err(|e| self.name_index(e, st))?;
-                let id = rows
-                    .first()
-                    .and_then(|r| r.first())
-                    .and_then(Value::as_i64)
-                    .and_then(|i| u64::try_from(i).ok());
+                let mut id = returned_id(&rows);
+                if id.is_none() && postgres {
+                    id = self.pg_upsert_existing(pool, conn, st).await?;
+                }
                 effects.push(Effect::Upserted {
                     item: st.items[0],
                     id,
@@ -641,6 +662,42 @@ impl<'a> Flusher<'a> {
             }
         }
         Ok(effects)
+    }
+
+    /// PostgreSQL, after an upsert's `INSERT … ON CONFLICT DO NOTHING` inserted
+    /// nothing: updates (or, with nothing to set, finds) the row that clashed, looked
+    /// up by each unique key in turn — the ID when it was given, then the unique
+    /// indexes in name order — and returns its ID. Runs on the flush's connection,
+    /// so inside its transaction when it has one; without one, the insert wrote
+    /// nothing and the update is one statement, so no half-done upsert is left.
+    async fn pg_upsert_existing(
+        &self,
+        pool: &SqlPool,
+        conn: &mut Conn,
+        st: &Statement,
+    ) -> Result<Option<u64>> {
+        let item = &self.items[st.items[0]];
+        let Op::Upsert { id, values, set } = item.op() else {
+            return Ok(None);
+        };
+        let schema = self
+            .engine
+            .registry()
+            .table_schema_by_type(item.entity_type())
+            .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+        for (sql, params) in pg_upsert_lookups(pool, schema, id, &values, &set) {
+            let rows = conn
+                .query(&sql, params)
+                .await
+                .map_err(|e| self.name_index(e, st))?;
+            if let Some(found) = returned_id(&rows) {
+                return Ok(Some(found));
+            }
+        }
+        Err(Error::Flush {
+            entity: item.entity_name().to_string(),
+            reason: "the upsert clashed with a row that none of its unique keys finds any more (deleted meanwhile?)".into(),
+        })
     }
 
     fn apply(&mut self, effects: Vec<Effect>) -> Result<()> {
@@ -884,7 +941,75 @@ fn update(
     }
 }
 
-/// One INSERT that updates `set` when a unique index already holds the row.
+/// The ID in the first cell of the first row (`… RETURNING id`), if any.
+fn returned_id(rows: &[Vec<Value>]) -> Option<u64> {
+    rows.first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .and_then(|i| u64::try_from(i).ok())
+}
+
+/// The statements that find the row an upsert clashed with on PostgreSQL, one per
+/// unique key of the entity's values, in the order they are tried: `id` when it was
+/// given, then each unique index (in name order). Each updates the row with `set`
+/// and returns its ID (or, with nothing to set, selects the ID). A key with a NULL
+/// value cannot have clashed and is skipped.
+fn pg_upsert_lookups(
+    pool: &SqlPool,
+    schema: &TableSchema,
+    id: u64,
+    values: &[Value],
+    set: &[(String, Value)],
+) -> Vec<(String, Vec<Value>)> {
+    let t = schema.templates(|s| pool.quote(s));
+    let id_col = &t.columns[0];
+    let mut keys: Vec<Vec<(&str, Value)>> = Vec::new();
+    if id != 0 {
+        keys.push(vec![(id_col.as_str(), Value::U64(id))]);
+    }
+    for index in schema.indexes().iter().filter(|i| i.unique) {
+        let key: Option<Vec<(&str, Value)>> = index
+            .columns
+            .iter()
+            .map(|c| {
+                let pos = schema.columns().iter().position(|col| col.name == *c)?;
+                let v = values.get(pos.checked_sub(1)?)?;
+                (!v.is_null()).then(|| (t.columns[pos].as_str(), v.clone()))
+            })
+            .collect();
+        keys.extend(key);
+    }
+    let assignments: Vec<String> = set
+        .iter()
+        .map(|(c, _)| format!("{} = ?", pool.quote(c)))
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let cond: Vec<String> = key.iter().map(|(c, _)| format!("{c} = ?")).collect();
+            let cond = cond.join(" AND ");
+            let mut params: Vec<Value> = Vec::with_capacity(set.len() + key.len());
+            let sql = if assignments.is_empty() {
+                format!("SELECT {id_col} FROM {} WHERE {cond}", t.table)
+            } else {
+                params.extend(set.iter().map(|(_, v)| v.clone()));
+                format!(
+                    "UPDATE {} SET {} WHERE {cond} RETURNING {id_col}",
+                    t.table,
+                    assignments.join(", ")
+                )
+            };
+            params.extend(key.into_iter().map(|(_, v)| v));
+            (sql, params)
+        })
+        .collect()
+}
+
+/// One INSERT that updates `set` when a unique index (or the primary key, for an
+/// explicit ID) already holds the row. MySQL (`ON DUPLICATE KEY UPDATE`) and SQLite
+/// (`ON CONFLICT DO UPDATE` without a target) take whichever key clashed; PostgreSQL
+/// inserts with `ON CONFLICT DO NOTHING` and looks the clashing row up by each key
+/// ([`pg_upsert_lookups`]), so all three take the existing row whichever unique key
+/// it clashed on.
 fn upsert(
     pool: &SqlPool,
     pos: usize,
@@ -925,21 +1050,11 @@ fn upsert(
             }
         }
         crate::DialectKind::Postgres => {
-            // PostgreSQL needs a conflict target: the first unique index, else the key.
-            let target: Vec<String> = schema.indexes().iter().find(|i| i.unique).map_or_else(
-                || vec![id_col.clone()],
-                |i| i.columns.iter().map(|c| pool.quote(c)).collect(),
-            );
-            sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET ",
-                target.join(", ")
-            ));
-            if assignments.is_empty() {
-                sql.push_str(&format!("{id_col} = {}.{id_col}", t.table));
-            } else {
-                sql.push_str(&assignments.join(", "));
-            }
-            sql.push_str(&format!(" RETURNING {id_col}"));
+            // `ON CONFLICT … DO UPDATE` takes one arbiter index, so a clash on any
+            // other would fail. Insert unless anything clashes; on a clash `execute`
+            // finds the row by each unique key in turn ([`pg_upsert_lookups`]).
+            sql.push_str(&format!(" ON CONFLICT DO NOTHING RETURNING {id_col}"));
+            params.truncate(width);
         }
         crate::DialectKind::Sqlite => {
             sql.push_str(" ON CONFLICT DO UPDATE SET ");

@@ -165,8 +165,13 @@ impl<E: Entity> Tracked<E> {
     }
 
     /// Turns the next insert into an upsert: when a unique index already holds the
-    /// row, these columns are set instead (an empty list changes nothing), and the
-    /// entity takes the existing row's ID and values.
+    /// row — any of the entity's unique indexes, or the primary key when the entity
+    /// carries an explicit ID — these columns are set on that row instead (an empty
+    /// list changes nothing), and the entity takes the existing row's ID and values.
+    /// All three dialects behave alike; should the values clash with two different
+    /// rows, one of them is taken (on PostgreSQL: by the ID first, then by the unique
+    /// indexes in name order). Text in the list is normalised like the entity's when
+    /// the Persian normaliser is on.
     pub fn on_duplicate_key_update<N: Into<String>, V: Into<Value>>(
         &mut self,
         set: impl IntoIterator<Item = (N, V)>,
