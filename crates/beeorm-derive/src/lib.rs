@@ -219,6 +219,10 @@ fn is_string(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
 }
 
+fn is_bool(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "bool" && s.arguments.is_empty()))
+}
+
 /// Whether `ty` is written `Ref<T>`, `Option<Ref<T>>` or `Vec<Ref<T>>`.
 fn is_ref_field(ty: &syn::Type) -> bool {
     let syn::Type::Path(p) = ty else { return false };
@@ -424,6 +428,9 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
             }
         } else if attrs.set_name.is_some() {
             quote_spanned!(span=> ::beeorm::schema::SetCodec)
+        } else if name == "fake_delete" && is_bool(ty) {
+            // Its column holds the deleted row's ID: any non-zero value is `true`.
+            quote_spanned!(span=> ::beeorm::schema::FakeDeleteCodec)
         } else {
             quote_spanned!(span=> ::beeorm::schema::NativeCodec)
         };

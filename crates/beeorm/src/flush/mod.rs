@@ -18,7 +18,7 @@ use tracked::DeleteMode;
 pub use tracked::Tracked;
 
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
-use crate::schema::TableSchema;
+use crate::schema::{fake_delete, TableSchema};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::sql::Transaction;
 use crate::{Engine, Entity, Error, Result, Value};
@@ -831,7 +831,11 @@ fn plan(
                     .push((pos, id));
             }
             Op::Upsert { id, values, set } => {
-                singles.push(upsert(pool, pos, id, values, set, schema))
+                let (st, deleted_without_id) = upsert(pool, pos, id, values, set, schema);
+                singles.push(st);
+                if deleted_without_id {
+                    singles.extend(fake_delete_ids(pool, schema, vec![pos]));
+                }
             }
             Op::Update { id, changed } => singles.push(update(pool, pos, id, changed, schema)),
         }
@@ -846,30 +850,51 @@ fn plan(
         } else {
             1
         };
+        let head = if explicit_id {
+            &t.insert_with_id
+        } else {
+            &t.insert
+        };
+        let returning = !explicit_id && pool.kind() == crate::DialectKind::Postgres;
+        // A row written fake-deleted holds its ID in the flag: put there now when the
+        // ID is given; with a server-given ID the row is set aside (below).
+        let flag = schema.fake_delete_column().and_then(|i| i.checked_sub(1));
+        let mut deleted_without_id = Vec::new();
         let mut rows = rows.into_iter();
         while rows.len() > 0 {
             let n = rows.len().min(per_statement);
-            let head = if explicit_id {
-                &t.insert_with_id
-            } else {
-                &t.insert
-            };
             let mut sql = String::with_capacity(head.len() + n * (row.len() + 1));
             sql.push_str(head);
             let mut params = Vec::with_capacity(n * width);
             let mut items = Vec::with_capacity(n);
-            for (i, (pos, id)) in rows.by_ref().take(n).enumerate() {
-                if i > 0 {
+            for (pos, id) in rows.by_ref().take(n) {
+                let start = params.len();
+                if explicit_id {
+                    params.push(Value::U64(id));
+                }
+                let values_start = params.len();
+                tracked[pos].write_values(&mut params);
+                if let Some(cell) = flag.and_then(|f| params.get_mut(values_start + f)) {
+                    if fake_delete::is_deleted(cell) {
+                        if explicit_id {
+                            *cell = Value::U64(id);
+                        } else {
+                            params.truncate(start);
+                            deleted_without_id.push(pos);
+                            continue;
+                        }
+                    }
+                }
+                if !items.is_empty() {
                     sql.push(',');
                 }
                 sql.push_str(&row);
                 items.push(pos);
-                if explicit_id {
-                    params.push(Value::U64(id));
-                }
-                tracked[pos].write_values(&mut params);
             }
-            if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
+            if items.is_empty() {
+                continue;
+            }
+            if returning {
                 sql.push_str(" RETURNING ");
                 sql.push_str(&t.columns[0]);
             }
@@ -882,6 +907,25 @@ fn plan(
                 items,
             });
         }
+        // Rows written fake-deleted whose IDs the server gives: one row per statement,
+        // each followed by the one that puts its ID in the flag, so that two of them
+        // never clash with each other under a unique index.
+        for pos in deleted_without_id {
+            let mut params = Vec::with_capacity(width);
+            tracked[pos].write_values(&mut params);
+            let mut sql = format!("{head}{row}");
+            if returning {
+                sql.push_str(" RETURNING ");
+                sql.push_str(&t.columns[0]);
+            }
+            out.push(Statement {
+                sql,
+                params,
+                kind: StatementKind::Insert { auto_ids: true },
+                items: vec![pos],
+            });
+            out.extend(fake_delete_ids(pool, schema, vec![pos]));
+        }
     }
     out.extend(singles);
     for ((_, fake), (schema, ids)) in deletes {
@@ -892,9 +936,10 @@ fn plan(
                 let column = schema
                     .fake_delete_column()
                     .map_or_else(|| "fake_delete".to_string(), |i| t.columns[i].clone());
+                // The row's ID, not a flag: deleted duplicates never clash.
                 format!(
-                    "UPDATE {} SET {column} = TRUE WHERE {} IN ({marks})",
-                    t.table, t.columns[0]
+                    "UPDATE {} SET {column} = {} WHERE {} IN ({marks})",
+                    t.table, t.columns[0], t.columns[0]
                 )
             } else {
                 format!(
@@ -913,14 +958,43 @@ fn plan(
     out
 }
 
+/// After rows were written fake-deleted while their ID was not known (server-given
+/// IDs, an upsert's update list): puts each such row's ID in its flag. They were
+/// written with 1, which only row 1 may hold. `None` when there are none.
+fn fake_delete_ids(pool: &SqlPool, schema: &TableSchema, items: Vec<usize>) -> Option<Statement> {
+    let column = schema.fake_delete_column()?;
+    if items.is_empty() {
+        return None;
+    }
+    let t = schema.templates(|s| pool.quote(s));
+    let (flag, id) = (&t.columns[column], &t.columns[0]);
+    Some(Statement {
+        sql: format!(
+            "UPDATE {} SET {flag} = {id} WHERE {flag} = 1 AND {id} <> 1",
+            t.table
+        ),
+        params: Vec::new(),
+        kind: StatementKind::Update,
+        items,
+    })
+}
+
 /// `UPDATE t SET <changed columns> WHERE id = ?`.
 fn update(
     pool: &SqlPool,
     pos: usize,
     id: u64,
-    changed: Vec<(usize, Value)>,
+    mut changed: Vec<(usize, Value)>,
     schema: &TableSchema,
 ) -> Statement {
+    // A fake-delete flag set through the field is written as the row's ID.
+    if let Some(flag) = schema.fake_delete_column().and_then(|i| i.checked_sub(1)) {
+        for (i, v) in changed.iter_mut() {
+            if *i == flag && fake_delete::is_deleted(v) {
+                *v = Value::U64(id);
+            }
+        }
+    }
     let t = schema.templates(|s| pool.quote(s));
     let sets: Vec<String> = changed
         .iter()
@@ -1014,12 +1088,34 @@ fn upsert(
     pool: &SqlPool,
     pos: usize,
     id: u64,
-    values: Vec<Value>,
-    set: Vec<(String, Value)>,
+    mut values: Vec<Value>,
+    mut set: Vec<(String, Value)>,
     schema: &TableSchema,
-) -> Statement {
+) -> (Statement, bool) {
     let t = schema.templates(|s| pool.quote(s));
     let explicit_id = id != 0;
+    // A fake-deleted row holds its ID in the flag; when the ID is not known yet, or
+    // the update list sets the flag, a statement after this one puts it there.
+    let mut deleted_without_id = false;
+    if let Some(flag) = schema.fake_delete_column() {
+        if let Some(cell) = flag.checked_sub(1).and_then(|f| values.get_mut(f)) {
+            if fake_delete::is_deleted(cell) {
+                if explicit_id {
+                    *cell = Value::U64(id);
+                } else {
+                    deleted_without_id = true;
+                }
+            }
+        }
+        if let Some(column) = schema.columns().get(flag) {
+            for (_, v) in set.iter_mut().filter(|(c, _)| *c == column.name) {
+                // `true`/`false` as the integer the column holds.
+                let deleted = fake_delete::is_deleted(v);
+                *v = Value::U64(u64::from(deleted));
+                deleted_without_id |= deleted;
+            }
+        }
+    }
     let width = values.len() + usize::from(explicit_id);
     let head = if explicit_id {
         &t.insert_with_id
@@ -1066,10 +1162,13 @@ fn upsert(
             sql.push_str(&format!(" RETURNING {id_col}"));
         }
     }
-    Statement {
-        sql,
-        params,
-        kind: StatementKind::Upsert,
-        items: vec![pos],
-    }
+    (
+        Statement {
+            sql,
+            params,
+            kind: StatementKind::Upsert,
+            items: vec![pos],
+        },
+        deleted_without_id,
+    )
 }
