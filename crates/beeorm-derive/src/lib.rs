@@ -219,6 +219,10 @@ fn is_string(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_empty()))
 }
 
+fn is_bool(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "bool" && s.arguments.is_empty()))
+}
+
 /// Whether `ty` is written `Ref<T>`, `Option<Ref<T>>` or `Vec<Ref<T>>`.
 fn is_ref_field(ty: &syn::Type) -> bool {
     let syn::Type::Path(p) = ty else { return false };
@@ -358,7 +362,6 @@ struct RowCode {
     /// Terms of the column count (`1` per plain field, the embedded type's count).
     count: Vec<TokenStream2>,
     strings: Vec<TokenStream2>,
-    hash: Vec<TokenStream2>,
     encode: Vec<TokenStream2>,
     decode: Vec<TokenStream2>,
     set_arms: Vec<TokenStream2>,
@@ -369,7 +372,6 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
     let mut code = RowCode {
         count: Vec::new(),
         strings: Vec::new(),
-        hash: Vec::new(),
         encode: Vec::new(),
         decode: Vec::new(),
         set_arms: Vec::new(),
@@ -393,8 +395,6 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
         if attrs.embedded {
             code.encode
                 .push(quote!(::beeorm::Embedded::push_values(&self.#ident, out);));
-            code.hash
-                .push(quote!(::beeorm::Embedded::push_hashes(&self.#ident, out);));
             code.strings
                 .push(quote!(::beeorm::Embedded::visit_strings(&mut self.#ident, visit);));
             code.count
@@ -428,15 +428,13 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
             }
         } else if attrs.set_name.is_some() {
             quote_spanned!(span=> ::beeorm::schema::SetCodec)
+        } else if name == "fake_delete" && is_bool(ty) {
+            // Its column holds the deleted row's ID: any non-zero value is `true`.
+            quote_spanned!(span=> ::beeorm::schema::FakeDeleteCodec)
         } else {
             quote_spanned!(span=> ::beeorm::schema::NativeCodec)
         };
         code.encode.push(quote_spanned!(span=> out.push(<#codec as ::beeorm::schema::Codec<#ty>>::encode(&self.#ident));));
-        code.hash.push(quote_spanned!(span=> {
-            let mut h = <::beeorm::__private::FxHasher as ::core::default::Default>::default();
-            <#codec as ::beeorm::schema::Codec<#ty>>::hash(&self.#ident, &mut h);
-            out.push(::core::hash::Hasher::finish(&h));
-        }));
         code.decode.push(
             quote_spanned!(span=> #ident: <#codec as ::beeorm::schema::Codec<#ty>>::decode(
             values.next().unwrap_or_else(|| ::beeorm::Value::Null)
@@ -518,7 +516,6 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let RowCode {
         count,
         strings,
-        hash,
         encode,
         decode,
         set_arms,
@@ -574,9 +571,6 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
             const COLUMN_COUNT: usize = 0 #(+ #count)*;
             const TYPE_NAME: &'static str = #type_name;
-            fn push_hashes(&self, out: &mut ::std::vec::Vec<u64>) {
-                #(#hash)*
-            }
             fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut ::std::string::String)) {
                 let _ = &visit;
                 #(#strings)*
@@ -632,7 +626,6 @@ fn expand_embedded(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let RowCode {
         count,
         strings,
-        hash,
         encode,
         decode,
         ..
@@ -651,9 +644,6 @@ fn expand_embedded(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 })
             }
             const COLUMN_COUNT: usize = 0 #(+ #count)*;
-            fn push_hashes(&self, out: &mut ::std::vec::Vec<u64>) {
-                #(#hash)*
-            }
             fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut ::std::string::String)) {
                 let _ = &visit;
                 #(#strings)*

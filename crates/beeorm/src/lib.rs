@@ -32,7 +32,6 @@ pub use sql::{Db, DialectKind, ExecResult, Transaction};
 pub mod __private {
     //! Re-exports for the derive macros.
     pub use crate::reference::{AnyRef, LoadedSet, Loader, NewEntity, RefField};
-    pub use rustc_hash::FxHasher;
 }
 
 /// The cells of one row as [`Entity::from_values`] reads them, in column order. The
@@ -55,8 +54,6 @@ pub trait Entity: Send + Sync + Sized + 'static {
     fn from_values(values: &mut Cells<'_>) -> std::result::Result<Self, schema::DecodeError>;
     /// Sets a (non-embedded) stored field by its name from a value.
     fn set_field(&mut self, name: &str, value: Value) -> std::result::Result<(), String>;
-    /// Appends one hash per stored column but `id`, in column order (dirty tracking).
-    fn push_hashes(&self, out: &mut Vec<u64>);
     /// Calls `visit` on every free-text field (`String`, `Option<String>`, embedded
     /// ones too; not enums, sets or JSON).
     fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
@@ -94,8 +91,6 @@ pub trait Embedded: Sized {
     fn from_values(values: &mut Cells<'_>) -> std::result::Result<Self, schema::DecodeError>;
     /// Its stored columns (the derive sets it; used to size buffers).
     const COLUMN_COUNT: usize = 4;
-    /// Appends one hash per column, in order.
-    fn push_hashes(&self, out: &mut Vec<u64>);
     /// Calls `visit` on every free-text field.
     fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
 }

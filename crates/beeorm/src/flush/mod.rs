@@ -18,7 +18,7 @@ use tracked::DeleteMode;
 pub use tracked::Tracked;
 
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
-use crate::schema::{limits, TableSchema};
+use crate::schema::{fake_delete, limits, TableSchema};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::sql::Transaction;
 use crate::{Engine, Entity, Error, Result, Value};
@@ -71,6 +71,8 @@ pub(crate) trait Flushable: Send + Sync {
     /// The before-hook event of what the next flush does to this entity, if anything.
     fn pending_event(&self) -> Option<HookEvent>;
     fn has_own_hooks(&self) -> bool;
+    /// The update list of a pending upsert, to normalise its text.
+    fn upsert_set(&mut self) -> Option<&mut [(String, Value)]>;
     fn run_hooks<'a>(&'a mut self, hooks: &'a Hooks, event: HookEvent)
         -> BoxFuture<'a, Result<()>>;
     /// The new entities its references hold (`Ref::new`), to insert first.
@@ -109,20 +111,11 @@ impl<E: Entity> Flushable for Tracked<E> {
                 None => Op::Insert { id },
             };
         }
-        let changed = self.changed_columns();
+        let changed = self.changes();
         if changed.is_empty() {
             return Op::Nothing;
         }
-        let mut values = Vec::with_capacity(E::COLUMN_COUNT);
-        self.push_values(&mut values);
-        let mut values: Vec<Option<Value>> = values.into_iter().map(Some).collect();
-        Op::Update {
-            id,
-            changed: changed
-                .into_iter()
-                .filter_map(|i| Some((i, values.get_mut(i)?.take()?)))
-                .collect(),
-        }
+        Op::Update { id, changed }
     }
 
     fn write_values(&self, out: &mut Vec<Value>) {
@@ -161,6 +154,14 @@ impl<E: Entity> Flushable for Tracked<E> {
 
     fn has_own_hooks(&self) -> bool {
         E::HAS_OWN_HOOKS
+    }
+
+    fn upsert_set(&mut self) -> Option<&mut [(String, Value)]> {
+        if self.is_new() {
+            self.upsert.as_deref_mut()
+        } else {
+            None
+        }
     }
 
     fn run_hooks<'a>(
@@ -308,6 +309,18 @@ impl<'a> Flusher<'a> {
                 if let Some(event) = item.pending_event() {
                     item.run_hooks(hooks, event).await?;
                     after.push((pos, event.after()));
+                }
+            }
+        }
+        if hooks.persian_params {
+            // The normaliser hook sees the entity; an upsert's update list is text
+            // written too.
+            for item in self.items.iter_mut() {
+                let entity = item.entity_type();
+                if let Some(set) = item.upsert_set() {
+                    if let Some(schema) = registry.table_schema_by_type(entity) {
+                        crate::hooks::normalize_written_values(schema, set);
+                    }
                 }
             }
         }
@@ -553,11 +566,10 @@ impl<'a> Flusher<'a> {
                     .query(&st.sql, params)
                     .await
                     .map_err(|e| self.name_index(e, st))?;
-                let id = rows
-                    .first()
-                    .and_then(|r| r.first())
-                    .and_then(Value::as_i64)
-                    .and_then(|i| u64::try_from(i).ok());
+                let mut id = returned_id(&rows);
+                if id.is_none() && postgres {
+                    id = self.pg_upsert_existing(pool, conn, st).await?;
+                }
                 effects.push(Effect::Upserted {
                     item: st.items[0],
                     id,
@@ -656,6 +668,42 @@ impl<'a> Flusher<'a> {
             }
         }
         Ok(effects)
+    }
+
+    /// PostgreSQL, after an upsert's `INSERT … ON CONFLICT DO NOTHING` inserted
+    /// nothing: updates (or, with nothing to set, finds) the row that clashed, looked
+    /// up by each unique key in turn — the ID when it was given, then the unique
+    /// indexes in name order — and returns its ID. Runs on the flush's connection,
+    /// so inside its transaction when it has one; without one, the insert wrote
+    /// nothing and the update is one statement, so no half-done upsert is left.
+    async fn pg_upsert_existing(
+        &self,
+        pool: &SqlPool,
+        conn: &mut Conn,
+        st: &Statement,
+    ) -> Result<Option<u64>> {
+        let item = &self.items[st.items[0]];
+        let Op::Upsert { id, values, set } = item.op() else {
+            return Ok(None);
+        };
+        let schema = self
+            .engine
+            .registry()
+            .table_schema_by_type(item.entity_type())
+            .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+        for (sql, params) in pg_upsert_lookups(pool, schema, id, &values, &set) {
+            let rows = conn
+                .query(&sql, params)
+                .await
+                .map_err(|e| self.name_index(e, st))?;
+            if let Some(found) = returned_id(&rows) {
+                return Ok(Some(found));
+            }
+        }
+        Err(Error::Flush {
+            entity: item.entity_name().to_string(),
+            reason: "the upsert clashed with a row that none of its unique keys finds any more (deleted meanwhile?)".into(),
+        })
     }
 
     fn apply(&mut self, effects: Vec<Effect>) -> Result<()> {
@@ -803,7 +851,11 @@ fn plan(
                 for (column, v) in set.iter_mut() {
                     limits::fit_named(schema, kind, column, v)?;
                 }
-                singles.push(upsert(pool, pos, id, values, set, schema))
+                let (st, deleted_without_id) = upsert(pool, pos, id, values, set, schema);
+                singles.push(st);
+                if deleted_without_id {
+                    singles.extend(fake_delete_ids(pool, schema, vec![pos]));
+                }
             }
             Op::Update { id, mut changed } => {
                 for (i, v) in changed.iter_mut() {
@@ -823,34 +875,54 @@ fn plan(
         } else {
             1
         };
+        let head = if explicit_id {
+            &t.insert_with_id
+        } else {
+            &t.insert
+        };
+        let returning = !explicit_id && pool.kind() == crate::DialectKind::Postgres;
+        // A row written fake-deleted holds its ID in the flag: put there now when the
+        // ID is given; with a server-given ID the row is set aside (below).
+        let flag = schema.fake_delete_column().and_then(|i| i.checked_sub(1));
+        let mut deleted_without_id = Vec::new();
         let mut rows = rows.into_iter();
         while rows.len() > 0 {
             let n = rows.len().min(per_statement);
-            let head = if explicit_id {
-                &t.insert_with_id
-            } else {
-                &t.insert
-            };
             let mut sql = String::with_capacity(head.len() + n * (row.len() + 1));
             sql.push_str(head);
             let mut params = Vec::with_capacity(n * width);
             let mut items = Vec::with_capacity(n);
-            for (i, (pos, id)) in rows.by_ref().take(n).enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&row);
-                items.push(pos);
+            for (pos, id) in rows.by_ref().take(n) {
+                let start = params.len();
                 if explicit_id {
                     let mut id = Value::U64(id);
                     limits::fit_column(schema, kind, 0, &mut id)?;
                     params.push(id);
                 }
-                let start = params.len();
+                let values_start = params.len();
                 tracked[pos].write_values(&mut params);
-                limits::fit_row(schema, kind, &mut params[start..])?;
+                limits::fit_row(schema, kind, &mut params[values_start..])?;
+                if let Some(cell) = flag.and_then(|f| params.get_mut(values_start + f)) {
+                    if fake_delete::is_deleted(cell) {
+                        if explicit_id {
+                            *cell = Value::U64(id);
+                        } else {
+                            params.truncate(start);
+                            deleted_without_id.push(pos);
+                            continue;
+                        }
+                    }
+                }
+                if !items.is_empty() {
+                    sql.push(',');
+                }
+                sql.push_str(&row);
+                items.push(pos);
             }
-            if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
+            if items.is_empty() {
+                continue;
+            }
+            if returning {
                 sql.push_str(" RETURNING ");
                 sql.push_str(&t.columns[0]);
             }
@@ -863,6 +935,25 @@ fn plan(
                 items,
             });
         }
+        // Rows written fake-deleted whose IDs the server gives: one row per statement,
+        // each followed by the one that puts its ID in the flag, so that two of them
+        // never clash with each other under a unique index.
+        for pos in deleted_without_id {
+            let mut params = Vec::with_capacity(width);
+            tracked[pos].write_values(&mut params);
+            let mut sql = format!("{head}{row}");
+            if returning {
+                sql.push_str(" RETURNING ");
+                sql.push_str(&t.columns[0]);
+            }
+            out.push(Statement {
+                sql,
+                params,
+                kind: StatementKind::Insert { auto_ids: true },
+                items: vec![pos],
+            });
+            out.extend(fake_delete_ids(pool, schema, vec![pos]));
+        }
     }
     out.extend(singles);
     for ((_, fake), (schema, ids)) in deletes {
@@ -873,9 +964,10 @@ fn plan(
                 let column = schema
                     .fake_delete_column()
                     .map_or_else(|| "fake_delete".to_string(), |i| t.columns[i].clone());
+                // The row's ID, not a flag: deleted duplicates never clash.
                 format!(
-                    "UPDATE {} SET {column} = TRUE WHERE {} IN ({marks})",
-                    t.table, t.columns[0]
+                    "UPDATE {} SET {column} = {} WHERE {} IN ({marks})",
+                    t.table, t.columns[0], t.columns[0]
                 )
             } else {
                 format!(
@@ -894,14 +986,43 @@ fn plan(
     Ok(out)
 }
 
+/// After rows were written fake-deleted while their ID was not known (server-given
+/// IDs, an upsert's update list): puts each such row's ID in its flag. They were
+/// written with 1, which only row 1 may hold. `None` when there are none.
+fn fake_delete_ids(pool: &SqlPool, schema: &TableSchema, items: Vec<usize>) -> Option<Statement> {
+    let column = schema.fake_delete_column()?;
+    if items.is_empty() {
+        return None;
+    }
+    let t = schema.templates(|s| pool.quote(s));
+    let (flag, id) = (&t.columns[column], &t.columns[0]);
+    Some(Statement {
+        sql: format!(
+            "UPDATE {} SET {flag} = {id} WHERE {flag} = 1 AND {id} <> 1",
+            t.table
+        ),
+        params: Vec::new(),
+        kind: StatementKind::Update,
+        items,
+    })
+}
+
 /// `UPDATE t SET <changed columns> WHERE id = ?`.
 fn update(
     pool: &SqlPool,
     pos: usize,
     id: u64,
-    changed: Vec<(usize, Value)>,
+    mut changed: Vec<(usize, Value)>,
     schema: &TableSchema,
 ) -> Statement {
+    // A fake-delete flag set through the field is written as the row's ID.
+    if let Some(flag) = schema.fake_delete_column().and_then(|i| i.checked_sub(1)) {
+        for (i, v) in changed.iter_mut() {
+            if *i == flag && fake_delete::is_deleted(v) {
+                *v = Value::U64(id);
+            }
+        }
+    }
     let t = schema.templates(|s| pool.quote(s));
     let sets: Vec<String> = changed
         .iter()
@@ -922,17 +1043,107 @@ fn update(
     }
 }
 
-/// One INSERT that updates `set` when a unique index already holds the row.
+/// The ID in the first cell of the first row (`… RETURNING id`), if any.
+fn returned_id(rows: &[Vec<Value>]) -> Option<u64> {
+    rows.first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_i64)
+        .and_then(|i| u64::try_from(i).ok())
+}
+
+/// The statements that find the row an upsert clashed with on PostgreSQL, one per
+/// unique key of the entity's values, in the order they are tried: `id` when it was
+/// given, then each unique index (in name order). Each updates the row with `set`
+/// and returns its ID (or, with nothing to set, selects the ID). A key with a NULL
+/// value cannot have clashed and is skipped.
+fn pg_upsert_lookups(
+    pool: &SqlPool,
+    schema: &TableSchema,
+    id: u64,
+    values: &[Value],
+    set: &[(String, Value)],
+) -> Vec<(String, Vec<Value>)> {
+    let t = schema.templates(|s| pool.quote(s));
+    let id_col = &t.columns[0];
+    let mut keys: Vec<Vec<(&str, Value)>> = Vec::new();
+    if id != 0 {
+        keys.push(vec![(id_col.as_str(), Value::U64(id))]);
+    }
+    for index in schema.indexes().iter().filter(|i| i.unique) {
+        let key: Option<Vec<(&str, Value)>> = index
+            .columns
+            .iter()
+            .map(|c| {
+                let pos = schema.columns().iter().position(|col| col.name == *c)?;
+                let v = values.get(pos.checked_sub(1)?)?;
+                (!v.is_null()).then(|| (t.columns[pos].as_str(), v.clone()))
+            })
+            .collect();
+        keys.extend(key);
+    }
+    let assignments: Vec<String> = set
+        .iter()
+        .map(|(c, _)| format!("{} = ?", pool.quote(c)))
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let cond: Vec<String> = key.iter().map(|(c, _)| format!("{c} = ?")).collect();
+            let cond = cond.join(" AND ");
+            let mut params: Vec<Value> = Vec::with_capacity(set.len() + key.len());
+            let sql = if assignments.is_empty() {
+                format!("SELECT {id_col} FROM {} WHERE {cond}", t.table)
+            } else {
+                params.extend(set.iter().map(|(_, v)| v.clone()));
+                format!(
+                    "UPDATE {} SET {} WHERE {cond} RETURNING {id_col}",
+                    t.table,
+                    assignments.join(", ")
+                )
+            };
+            params.extend(key.into_iter().map(|(_, v)| v));
+            (sql, params)
+        })
+        .collect()
+}
+
+/// One INSERT that updates `set` when a unique index (or the primary key, for an
+/// explicit ID) already holds the row. MySQL (`ON DUPLICATE KEY UPDATE`) and SQLite
+/// (`ON CONFLICT DO UPDATE` without a target) take whichever key clashed; PostgreSQL
+/// inserts with `ON CONFLICT DO NOTHING` and looks the clashing row up by each key
+/// ([`pg_upsert_lookups`]), so all three take the existing row whichever unique key
+/// it clashed on.
 fn upsert(
     pool: &SqlPool,
     pos: usize,
     id: u64,
-    values: Vec<Value>,
-    set: Vec<(String, Value)>,
+    mut values: Vec<Value>,
+    mut set: Vec<(String, Value)>,
     schema: &TableSchema,
-) -> Statement {
+) -> (Statement, bool) {
     let t = schema.templates(|s| pool.quote(s));
     let explicit_id = id != 0;
+    // A fake-deleted row holds its ID in the flag; when the ID is not known yet, or
+    // the update list sets the flag, a statement after this one puts it there.
+    let mut deleted_without_id = false;
+    if let Some(flag) = schema.fake_delete_column() {
+        if let Some(cell) = flag.checked_sub(1).and_then(|f| values.get_mut(f)) {
+            if fake_delete::is_deleted(cell) {
+                if explicit_id {
+                    *cell = Value::U64(id);
+                } else {
+                    deleted_without_id = true;
+                }
+            }
+        }
+        if let Some(column) = schema.columns().get(flag) {
+            for (_, v) in set.iter_mut().filter(|(c, _)| *c == column.name) {
+                // `true`/`false` as the integer the column holds.
+                let deleted = fake_delete::is_deleted(v);
+                *v = Value::U64(u64::from(deleted));
+                deleted_without_id |= deleted;
+            }
+        }
+    }
     let width = values.len() + usize::from(explicit_id);
     let head = if explicit_id {
         &t.insert_with_id
@@ -963,21 +1174,11 @@ fn upsert(
             }
         }
         crate::DialectKind::Postgres => {
-            // PostgreSQL needs a conflict target: the first unique index, else the key.
-            let target: Vec<String> = schema.indexes().iter().find(|i| i.unique).map_or_else(
-                || vec![id_col.clone()],
-                |i| i.columns.iter().map(|c| pool.quote(c)).collect(),
-            );
-            sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET ",
-                target.join(", ")
-            ));
-            if assignments.is_empty() {
-                sql.push_str(&format!("{id_col} = {}.{id_col}", t.table));
-            } else {
-                sql.push_str(&assignments.join(", "));
-            }
-            sql.push_str(&format!(" RETURNING {id_col}"));
+            // `ON CONFLICT … DO UPDATE` takes one arbiter index, so a clash on any
+            // other would fail. Insert unless anything clashes; on a clash `execute`
+            // finds the row by each unique key in turn ([`pg_upsert_lookups`]).
+            sql.push_str(&format!(" ON CONFLICT DO NOTHING RETURNING {id_col}"));
+            params.truncate(width);
         }
         crate::DialectKind::Sqlite => {
             sql.push_str(" ON CONFLICT DO UPDATE SET ");
@@ -989,10 +1190,13 @@ fn upsert(
             sql.push_str(&format!(" RETURNING {id_col}"));
         }
     }
-    Statement {
-        sql,
-        params,
-        kind: StatementKind::Upsert,
-        items: vec![pos],
-    }
+    (
+        Statement {
+            sql,
+            params,
+            kind: StatementKind::Upsert,
+            items: vec![pos],
+        },
+        deleted_without_id,
+    )
 }

@@ -1,13 +1,16 @@
 //! [`Tracked`]: an entity together with what the database holds for it (C2).
 //!
-//! The snapshot travels with the entity: one hash per stored column of the row as the
-//! database holds it. A flush compares the current hashes with it and writes only the
-//! columns that changed; nothing global, nothing to clean up.
+//! The snapshot travels with the entity: the value of every stored column of the row as
+//! the database holds it. A flush compares the current values with it, exactly, and
+//! writes only the columns that changed; nothing global, nothing to clean up. Hashes
+//! would be smaller, but two values with the same hash would make a change invisible
+//! (and crafting such a pair for a fast hash is cheap); the values also give change
+//! logs and dirty events the "before" of each changed column.
 //!
 //! The snapshot is taken lazily, on the first mutable access after a load or a write
 //! (`DerefMut`, [`Tracked::set_field`]): until then the entity cannot differ from its
 //! row, so there is nothing to compare. Reads that never change what they load (most
-//! of them) pay no hashing and no allocation for dirty tracking.
+//! of them) pay nothing for dirty tracking.
 
 use std::ops::{Deref, DerefMut};
 
@@ -30,10 +33,10 @@ pub struct Tracked<E> {
     entity: E,
     /// True when the row exists in the database.
     stored: bool,
-    /// Column hashes of the stored row, taken on the first mutable access; `None`
-    /// while the entity was not handed out mutably since it was loaded or written
-    /// (so it still equals its row), or when the row does not exist.
-    snapshot: Option<Box<[u64]>>,
+    /// Column values (all but `id`) of the stored row, taken on the first mutable
+    /// access; `None` while the entity was not handed out mutably since it was loaded
+    /// or written (so it still equals its row), or when the row does not exist.
+    snapshot: Option<Box<[Value]>>,
     pub(crate) delete: Option<DeleteMode>,
     /// Boxed: rare, and a loaded entity should stay small.
     pub(crate) upsert: Option<Box<[(String, Value)]>>,
@@ -61,7 +64,7 @@ impl<E: Entity> Tracked<E> {
     /// The entity for a change: takes the snapshot first when the entity was clean.
     fn touch(&mut self) -> &mut E {
         if self.stored && self.snapshot.is_none() {
-            self.snapshot = Some(self.hashes().into_boxed_slice());
+            self.snapshot = Some(self.values().into_boxed_slice());
         }
         &mut self.entity
     }
@@ -72,10 +75,19 @@ impl<E: Entity> Tracked<E> {
         &mut self.entity
     }
 
-    fn hashes(&self) -> Vec<u64> {
+    /// The values of every stored column but `id`, as the entity holds them now.
+    fn values(&self) -> Vec<Value> {
         let mut out = Vec::with_capacity(E::COLUMN_COUNT);
-        self.entity.push_hashes(&mut out);
+        self.entity.push_values(&mut out);
         out
+    }
+
+    /// The values (every stored column but `id`, in column order) of the row as the
+    /// database holds it, when the entity may have changed since it was loaded or
+    /// written; `None` while it cannot have (or the row does not exist). The "before"
+    /// of a change.
+    pub(crate) fn loaded_values(&self) -> Option<&[Value]> {
+        self.snapshot.as_deref()
     }
 
     /// True while the row is not in the database (never flushed, or deleted).
@@ -90,23 +102,22 @@ impl<E: Entity> Tracked<E> {
             return self.delete.is_none();
         }
         self.delete.is_some()
-            || self
-                .snapshot
-                .as_ref()
-                .is_some_and(|snap| **snap != *self.hashes())
+            || self.loaded_values().is_some_and(|before| {
+                let now = self.values();
+                before.len() != now.len() || before.iter().zip(&now).any(|(b, n)| !same_value(b, n))
+            })
     }
 
-    /// Indexes (into the non-`id` columns) of the columns that changed.
-    pub(crate) fn changed_columns(&self) -> Vec<usize> {
-        let Some(snap) = &self.snapshot else {
+    /// The columns that changed: (index among the non-`id` columns, new value). Empty
+    /// while there is no snapshot (nothing can have changed).
+    pub(crate) fn changes(&self) -> Vec<(usize, Value)> {
+        let Some(before) = self.loaded_values() else {
             return Vec::new();
         };
-        self.hashes()
-            .iter()
-            .zip(snap.iter())
+        self.values()
+            .into_iter()
             .enumerate()
-            .filter(|(_, (now, then))| now != then)
-            .map(|(i, _)| i)
+            .filter(|(i, now)| before.get(*i).is_none_or(|b| !same_value(b, now)))
             .collect()
     }
 
@@ -154,8 +165,13 @@ impl<E: Entity> Tracked<E> {
     }
 
     /// Turns the next insert into an upsert: when a unique index already holds the
-    /// row, these columns are set instead (an empty list changes nothing), and the
-    /// entity takes the existing row's ID and values.
+    /// row — any of the entity's unique indexes, or the primary key when the entity
+    /// carries an explicit ID — these columns are set on that row instead (an empty
+    /// list changes nothing), and the entity takes the existing row's ID and values.
+    /// All three dialects behave alike; should the values clash with two different
+    /// rows, one of them is taken (on PostgreSQL: by the ID first, then by the unique
+    /// indexes in name order). Text in the list is normalised like the entity's when
+    /// the Persian normaliser is on.
     pub fn on_duplicate_key_update<N: Into<String>, V: Into<Value>>(
         &mut self,
         set: impl IntoIterator<Item = (N, V)>,
@@ -174,6 +190,17 @@ impl<E: Entity> Tracked<E> {
     }
 }
 
+/// Whether two column values are the same stored value. Exact: floats by their bits (a
+/// change from `0.0` to `-0.0` is a change, `NaN` equals itself), everything else by
+/// `==` on the value.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 impl<E> Deref for Tracked<E> {
     type Target = E;
     fn deref(&self) -> &E {
@@ -184,5 +211,82 @@ impl<E> Deref for Tracked<E> {
 impl<E: Entity> DerefMut for Tracked<E> {
     fn deref_mut(&mut self) -> &mut E {
         self.touch()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::{Hash, Hasher};
+
+    /// A hand-written entity: one `i64` column.
+    #[derive(Debug)]
+    struct Counter {
+        id: u64,
+        n: i64,
+    }
+
+    impl Entity for Counter {
+        fn definition() -> crate::schema::EntityDefinition {
+            unreachable!("not registered in these tests")
+        }
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn set_id(&mut self, id: u64) -> std::result::Result<(), String> {
+            self.id = id;
+            Ok(())
+        }
+        fn push_values(&self, out: &mut Vec<Value>) {
+            out.push(Value::I64(self.n));
+        }
+        fn from_values(
+            _: &mut crate::Cells<'_>,
+        ) -> std::result::Result<Self, crate::schema::DecodeError> {
+            unreachable!("not loaded in these tests")
+        }
+        fn set_field(&mut self, _: &str, _: Value) -> std::result::Result<(), String> {
+            Err("no settable fields".into())
+        }
+        fn visit_strings(&mut self, _: &mut dyn FnMut(&mut String)) {}
+        const COLUMN_COUNT: usize = 1;
+    }
+
+    /// The FxHash that dirty tracking used to compare for an integer column.
+    fn fx(n: i64) -> u64 {
+        let mut h = rustc_hash::FxHasher::default();
+        (n as i128).hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn values_with_the_same_fxhash_still_compare_different() {
+        let (before, after) = (570_667_814_807_212_787_i64, i64::MIN);
+        assert_eq!(fx(before), fx(after), "a real FxHash collision");
+        let mut t = Tracked::loaded(Counter { id: 7, n: before });
+        assert!(!t.is_dirty());
+        t.n = after;
+        assert!(t.is_dirty());
+        assert_eq!(t.changes(), vec![(0, Value::I64(after))]);
+        assert_eq!(t.loaded_values(), Some(&[Value::I64(before)][..]));
+    }
+
+    #[test]
+    fn the_snapshot_is_lazy_and_dropped_once_written() {
+        let mut t = Tracked::loaded(Counter { id: 7, n: 1 });
+        let _ = t.n; // a read takes no snapshot
+        assert!(t.loaded_values().is_none());
+        t.n = 1;
+        assert_eq!(t.loaded_values(), Some(&[Value::I64(1)][..]));
+        assert!(t.changes().is_empty(), "same value, no change");
+        t.mark_saved();
+        assert!(t.loaded_values().is_none());
+    }
+
+    #[test]
+    fn floats_compare_by_bits() {
+        assert!(!same_value(&Value::F64(0.0), &Value::F64(-0.0)));
+        assert!(same_value(&Value::F64(f64::NAN), &Value::F64(f64::NAN)));
+        assert!(same_value(&Value::F32(1.5), &Value::F32(1.5)));
     }
 }

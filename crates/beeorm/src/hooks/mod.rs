@@ -48,6 +48,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use persian::normalize_persian;
+pub(crate) use persian::normalize_written_values;
 
 use crate::{Entity, Error, Result, Value};
 

@@ -61,7 +61,8 @@ fn where_clause(pool: &SqlPool, schema: &TableSchema, w: &Where) -> Result<Strin
         let col = schema
             .fake_delete_column()
             .map_or("fake_delete", |i| t.columns[i].as_str());
-        parts.push(format!("{col} = FALSE"));
+        // 0 while alive; a deleted row holds its ID.
+        parts.push(format!("{col} = 0"));
     }
     let mut sql = String::new();
     if !parts.is_empty() {

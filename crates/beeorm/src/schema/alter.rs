@@ -45,6 +45,9 @@ struct TableDiff<'a> {
     add_indexes: Vec<&'a super::Index>,
     /// SQLite: the foreign keys differ (they live in CREATE TABLE: rebuild).
     fk_changed: bool,
+    /// The fake-delete column (position), when the table still has it as a boolean:
+    /// it becomes an integer holding the ID of each deleted row, which loses nothing.
+    fake_delete_from_bool: Option<usize>,
 }
 
 impl TableDiff<'_> {
@@ -58,8 +61,49 @@ impl TableDiff<'_> {
     }
 
     fn loses_data(&self) -> bool {
-        !self.changed.is_empty() || !self.removed.is_empty()
+        self.changed
+            .iter()
+            .any(|&i| Some(i) != self.fake_delete_from_bool)
+            || !self.removed.is_empty()
     }
+
+    /// SQLite cannot change a column in place: the table is copied.
+    fn needs_rebuild(&self) -> bool {
+        !self.changed.is_empty() || !self.removed.is_empty() || self.fk_changed
+    }
+}
+
+/// Whether a column key read from the database (any dialect) is a boolean column's.
+fn is_bool_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.starts_with("tinyint(1)") || key.contains("boolean")
+}
+
+/// The fake-delete column, when it changed and the database still has the boolean
+/// flag of earlier versions (see [`TableDiff::fake_delete_from_bool`]).
+fn fake_delete_from_bool(
+    table: &TableSchema,
+    existing: &DbTable,
+    changed: &[usize],
+) -> Option<usize> {
+    let i = table.fake_delete_column()?;
+    let name = &table.columns().get(i)?.name;
+    (changed.contains(&i)
+        && existing
+            .columns
+            .iter()
+            .any(|(n, key)| n == name && is_bool_key(key)))
+    .then_some(i)
+}
+
+/// `UPDATE` that moves a migrated fake-delete flag (1 for deleted) to the row's ID.
+fn fake_delete_ids(quote: impl Fn(&str) -> String, table: &TableSchema, column: usize) -> String {
+    let flag = quote(&table.columns()[column].name);
+    let id = quote("id");
+    format!(
+        "UPDATE {} SET {flag} = {id} WHERE {flag} <> 0 AND {flag} <> {id}",
+        quote(table.table_name())
+    )
 }
 
 fn diff<'a>(dialect: &dyn Dialect, table: &'a TableSchema, existing: &DbTable) -> TableDiff<'a> {
@@ -70,6 +114,7 @@ fn diff<'a>(dialect: &dyn Dialect, table: &'a TableSchema, existing: &DbTable) -
         drop_indexes: Vec::new(),
         add_indexes: Vec::new(),
         fk_changed: false,
+        fake_delete_from_bool: None,
     };
     for (i, col) in table.columns().iter().enumerate() {
         match existing.columns.iter().find(|(n, _)| *n == col.name) {
@@ -78,6 +123,7 @@ fn diff<'a>(dialect: &dyn Dialect, table: &'a TableSchema, existing: &DbTable) -
             Some(_) => {}
         }
     }
+    d.fake_delete_from_bool = fake_delete_from_bool(table, existing, &d.changed);
     let wanted: BTreeSet<&str> = table.columns().iter().map(|c| c.name.as_str()).collect();
     d.removed = existing
         .columns
@@ -152,7 +198,7 @@ fn sqlite_alter(
 ) -> String {
     let q = |s: &str| dialect.quote(s);
     let mut stmts: Vec<String> = Vec::new();
-    if d.loses_data() || d.fk_changed {
+    if d.needs_rebuild() {
         // SQLite cannot change a column in place: copy the rows into a new table, the
         // procedure of sqlite.org/lang_altertable.html. Foreign keys are off while it
         // runs: with them on, dropping the old table would first delete its rows, and
@@ -166,7 +212,18 @@ fn sqlite_alter(
             .filter(|c| existing.columns.iter().any(|(n, _)| *n == c.name))
             .collect();
         let names: Vec<String> = kept.iter().map(|c| q(&c.name)).collect();
-        let exprs: Vec<String> = kept.iter().map(|c| dialect.copy_expression(c)).collect();
+        let flag = d.fake_delete_from_bool.map(|i| &table.columns()[i].name);
+        let exprs: Vec<String> = kept
+            .iter()
+            .map(|c| {
+                if Some(&c.name) == flag {
+                    // The old boolean flag becomes the deleted row's ID.
+                    format!("CASE WHEN {} THEN {} ELSE 0 END", q(&c.name), q("id"))
+                } else {
+                    dialect.copy_expression(c)
+                }
+            })
+            .collect();
         stmts.push(format!(
             "INSERT INTO {} ({}) SELECT {} FROM {}",
             q(&tmp),
@@ -226,6 +283,19 @@ fn pg_alter(
         .map(|c| format!("DROP COLUMN {}", q(c)))
         .collect();
     for &i in &d.changed {
+        if Some(i) == d.fake_delete_from_bool {
+            // No cast from boolean to an integer: the flag becomes the row's ID.
+            let name = q(&cols[i].name);
+            clauses.push(format!("ALTER COLUMN {name} DROP DEFAULT"));
+            clauses.push(format!(
+                "ALTER COLUMN {name} TYPE {} USING CASE WHEN {name} THEN {} ELSE 0 END",
+                crate::sql::postgres::column_type(&cols[i].ty),
+                q("id")
+            ));
+            clauses.push(format!("ALTER COLUMN {name} SET DEFAULT 0"));
+            clauses.push(format!("ALTER COLUMN {name} SET NOT NULL"));
+            continue;
+        }
         let (before, change) =
             dialect.change_column(table.table_name(), &cols[i], &existing.checks);
         stmts.extend(before);
@@ -330,6 +400,14 @@ pub(crate) async fn plan(
                 safe,
                 pool: pool.name().to_string(),
             });
+            if let (AnyDialect::MySql(_), Some(flag)) = (&any, d.fake_delete_from_bool) {
+                // MODIFY keeps the 1 of deleted rows; they get their IDs after it.
+                alters.push(Alter {
+                    sql: fake_delete_ids(|s| dialect.quote(s), table, flag),
+                    safe: true,
+                    pool: pool.name().to_string(),
+                });
+            }
         }
         if let (AnyDialect::MySql(m), Some(charset)) = (&any, &existing.charset) {
             if *charset != m.encoding {

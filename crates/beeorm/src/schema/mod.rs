@@ -7,6 +7,7 @@
 mod alter;
 pub(crate) mod codec;
 mod definition;
+pub(crate) mod fake_delete;
 pub(crate) mod limits;
 mod table;
 mod types;
@@ -16,6 +17,7 @@ pub use codec::{Codec, DecodeError, JsonCodec, NativeCodec, NullableJsonCodec, S
 pub use definition::{
     EntityDefinition, FieldAttributes, FieldDefinition, FieldShape, IndexPosition, Length,
 };
+pub use fake_delete::FakeDeleteCodec;
 pub use table::{Column, ForeignKey, Index, Reference, TableSchema};
 pub(crate) use types::only as types_only;
 pub use types::{

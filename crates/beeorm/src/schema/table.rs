@@ -157,6 +157,14 @@ impl TableSchema {
             .columns
             .iter()
             .position(|c| c.name == "fake_delete" && c.ty == ColumnType::Bool && !c.nullable);
+        if let Some(column) = fake_delete.and_then(|i| builder.columns.get_mut(i)) {
+            // The column holds the row's ID once deleted (0 while alive), so deleted
+            // duplicates under a unique index that includes it never clash.
+            column.ty = ColumnType::Int {
+                bytes: def.id.bytes,
+                unsigned: true,
+            };
+        }
         Ok(TableSchema {
             entity,
             table,
@@ -259,7 +267,9 @@ impl TableSchema {
         Ok(())
     }
 
-    /// Whether the entity has a `fake_delete: bool` field (B7).
+    /// Whether the entity has a `fake_delete: bool` field (B7). Its column is an
+    /// unsigned integer as wide as the ID: 0 while the row is alive, the row's ID once
+    /// it is fake-deleted; the field reads `true` for any non-zero value.
     pub fn has_fake_delete(&self) -> bool {
         self.fake_delete.is_some()
     }
