@@ -19,7 +19,7 @@ use chrono::{NaiveDate, Timelike};
 
 use super::types::{BlobSize, ColumnType, EnumValues};
 use super::TableSchema;
-use crate::sql::value::{NumText, F64_EXACT_DIGITS};
+use crate::sql::value::{Digits, NumText, F64_EXACT_DIGITS};
 use crate::{DialectKind, Error, Result, Value};
 
 /// Longest MySQL `mediumtext` / `mediumblob`, in bytes.
@@ -308,7 +308,8 @@ fn fit_decimal(
     v: &mut Value,
 ) -> Result<(), String> {
     let (text, negative) = match v {
-        Value::Decimal(d) => (NumText::of(*d), d.is_sign_negative() && !d.is_zero()),
+        // Counted from mantissa and scale: no formatting on the common path.
+        Value::Decimal(d) => (None, d.is_sign_negative() && !d.is_zero()),
         Value::F64(f) if f.is_finite() => (NumText::of(*f), *f < 0.0),
         Value::F32(f) if f.is_finite() => (NumText::of(*f), *f < 0.0),
         Value::F64(_) | Value::F32(_) => {
@@ -319,8 +320,11 @@ fn fit_decimal(
         _ => return Ok(()),
     };
     let too_many = || format!("has more digits than `decimal({precision},{scale})` holds");
-    let text = text.ok_or_else(too_many)?;
-    let digits = text.digits();
+    let digits = match (&*v, &text) {
+        (Value::Decimal(d), _) => Digits::of_decimal(d),
+        (_, Some(text)) => text.digits(),
+        (_, None) => return Err(too_many()),
+    };
     if digits.fraction > usize::from(scale) {
         return Err(format!(
             "has {} digits after the point; `decimal({precision},{scale})` holds {scale} (round it first)",
@@ -342,9 +346,10 @@ fn fit_decimal(
     // significant digits). Without trailing zeros, as SQLite prints a number it
     // compares with that column (`12.5`); a float in its shortest exact form.
     if kind == DialectKind::Sqlite && usize::from(precision) > F64_EXACT_DIGITS {
-        *v = Value::String(match v {
-            Value::Decimal(d) => d.normalize().to_string(),
-            _ => text.as_str().to_string(),
+        *v = Value::String(match (&*v, &text) {
+            (Value::Decimal(d), _) => d.normalize().to_string(),
+            (_, Some(text)) => text.as_str().to_string(),
+            (other, None) => return Err(format!("cannot be written as a decimal: {other:?}")),
         });
     }
     Ok(())

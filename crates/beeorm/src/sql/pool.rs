@@ -1413,11 +1413,11 @@ fn sqlite_decimal(d: &rust_decimal::Decimal) -> rusqlite::types::Value {
             return S::Integer(i);
         }
     }
-    if let Some(text) = super::value::NumText::of(d) {
-        if text.digits().significant <= super::value::F64_EXACT_DIGITS {
-            if let Ok(f) = text.as_str().parse::<f64>() {
-                return S::Real(f);
-            }
+    if super::value::Digits::of_decimal(d).significant <= super::value::F64_EXACT_DIGITS {
+        // Through the text: Rust's parser gives the nearest f64, whose shortest form
+        // is the decimal again.
+        if let Some(Ok(f)) = super::value::NumText::of(d).map(|t| t.as_str().parse::<f64>()) {
+            return S::Real(f);
         }
     }
     S::Text(d.to_string())

@@ -185,6 +185,21 @@ impl std::fmt::Write for NumText {
     }
 }
 
+impl Digits {
+    /// The digits of a decimal, from its mantissa and scale (no formatting).
+    pub(crate) fn of_decimal(d: &Decimal) -> Digits {
+        let n = d.normalize();
+        let scale = n.scale() as usize;
+        let m = n.mantissa().unsigned_abs();
+        let total = if m == 0 { 0 } else { m.ilog10() as usize + 1 };
+        Digits {
+            integer: total.saturating_sub(scale),
+            fraction: scale,
+            significant: total,
+        }
+    }
+}
+
 /// How many digits a decimal number has (see [`NumText::digits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Digits {
@@ -228,6 +243,21 @@ mod tests {
         assert_eq!(d("100").integer, 3);
         assert!(NumText::of(1e300f64).is_none());
         assert_eq!(NumText::of(0.1f64 + 0.2).unwrap().digits().fraction, 17);
+        for text in [
+            "-0012.3400",
+            "0.00012",
+            "100",
+            "0",
+            "99999999.99",
+            "-0.000001",
+        ] {
+            let d: Decimal = text.parse().unwrap();
+            assert_eq!(
+                Digits::of_decimal(&d),
+                NumText::of(d).unwrap().digits(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
