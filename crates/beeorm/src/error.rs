@@ -237,6 +237,18 @@ pub enum Error {
         name: String,
     },
 
+    /// `flush_with_lock`: the rows **are written and committed**; only releasing the
+    /// lock afterwards failed (it expired during the flush — another holder may have
+    /// run at the same time — or Redis did not answer). Do not retry the flush:
+    /// [`Error::rows_written`] is `true` for this error.
+    #[error("the rows are written (committed), but releasing lock `{name}` failed: {source}")]
+    WrittenButUnlockFailed {
+        /// The lock's name.
+        name: String,
+        /// Why the release failed ([`Error::LockLost`], a Redis error, …).
+        source: Box<Error>,
+    },
+
     /// `flush_with_lock`: the lock was held by someone else for the whole wait.
     #[error("lock `{name}` was not obtained within {wait:?}")]
     LockNotObtained {
@@ -282,6 +294,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the write this error comes from reached the database and was committed
+    /// (only a step after the commit failed): retrying it would write the rows again.
+    pub fn rows_written(&self) -> bool {
+        matches!(self, Error::WrittenButUnlockFailed { .. })
+    }
+
     pub(crate) fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }

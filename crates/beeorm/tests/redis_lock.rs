@@ -384,3 +384,47 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
     forever.release().await.unwrap();
     cleanup(&locker.client().clone(), &name).await;
 }
+
+/// Issue 10 item 20: a flush that committed but whose lock ran out before the release
+/// says the rows are written (not an error that invites a retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlock_failure_after_the_commit_says_the_rows_are_written() {
+    let db = TestDb::new(Kind::Sqlite, "redis_flush_unlock_fails").await;
+    let mut r = db.registry();
+    r.register_redis_pool("locks", &common_redis::redis_url(), 0)
+        .register_locker("default", "locks")
+        .register_entity::<Counter>();
+    // The flush outlives the lock's TTL: a before-hook that waits.
+    fn slow<'a>(
+        _: beeorm::hooks::HookEvent,
+        _: &'a mut Counter,
+    ) -> beeorm::hooks::BoxFuture<'a, beeorm::Result<()>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(())
+        })
+    }
+    r.register_async_hook::<Counter>(&[beeorm::hooks::HookEvent::BeforeInsert], slow);
+    let engine = r.validate().await.unwrap().create_engine();
+    common::sync(&engine).await;
+    let name = prefix("unlock-fails");
+    let mut row = Tracked::new(Counter { id: 0, value: 7 });
+    let err = engine
+        .flusher()
+        .track(&mut row)
+        .flush_with_lock("default", &name, Duration::from_millis(100), SEC)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::WrittenButUnlockFailed { name: n, source } if *n == name && matches!(**source, Error::LockLost { .. })),
+        "{err:?}"
+    );
+    assert!(err.rows_written(), "{err}");
+    assert!(err.to_string().contains("rows are written"), "{err}");
+    // And they are: the entity has its ID and the row is there, exactly once.
+    assert!(row.id > 0);
+    let found = engine.load_by_id::<Counter>(row.id).await.unwrap().unwrap();
+    assert_eq!(found.value, 7);
+    assert!(!Error::LockLost { name: name.clone() }.rows_written());
+    db.drop().await;
+}

@@ -13,8 +13,10 @@ impl Flusher<'_> {
     ///
     /// Errors: [`Error::LockNotObtained`] when the lock stayed taken for the whole
     /// wait (nothing is written); the flush's error (the lock is released); and
-    /// [`Error::LockLost`] when the flush succeeded but took longer than `ttl`, so
-    /// another holder may have run at the same time — the rows *are* written then.
+    /// [`Error::WrittenButUnlockFailed`] when the flush committed but the release
+    /// failed — the lock expired during the flush (its source is [`Error::LockLost`]:
+    /// another holder may have run at the same time) or Redis failed. The rows *are*
+    /// written then ([`Error::rows_written`]); do not retry the flush.
     pub async fn flush_with_lock(
         &mut self,
         locker: &str,
@@ -61,6 +63,9 @@ impl Flusher<'_> {
         };
         let released = lock.release().await;
         flushed?;
-        released
+        released.map_err(|e| Error::WrittenButUnlockFailed {
+            name: lock_name.to_string(),
+            source: Box::new(e),
+        })
     }
 }

@@ -360,7 +360,10 @@ impl<'a> Flusher<'a> {
             if let Some(tx) = external.as_deref_mut() {
                 let effects = self.execute(&pool, &mut tx.conn, statements, step).await?;
                 self.apply(effects)?;
-            } else if in_transaction || statements.len() > 1 {
+            } else if in_transaction
+                || statements.len() > 1
+                || statements.iter().any(|st| self.may_overflow_id(&pool, st))
+            {
                 let mut tx = pool.begin().await?;
                 // On error the transaction is dropped, which rolls it back.
                 let effects = self.execute(&pool, &mut tx, statements, step).await?;
@@ -639,6 +642,14 @@ impl<'a> Flusher<'a> {
                 }
             }
         }
+        // A server-given ID the entity's `id` cannot hold is an error here, before the
+        // caller's COMMIT (with no transaction, `run` opened one for such tables).
+        for effect in &effects {
+            if let Effect::Inserted { item, id } | Effect::Upserted { item, id: Some(id) } = effect
+            {
+                self.check_id(pool, *item, *id)?;
+            }
+        }
         // Upserts: read the row back (it may have existed with other values).
         for effect in effects.iter_mut() {
             if let Effect::Upserted { item, id } = effect {
@@ -704,6 +715,45 @@ impl<'a> Flusher<'a> {
             entity: item.entity_name().to_string(),
             reason: "the upsert clashed with a row that none of its unique keys finds any more (deleted meanwhile?)".into(),
         })
+    }
+
+    /// Whether entity `item` can hold the server-given `id`.
+    fn check_id(&self, pool: &SqlPool, item: usize, id: u64) -> Result<()> {
+        let it = &self.items[item];
+        let schema = self
+            .engine
+            .registry()
+            .table_schema_by_type(it.entity_type())
+            .ok_or_else(|| Error::UnknownEntity(it.entity_name().to_string()))?;
+        limits::fit_column(schema, pool.kind(), 0, &mut Value::U64(id)).map_err(|_| Error::Flush {
+            entity: it.entity_name().to_string(),
+            reason: format!(
+                "the database gave the new row ID {id}, which its `id` field cannot hold; \
+                     nothing was committed (use a wider ID type)"
+            ),
+        })
+    }
+
+    /// Whether statement `st` lets the server number rows of a table whose `id` may
+    /// not hold every ID the server can give (narrower than 63 bits): such statements
+    /// run in a transaction so a too-large ID is refused before COMMIT.
+    fn may_overflow_id(&self, pool: &SqlPool, st: &Statement) -> bool {
+        if !matches!(
+            st.kind,
+            StatementKind::Insert { auto_ids: true } | StatementKind::Upsert
+        ) {
+            return false;
+        }
+        let Some(&item) = st.items.first() else {
+            return false;
+        };
+        self.engine
+            .registry()
+            .table_schema_by_type(self.items[item].entity_type())
+            .is_some_and(|schema| {
+                limits::fit_column(schema, pool.kind(), 0, &mut Value::U64(i64::MAX as u64))
+                    .is_err()
+            })
     }
 
     fn apply(&mut self, effects: Vec<Effect>) -> Result<()> {
@@ -865,6 +915,14 @@ fn plan(
             }
         }
     }
+    // Parents before children for inserts, children before parents for deletes (by
+    // the foreign keys between the tables of this flush), then by name.
+    let ranks = fk_ranks(inserts.values().chain(deletes.values()).map(|(s, _)| *s));
+    let rank = |table: &str| ranks.get(table).copied().unwrap_or(0);
+    let mut inserts: Vec<_> = inserts.into_iter().collect();
+    inserts.sort_by_key(|((table, _), _)| rank(table));
+    let mut deletes: Vec<_> = deletes.into_iter().collect();
+    deletes.sort_by_key(|((table, _), _)| std::cmp::Reverse(rank(table)));
     for ((_, explicit_id), (schema, rows)) in inserts {
         let t = schema.templates(quote);
         let width = schema.columns().len() - usize::from(!explicit_id);
@@ -984,6 +1042,63 @@ fn plan(
         }
     }
     Ok(out)
+}
+
+/// Each table's depth in the foreign-key graph of `schemas` (the tables one flush
+/// writes): 0 for a table that references none of the others, else one more than its
+/// deepest parent. Inserting by rising depth writes every referenced row before the
+/// rows that reference it; deleting by falling depth removes children first.
+///
+/// A self-reference does not count (rows of one table are written in the order they
+/// were tracked). In a cycle between tables (A references B, B references A) the
+/// edge that closes it is ignored: the order stays deterministic and, if the rows
+/// really reference each other, the server refuses the flush with
+/// [`Error::ForeignKey`] inside its transaction, so nothing is written — insert one
+/// side with the reference empty, then set it in a second flush.
+fn fk_ranks<'s>(
+    schemas: impl Iterator<Item = &'s TableSchema>,
+) -> rustc_hash::FxHashMap<&'s str, usize> {
+    let tables: rustc_hash::FxHashMap<&'s str, &'s TableSchema> =
+        schemas.map(|s| (s.table_name(), s)).collect();
+    let mut ranks = rustc_hash::FxHashMap::default();
+    if tables.len() < 2 {
+        return ranks;
+    }
+    // Depth-first with an explicit stack; `on_path` breaks cycles.
+    fn depth<'s>(
+        table: &'s str,
+        tables: &rustc_hash::FxHashMap<&'s str, &'s TableSchema>,
+        ranks: &mut rustc_hash::FxHashMap<&'s str, usize>,
+        on_path: &mut Vec<&'s str>,
+    ) -> usize {
+        if let Some(r) = ranks.get(table) {
+            return *r;
+        }
+        let Some(schema) = tables.get(table) else {
+            return 0;
+        };
+        on_path.push(table);
+        let mut r = 0;
+        for fk in schema.foreign_keys() {
+            let parent = fk.ref_table.as_str();
+            if parent == table || on_path.contains(&parent) {
+                continue;
+            }
+            if let Some((parent, _)) = tables.get_key_value(parent) {
+                r = r.max(depth(parent, tables, ranks, on_path) + 1);
+            }
+        }
+        on_path.pop();
+        ranks.insert(table, r);
+        r
+    }
+    let mut names: Vec<&'s str> = tables.keys().copied().collect();
+    names.sort_unstable();
+    let mut on_path = Vec::new();
+    for name in names {
+        depth(name, &tables, &mut ranks, &mut on_path);
+    }
+    ranks
 }
 
 /// After rows were written fake-deleted while their ID was not known (server-given
