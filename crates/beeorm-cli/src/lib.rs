@@ -236,7 +236,7 @@ enum CliError {
     /// The configuration file could not be read or parsed.
     Config {
         path: PathBuf,
-        source: beeorm::Error,
+        source: Box<beeorm::Error>,
     },
     /// `Registry::validate` refused the registry.
     Registry(beeorm::Error),
@@ -257,10 +257,9 @@ impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             // This message names the file already.
-            CliError::Config {
-                source: source @ beeorm::Error::Io { .. },
-                ..
-            } => write!(f, "configuration: {source}"),
+            CliError::Config { source, .. } if matches!(**source, beeorm::Error::Io { .. }) => {
+                write!(f, "configuration: {source}")
+            }
             CliError::Config { path, source } => {
                 write!(f, "configuration {}: {source}", path.display())
             }
@@ -312,7 +311,7 @@ fn report(e: &CliError, err: &mut dyn Write) -> i32 {
 fn load_config(path: &Path) -> Result<Registry, CliError> {
     Registry::from_yaml_file(path).map_err(|source| CliError::Config {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(source),
     })
 }
 

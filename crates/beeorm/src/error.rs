@@ -112,13 +112,13 @@ pub enum Error {
         /// The pool.
         pool: String,
         /// The statement, without its values.
-        sql: String,
+        sql: Box<str>,
         /// The column's name in the result.
         column: String,
         /// The column's type as the server names it.
         type_name: String,
         /// Why it could not be decoded.
-        reason: String,
+        reason: Box<str>,
     },
 
     /// An insert or update broke a unique index.
@@ -422,5 +422,19 @@ fn sqlite_code_name(code: std::os::raw::c_int) -> &'static str {
             ffi::SQLITE_NOTADB => "SQLITE_NOTADB",
             _ => "SQLITE_UNKNOWN",
         },
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every `Result` of the crate carries an `Error`: keep it small (boxed details
+    /// for the rare, wide variants).
+    #[test]
+    fn the_error_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Error>() <= 112,
+            "{}",
+            std::mem::size_of::<super::Error>()
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use tracked::DeleteMode;
 pub use tracked::Tracked;
+pub(crate) use tracked::TxOutcome;
 
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
 use crate::schema::{fake_delete, limits, TableSchema};
@@ -75,6 +76,17 @@ pub(crate) trait Flushable: Send + Sync {
     fn upsert_set(&mut self) -> Option<&mut [(String, Value)]>;
     fn run_hooks<'a>(&'a mut self, hooks: &'a Hooks, event: HookEvent)
         -> BoxFuture<'a, Result<()>>;
+    /// Resolves the outcome of an earlier `flush_in` transaction (see `Tracked`).
+    fn settle(&mut self);
+    /// Before a `flush_in`: the state to restore unless `outcome` commits.
+    fn remember(&mut self, outcome: &std::sync::Arc<TxOutcome>);
+    /// The after-hook `event` for after the COMMIT of a `flush_in` transaction: runs
+    /// on a copy of the entity as it was written.
+    fn after_commit_hook(
+        &self,
+        registry: crate::ValidatedRegistry,
+        event: HookEvent,
+    ) -> crate::sql::db::AfterCommit;
     /// The new entities its references hold (`Ref::new`), to insert first.
     fn new_refs<'s>(&'s mut self, out: &mut Vec<&'s mut dyn Flushable>);
     /// After a committed flush: inserted referenced entities become loaded ones.
@@ -156,6 +168,35 @@ impl<E: Entity> Flushable for Tracked<E> {
         E::HAS_OWN_HOOKS
     }
 
+    fn settle(&mut self) {
+        Tracked::settle(self);
+    }
+
+    fn remember(&mut self, outcome: &std::sync::Arc<TxOutcome>) {
+        let upsert = self.upsert.is_some();
+        Tracked::remember(self, outcome, upsert);
+    }
+
+    fn after_commit_hook(
+        &self,
+        registry: crate::ValidatedRegistry,
+        event: HookEvent,
+    ) -> crate::sql::db::AfterCommit {
+        let mut row = self.row();
+        Box::new(move || {
+            Box::pin(async move {
+                let mut entity = crate::load::decode::<E>(&mut row)?;
+                if E::HAS_OWN_HOOKS {
+                    entity.run_own_hook(event).await?;
+                }
+                registry
+                    .hooks()
+                    .run(event, TypeId::of::<E>(), &mut entity)
+                    .await
+            })
+        })
+    }
+
     fn upsert_set(&mut self) -> Option<&mut [(String, Value)]> {
         if self.is_new() {
             self.upsert.as_deref_mut()
@@ -196,7 +237,7 @@ impl<E: Entity> Flushable for Tracked<E> {
 
     fn reload(&mut self, mut row: Vec<Value>) -> Result<()> {
         let fresh = crate::load::decode::<E>(&mut row)?;
-        *self = Tracked::loaded(fresh);
+        self.replace_loaded(fresh);
         Ok(())
     }
 }
@@ -301,6 +342,10 @@ impl<'a> Flusher<'a> {
         mut external: Option<&mut Transaction>,
     ) -> Result<()> {
         let registry = self.engine.registry().clone();
+        // Entities of an earlier `flush_in` take that transaction's outcome first.
+        for item in self.items.iter_mut() {
+            item.settle();
+        }
         // Before-hooks: they may change entities (what gets written) or veto the flush.
         let hooks = registry.hooks();
         let mut after: Vec<(usize, HookEvent)> = Vec::new();
@@ -335,11 +380,14 @@ impl<'a> Flusher<'a> {
             for item in self.items.iter_mut() {
                 nested_hooks(&mut **item, hooks, false).await?;
             }
-            self.run_with_new_refs(external, hooks).await?;
-            for (pos, event) in after {
-                self.items[pos].run_hooks(hooks, event).await?;
+            if let Some(tx) = external.as_deref_mut() {
+                for item in self.items.iter_mut() {
+                    item.remember(&tx.outcome.0);
+                }
             }
-            return Ok(());
+            self.run_with_new_refs(external.as_deref_mut(), hooks)
+                .await?;
+            return self.after_hooks(&registry, external, after).await;
         }
         let by_pool = self.ops_by_pool()?;
         if external.is_some() && by_pool.len() > 1 {
@@ -359,6 +407,10 @@ impl<'a> Flusher<'a> {
         for (pool, step, statements) in planned {
             if let Some(tx) = external.as_deref_mut() {
                 let effects = self.execute(&pool, &mut tx.conn, statements, step).await?;
+                // The new state holds only if the caller's transaction commits.
+                for item in self.items.iter_mut() {
+                    item.remember(&tx.outcome.0);
+                }
                 self.apply(effects)?;
             } else if in_transaction
                 || statements.len() > 1
@@ -375,9 +427,30 @@ impl<'a> Flusher<'a> {
                 self.apply(effects)?;
             }
         }
-        // After-hooks, once everything is written (inserted entities have their IDs).
-        for (pos, event) in after {
-            self.items[pos].run_hooks(hooks, event).await?;
+        self.after_hooks(&registry, external, after).await
+    }
+
+    /// After-hooks, once everything is written (inserted entities have their IDs):
+    /// now when this flush committed, at the COMMIT of the caller's transaction for
+    /// `flush_in` (never when it does not commit).
+    async fn after_hooks(
+        &mut self,
+        registry: &crate::ValidatedRegistry,
+        external: Option<&mut Transaction>,
+        after: Vec<(usize, HookEvent)>,
+    ) -> Result<()> {
+        match external {
+            Some(tx) => {
+                for (pos, event) in after {
+                    tx.after_commit
+                        .push(self.items[pos].after_commit_hook(registry.clone(), event));
+                }
+            }
+            None => {
+                for (pos, event) in after {
+                    self.items[pos].run_hooks(registry.hooks(), event).await?;
+                }
+            }
         }
         Ok(())
     }

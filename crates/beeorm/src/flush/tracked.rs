@@ -13,8 +13,54 @@
 //! of them) pay nothing for dirty tracking.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 use crate::{Entity, Error, Result, Value};
+
+/// How a transaction ended, shared by the transaction and every entity flushed in it
+/// with `flush_in` (issue 10 item 3): entity state written by such a flush holds only
+/// if the transaction commits.
+#[derive(Debug, Default)]
+pub(crate) struct TxOutcome(AtomicU8);
+
+const PENDING: u8 = 0;
+const COMMITTED: u8 = 1;
+const ROLLED_BACK: u8 = 2;
+
+impl TxOutcome {
+    /// The transaction committed.
+    pub(crate) fn committed(&self) {
+        self.0.store(COMMITTED, Ordering::Release);
+    }
+
+    /// The transaction was rolled back, dropped, or its COMMIT failed (unless it
+    /// already committed).
+    pub(crate) fn rolled_back(&self) {
+        let _ = self
+            .0
+            .compare_exchange(PENDING, ROLLED_BACK, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The state an entity had before a `flush_in`, restored if its transaction does not
+/// commit.
+#[derive(Debug, Clone)]
+struct Pending {
+    outcome: Arc<TxOutcome>,
+    stored: bool,
+    snapshot: Option<Box<[Value]>>,
+    delete: Option<DeleteMode>,
+    upsert: Option<Box<[(String, Value)]>>,
+    id: u64,
+    /// The whole row (`id` first) when the flush replaced the entity (an upsert read
+    /// back the existing row).
+    row: Option<Vec<Value>>,
+}
 
 /// What a delete does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +86,8 @@ pub struct Tracked<E> {
     pub(crate) delete: Option<DeleteMode>,
     /// Boxed: rare, and a loaded entity should stay small.
     pub(crate) upsert: Option<Box<[(String, Value)]>>,
+    /// Set by `flush_in` until its transaction ends: what to restore on rollback.
+    pending: Option<Box<Pending>>,
 }
 
 impl<E: Entity> Tracked<E> {
@@ -51,6 +99,82 @@ impl<E: Entity> Tracked<E> {
             snapshot: None,
             delete: None,
             upsert: None,
+            pending: None,
+        }
+    }
+
+    /// Before a `flush_in` changes this entity's state: remembers the current state,
+    /// restored unless `outcome` ends committed. A second flush in the same
+    /// transaction keeps the first state.
+    pub(crate) fn remember(&mut self, outcome: &Arc<TxOutcome>, whole_row: bool) {
+        self.settle();
+        if let Some(p) = &self.pending {
+            if Arc::ptr_eq(&p.outcome, outcome) {
+                if whole_row && p.row.is_none() {
+                    let row = self.row();
+                    if let Some(p) = &mut self.pending {
+                        p.row = Some(row);
+                    }
+                }
+                return;
+            }
+        }
+        self.pending = Some(Box::new(Pending {
+            outcome: outcome.clone(),
+            stored: self.stored,
+            snapshot: self.snapshot.clone(),
+            delete: self.delete,
+            upsert: self.upsert.clone(),
+            id: self.entity.id(),
+            row: whole_row.then(|| self.row()),
+        }));
+    }
+
+    /// `id` and every stored column, as a row read from the database would hold them.
+    pub(crate) fn row(&self) -> Vec<Value> {
+        let mut row = Vec::with_capacity(E::COLUMN_COUNT + 1);
+        row.push(Value::U64(self.entity.id()));
+        self.entity.push_values(&mut row);
+        row
+    }
+
+    /// Resolves a finished `flush_in` transaction: committed, its state stays; rolled
+    /// back or dropped, the entity gets back the state it had before the flush (a new
+    /// entity is new again, with its old `id`).
+    pub(crate) fn settle(&mut self) {
+        let Some(outcome) = self.pending.as_ref().map(|p| p.outcome.get()) else {
+            return;
+        };
+        match outcome {
+            PENDING => {}
+            COMMITTED => self.pending = None,
+            _ => {
+                if let Some(p) = self.pending.take() {
+                    let p = *p;
+                    if let Some(mut row) = p.row {
+                        if let Ok(e) = crate::load::decode::<E>(&mut row) {
+                            self.entity = e;
+                        }
+                    }
+                    // The ID was valid for this entity before; it fits again.
+                    let _ = self.entity.set_id(p.id);
+                    self.stored = p.stored;
+                    self.snapshot = p.snapshot;
+                    self.delete = p.delete;
+                    self.upsert = p.upsert;
+                }
+            }
+        }
+    }
+
+    /// The state a read sees: the remembered one once a `flush_in` transaction
+    /// rolled back (until the next mutable access settles it).
+    fn view(&self) -> (bool, Option<&[Value]>, Option<DeleteMode>) {
+        match &self.pending {
+            Some(p) if p.outcome.get() == ROLLED_BACK => {
+                (p.stored, p.snapshot.as_deref(), p.delete)
+            }
+            _ => (self.stored, self.snapshot.as_deref(), self.delete),
         }
     }
 
@@ -61,8 +185,17 @@ impl<E: Entity> Tracked<E> {
         t
     }
 
+    /// Becomes `entity` as just read from the database (an upsert's row read back),
+    /// keeping what a pending `flush_in` must restore.
+    pub(crate) fn replace_loaded(&mut self, entity: E) {
+        let pending = self.pending.take();
+        *self = Tracked::loaded(entity);
+        self.pending = pending;
+    }
+
     /// The entity for a change: takes the snapshot first when the entity was clean.
     fn touch(&mut self) -> &mut E {
+        self.settle();
         if self.stored && self.snapshot.is_none() {
             self.snapshot = Some(self.values().into_boxed_slice());
         }
@@ -72,6 +205,7 @@ impl<E: Entity> Tracked<E> {
     /// The entity, mutably, without taking a snapshot: only for changes that leave
     /// every stored column as it is (attaching preloaded references).
     pub(crate) fn untracked_mut(&mut self) -> &mut E {
+        self.settle();
         &mut self.entity
     }
 
@@ -87,21 +221,24 @@ impl<E: Entity> Tracked<E> {
     /// written; `None` while it cannot have (or the row does not exist). The "before"
     /// of a change.
     pub(crate) fn loaded_values(&self) -> Option<&[Value]> {
-        self.snapshot.as_deref()
+        self.view().1
     }
 
-    /// True while the row is not in the database (never flushed, or deleted).
+    /// True while the row is not in the database (never flushed, or deleted). An
+    /// entity inserted by [`Flusher::flush_in`](crate::Flusher::flush_in) is new again
+    /// once that transaction is rolled back or dropped.
     pub fn is_new(&self) -> bool {
-        !self.stored
+        !self.view().0
     }
 
     /// True when a flush would write something: a new row, a changed field, or a
     /// pending delete.
     pub fn is_dirty(&self) -> bool {
-        if !self.stored {
-            return self.delete.is_none();
+        let (stored, _, delete) = self.view();
+        if !stored {
+            return delete.is_none();
         }
-        self.delete.is_some()
+        delete.is_some()
             || self.loaded_values().is_some_and(|before| {
                 let now = self.values();
                 before.len() != now.len() || before.iter().zip(&now).any(|(b, n)| !same_value(b, n))
@@ -151,16 +288,19 @@ impl<E: Entity> Tracked<E> {
     /// Marks the row for deletion by the next flush (a fake delete when the entity
     /// has `fake_delete: bool`).
     pub fn mark_to_delete(&mut self) {
+        self.settle();
         self.delete = Some(DeleteMode::Delete);
     }
 
     /// Marks the row for a real DELETE by the next flush, even with `fake_delete`.
     pub fn mark_to_force_delete(&mut self) {
+        self.settle();
         self.delete = Some(DeleteMode::Force);
     }
 
     /// Forgets a pending delete.
     pub fn cancel_delete(&mut self) {
+        self.settle();
         self.delete = None;
     }
 

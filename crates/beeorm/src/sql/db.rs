@@ -3,7 +3,9 @@
 use super::pool::{Conn, ExecResult, SqlPool};
 use super::value::Value;
 use super::DialectKind;
+use crate::flush::TxOutcome;
 use crate::Result;
+use std::sync::Arc;
 
 /// A relational pool, for plain SQL. Get it with [`Engine::db`](crate::Engine::db).
 /// Statements are traced like every other (see the crate docs). Placeholders are `?`
@@ -61,6 +63,8 @@ impl Db {
     pub async fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
             conn: self.pool.begin().await?,
+            outcome: Outcome::default(),
+            after_commit: Vec::new(),
         })
     }
 }
@@ -73,8 +77,32 @@ impl Db {
 /// dropped mid-way, the connection's state is unknown: every later statement fails
 /// with [`Error::Connection`](crate::Error::Connection), `commit` included, and the
 /// connection is closed when the transaction is dropped (the server rolls back).
+///
+/// Entities flushed in it with `flush_in` follow its outcome: their new IDs and saved
+/// state hold once [`commit`](Transaction::commit) succeeded; after a rollback, a
+/// failed commit or a drop they are as they were before the flush (a new entity is
+/// new again, so flushing it again writes it). Their after-hooks run after the
+/// COMMIT, never for a transaction that did not commit.
 pub struct Transaction {
     pub(crate) conn: Conn,
+    pub(crate) outcome: Outcome,
+    /// What runs once the COMMIT succeeded (the after-hooks of `flush_in`), in order.
+    pub(crate) after_commit: Vec<AfterCommit>,
+}
+
+/// Work that runs after a transaction committed.
+pub(crate) type AfterCommit =
+    Box<dyn FnOnce() -> crate::hooks::BoxFuture<'static, Result<()>> + Send>;
+
+/// The outcome shared with the entities flushed in a transaction; a transaction
+/// dropped (or whose commit failed) before it committed counts as rolled back.
+#[derive(Default)]
+pub(crate) struct Outcome(pub(crate) Arc<TxOutcome>);
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        self.0.rolled_back();
+    }
 }
 
 impl std::fmt::Debug for Transaction {
@@ -94,9 +122,32 @@ impl Transaction {
         self.conn.query(sql, params).await
     }
 
-    /// Makes every change of the transaction permanent.
+    /// Makes every change of the transaction permanent, then runs the after-hooks of
+    /// the entities flushed in it. An after-hook's error is returned (the first one;
+    /// the others still run) but the rows are committed:
+    /// [`Error::rows_written`](crate::Error::rows_written) does not apply to hooks,
+    /// so do not retry the transaction on it.
+    ///
+    /// If this future is dropped during the COMMIT, the outcome is unknown: the
+    /// connection is closed and the entities go back to their state before the flush.
     pub async fn commit(self) -> Result<()> {
-        self.conn.commit().await
+        let Transaction {
+            conn,
+            outcome,
+            after_commit,
+        } = self;
+        // On failure `outcome` is dropped: rolled back.
+        conn.commit().await?;
+        outcome.0.committed();
+        let mut first = Ok(());
+        for hook in after_commit {
+            if let Err(e) = hook().await {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 
     /// Undoes every change of the transaction.

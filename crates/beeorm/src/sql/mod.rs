@@ -9,7 +9,7 @@
 //! [`TableSchema`]: crate::schema::TableSchema
 //! [`ColumnType`]: crate::schema::ColumnType
 
-mod db;
+pub(crate) mod db;
 pub(crate) mod mysql;
 pub(crate) mod pool;
 pub(crate) mod postgres;

@@ -542,10 +542,10 @@ pub(crate) fn cell(
         let column = &row.columns()[i];
         crate::Error::ColumnType {
             pool: pool.to_string(),
-            sql: sql.to_string(),
+            sql: sql.into(),
             column: column.name().to_string(),
             type_name: column.type_().name().to_string(),
-            reason,
+            reason: reason.into(),
         }
     };
     let raw = row
