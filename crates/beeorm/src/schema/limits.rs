@@ -68,13 +68,20 @@ pub(crate) fn fit_column(
     // PostgreSQL has no unsigned 64-bit integer: the `id` column and one-to-one
     // references to an 8-byte `id` are `bigint` there (plain `u64` fields are
     // `numeric(20,0)` and hold every value).
-    let pg_bigint = kind == DialectKind::Postgres
+    // SQLite's rowid is a signed 64-bit integer too: a larger ID would be stored
+    // wrapped (negative) and could never be loaded by its ID.
+    let pg_bigint = matches!(kind, DialectKind::Postgres | DialectKind::Sqlite)
         && (index == 0 || col.reference.as_ref().is_some_and(|r| !r.many))
         && matches!(v, Value::U64(u) if i64::try_from(*u).is_err());
     let checked = if pg_bigint {
         Err(format!(
-            "is above {}, the largest ID PostgreSQL's `bigint` holds",
-            i64::MAX
+            "is above {}, the largest ID {} holds",
+            i64::MAX,
+            if kind == DialectKind::Postgres {
+                "PostgreSQL's `bigint`"
+            } else {
+                "SQLite's signed 64-bit rowid"
+            }
         ))
     } else {
         fit(&col.ty, kind, v)
