@@ -6,7 +6,11 @@
 //! one DELETE (or fake-delete UPDATE) per table, upserts one by one. When a pool gets
 //! more than one statement, or a transaction is asked for, they run in one transaction:
 //! a failure leaves no partial rows. Entity state (IDs, snapshots) changes only after
-//! the database accepted everything. Later stages (caches, hooks, events) plug in here.
+//! the COMMIT: for `flush_in`, the caller's transaction shares its outcome with the
+//! entities (`tracked::TxOutcome`), which go back to their earlier state unless it
+//! commits. Statements are ordered by the foreign keys between tables (`fk_ranks`).
+//! Every value is checked against its column before anything is sent
+//! (`schema::limits`). Later stages (caches, events) plug in here.
 
 mod lock;
 mod tracked;
@@ -331,7 +335,10 @@ impl<'a> Flusher<'a> {
     }
 
     /// Writes every tracked entity inside a transaction the caller opened (all of them
-    /// must live in that transaction's pool). Nothing is committed here.
+    /// must live in that transaction's pool). Nothing is committed here: the entities'
+    /// new state (IDs, saved values) holds once [`Transaction::commit`] succeeded, and
+    /// their after-hooks run after that COMMIT; if the transaction is rolled back,
+    /// dropped or its commit fails, the entities are as they were before this call.
     pub async fn flush_in(&mut self, tx: &mut Transaction) -> Result<()> {
         self.run(true, Some(tx)).await
     }

@@ -127,22 +127,33 @@ fn timeout_error(pool: &str, operation: impl Into<String>, limit: std::time::Dur
 /// `f`, bounded by the pool's statement timeout. Not on SQLite: its statements run
 /// in the process, inline (no timer is set up on that hot path) or on a blocking
 /// thread whose lock wait is bounded instead (see `sqlite_run`).
-async fn limited<T, F>(pool: &SqlPool, sql: &str, f: F) -> Result<T>
+fn limited<'a, T, F>(
+    pool: &'a SqlPool,
+    sql: &'a str,
+    f: F,
+) -> impl std::future::Future<Output = Result<T>> + 'a
 where
-    F: std::future::Future<Output = Result<T>>,
+    F: std::future::Future<Output = Result<T>> + 'a,
+    T: 'a,
 {
+    use futures_util::future::Either;
+    // Not an `async fn`: one of those would keep `f` twice in its state (as argument
+    // and as the awaited future), and statement futures are large; every call moves them.
     if let SqlPool::Sqlite(_) = pool {
-        return f.await;
+        return Either::Left(f);
     }
     let limit = pool.timeouts().query;
-    match tokio::time::timeout(limit, f).await {
-        Ok(r) => r,
-        Err(_) => Err(timeout_error(
-            pool.name(),
-            format!("statement `{sql}`"),
-            limit,
-        )),
-    }
+    Either::Right(async move {
+        // Boxed: the timer is large, and SQLite statement futures never use it.
+        match Box::pin(tokio::time::timeout(limit, f)).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout_error(
+                pool.name(),
+                format!("statement `{sql}`"),
+                limit,
+            )),
+        }
+    })
 }
 
 /// Takes a row's cells out of the reused buffer, leaving one of the same capacity.
@@ -262,12 +273,13 @@ impl SqlPool {
         let inner = match self {
             SqlPool::MySql(p) => {
                 let limit = p.timeouts.acquire.max(p.timeouts.connect);
-                match tokio::time::timeout(limit, p.pool.get_conn()).await {
+                // Boxed for the same reason as in `limited`.
+                match Box::pin(tokio::time::timeout(limit, p.pool.get_conn())).await {
                     Ok(c) => ConnInner::MySql(c.map_err(|e| p.connection_error(e))?),
                     Err(_) => return Err(timeout_error(&p.name, "acquire", limit)),
                 }
             }
-            SqlPool::Postgres(p) => ConnInner::Postgres(Some(p.get().await?)),
+            SqlPool::Postgres(p) => ConnInner::Postgres(Some(Box::pin(p.get()).await?)),
             SqlPool::Sqlite(p) => {
                 // A free connection without setting up a timer (the usual case).
                 let free = p.pool.try_get().ok();
@@ -275,7 +287,7 @@ impl SqlPool {
                     Some(c) => c,
                     None => {
                         let limit = p.timeouts.acquire;
-                        match tokio::time::timeout(limit, p.pool.get()).await {
+                        match Box::pin(tokio::time::timeout(limit, p.pool.get())).await {
                             Ok(c) => c.map_err(|e| Error::Connection {
                                 pool: p.name.clone(),
                                 source: Box::new(e),
@@ -1184,13 +1196,15 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let dirty = self.dirty;
         let limit = self.pool.timeouts().query;
-        let name = self.pool.name().to_string();
+        // Only the rare paths below need the name (no allocation per statement).
+        let name = || self.pool.name().to_string();
         match std::mem::replace(&mut self.inner, ConnInner::Sqlite(None)) {
             ConnInner::MySql(c) if dirty => mysql_discard(c, limit),
             ConnInner::MySqlTx(mut c) => {
                 if dirty {
                     mysql_discard(c, limit);
                 } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let name = name();
                     rt.spawn(async move {
                         match tokio::time::timeout(limit, c.query_drop("ROLLBACK")).await {
                             Ok(Ok(())) => drop(c),
@@ -1209,6 +1223,7 @@ impl Drop for Conn {
                 let rt = tokio::runtime::Handle::try_current();
                 match rt {
                     Ok(rt) if !dirty => {
+                        let name = name();
                         rt.spawn(async move {
                             let r = tokio::time::timeout(limit, client.batch_execute("ROLLBACK")).await;
                             if !matches!(r, Ok(Ok(()))) {
