@@ -201,9 +201,6 @@ impl<T: Entity> FieldType for Ref<T> {
     fn to_value(&self) -> Value {
         Value::U64(self.id())
     }
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        std::hash::Hash::hash(&self.id(), h);
-    }
     fn from_value(v: Value) -> std::result::Result<Self, String> {
         <u64 as FieldType>::from_value(v).map(Ref::from_id)
     }
@@ -221,12 +218,6 @@ impl<T: Entity> FieldType for Vec<Ref<T>> {
     }
     fn to_value(&self) -> Value {
         codec::to_json(&self.iter().map(Ref::id).collect::<Vec<u64>>())
-    }
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        for r in self {
-            std::hash::Hash::hash(&r.id(), h);
-        }
-        std::hash::Hash::hash(&self.len(), h);
     }
     fn from_value(v: Value) -> std::result::Result<Self, String> {
         let ids: Vec<u64> = codec::json(v)?;

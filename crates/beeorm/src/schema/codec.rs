@@ -181,27 +181,6 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
     Value::String(serde_json::to_string(v).unwrap_or_else(|_| "null".into()))
 }
 
-/// Feeds a value to a hasher: the variant, then its content (floats by bits).
-pub(crate) fn hash_value(v: &Value, h: &mut rustc_hash::FxHasher) {
-    use std::hash::Hash;
-    std::mem::discriminant(v).hash(h);
-    match v {
-        Value::Null => {}
-        Value::Bool(b) => b.hash(h),
-        Value::I64(i) => i.hash(h),
-        Value::U64(u) => u.hash(h),
-        Value::F32(f) => f.to_bits().hash(h),
-        Value::F64(f) => f.to_bits().hash(h),
-        Value::Decimal(d) => d.hash(h),
-        Value::String(s) => s.hash(h),
-        Value::Bytes(b) => b.hash(h),
-        Value::Date(d) => d.hash(h),
-        Value::DateTime(d) => d.hash(h),
-        Value::Time(t) => t.hash(h),
-        Value::Json(j) => j.to_string().hash(h),
-    }
-}
-
 /// How a field is written to and read from its column. The derive picks the codec:
 /// [`NativeCodec`] (the type's [`FieldType`]), [`JsonCodec`] / [`NullableJsonCodec`]
 /// (`#[orm(json)]`) or [`SetCodec`] (`#[orm(set = "...")]`).
@@ -210,10 +189,6 @@ pub trait Codec<T> {
     fn encode(v: &T) -> Value;
     /// The field value of a column value.
     fn decode(v: Value) -> Result<T, String>;
-    /// Feeds the stored form to a hasher.
-    fn hash(v: &T, h: &mut rustc_hash::FxHasher) {
-        hash_value(&Self::encode(v), h);
-    }
 }
 
 /// The codec of types that implement [`FieldType`].
@@ -228,10 +203,6 @@ impl<T: FieldType> Codec<T> for NativeCodec {
     #[inline]
     fn decode(v: Value) -> Result<T, String> {
         T::from_value(v)
-    }
-    #[inline]
-    fn hash(v: &T, h: &mut rustc_hash::FxHasher) {
-        v.hash_into(h);
     }
 }
 

@@ -147,11 +147,6 @@ pub trait FieldType: Sized {
     fn to_value(&self) -> Value;
     /// The field read back from the column; an error says what was found instead.
     fn from_value(value: Value) -> Result<Self, String>;
-    /// Feeds the stored form of the field to a hasher (dirty checks compare these).
-    /// The default hashes [`FieldType::to_value`]; common types hash without allocating.
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        codec::hash_value(&self.to_value(), h);
-    }
 }
 
 /// The type of the `id` primary key column: an unsigned integer of `bytes` bytes.
@@ -272,10 +267,6 @@ macro_rules! int_field {
             fn to_value(&self) -> Value {
                 Value::from(*self)
             }
-            #[inline]
-            fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-                std::hash::Hash::hash(&(*self as i128), h);
-            }
             // Inlined into the derived decoders: the common cases are a match arm and
             // a range check; other representations go through `codec::integer`.
             #[inline]
@@ -314,10 +305,6 @@ impl FieldType for bool {
     #[inline]
     fn to_value(&self) -> Value {
         Value::Bool(*self)
-    }
-    #[inline]
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        std::hash::Hash::hash(self, h);
     }
     #[inline]
     fn from_value(v: Value) -> Result<Self, String> {
@@ -421,10 +408,6 @@ impl FieldType for String {
         Value::String(self.clone())
     }
     #[inline]
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        std::hash::Hash::hash(self.as_str(), h);
-    }
-    #[inline]
     fn from_value(v: Value) -> Result<Self, String> {
         match v {
             Value::String(s) => Ok(s),
@@ -446,9 +429,6 @@ impl FieldType for Vec<u8> {
     }
     fn to_value(&self) -> Value {
         Value::Bytes(self.clone())
-    }
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        std::hash::Hash::hash(self.as_slice(), h);
     }
     fn from_value(v: Value) -> Result<Self, String> {
         codec::bytes(v)
@@ -614,15 +594,6 @@ impl<T: FieldType> FieldType for Option<T> {
     }
     fn to_value(&self) -> Value {
         self.as_ref().map_or(Value::Null, FieldType::to_value)
-    }
-    fn hash_into(&self, h: &mut rustc_hash::FxHasher) {
-        match self {
-            None => std::hash::Hash::hash(&0u8, h),
-            Some(v) => {
-                std::hash::Hash::hash(&1u8, h);
-                v.hash_into(h);
-            }
-        }
     }
     fn from_value(v: Value) -> Result<Self, String> {
         if v.is_null() {
