@@ -402,39 +402,8 @@ dialect_test!(
 
 /// A TCP proxy to `upstream` that delays every chunk by `delay` in each direction.
 async fn latency_proxy(upstream: &str, delay: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let upstream = upstream.to_string();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let (mut cr, mut cw) = client.into_split();
-            let (mut sr, mut sw) = server.into_split();
-            async fn pump(
-                r: &mut tokio::net::tcp::OwnedReadHalf,
-                w: &mut tokio::net::tcp::OwnedWriteHalf,
-                delay: Duration,
-            ) {
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(delay).await;
-                    if w.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = w.shutdown().await;
-            }
-            tokio::spawn(async move { pump(&mut cr, &mut sw, delay).await });
-            tokio::spawn(async move { pump(&mut sr, &mut cw, delay).await });
-        }
-    });
-    addr
+    let port = common::proxy::proxy(upstream, delay, Arc::default()).await;
+    format!("127.0.0.1:{port}")
 }
 
 /// `scheme://user@host:port/db` → `host:port`.

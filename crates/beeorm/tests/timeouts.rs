@@ -478,36 +478,7 @@ async fn frozen_mysql_server_gives_typed_timeouts() {
 
 /// A TCP proxy that can stop forwarding (a frozen link: the peer sees nothing).
 async fn freezable_proxy(upstream: String, frozen: Arc<AtomicBool>) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
-                continue;
-            };
-            let (cr, cw) = client.into_split();
-            let (sr, sw) = server.into_split();
-            for (mut r, mut w) in [(cr, sw), (sr, cw)] {
-                let frozen = frozen.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = r.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        while frozen.load(Ordering::Relaxed) {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        if w.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        }
-    });
-    port
+    common::proxy::proxy(&upstream, Duration::ZERO, frozen).await
 }
 
 /// PostgreSQL behind a link that freezes: statement and connect timeouts.

@@ -1018,7 +1018,12 @@ fn plan(
         } else {
             &t.insert
         };
-        let returning = !explicit_id && pool.kind() == crate::DialectKind::Postgres;
+        // PostgreSQL gives server-numbered IDs back with the rows.
+        let returning = if !explicit_id && pool.kind() == crate::DialectKind::Postgres {
+            format!(" RETURNING {}", t.columns[0])
+        } else {
+            String::new()
+        };
         // A row written fake-deleted holds its ID in the flag: put there now when the
         // ID is given; with a server-given ID the row is set aside (below).
         let flag = schema.fake_delete_column().and_then(|i| i.checked_sub(1));
@@ -1060,10 +1065,7 @@ fn plan(
             if items.is_empty() {
                 continue;
             }
-            if returning {
-                sql.push_str(" RETURNING ");
-                sql.push_str(&t.columns[0]);
-            }
+            sql.push_str(&returning);
             out.push(Statement {
                 sql,
                 params,
@@ -1079,11 +1081,7 @@ fn plan(
         for pos in deleted_without_id {
             let mut params = Vec::with_capacity(width);
             tracked[pos].write_values(&mut params);
-            let mut sql = format!("{head}{row}");
-            if returning {
-                sql.push_str(" RETURNING ");
-                sql.push_str(&t.columns[0]);
-            }
+            let sql = format!("{head}{row}{returning}");
             out.push(Statement {
                 sql,
                 params,

@@ -2,6 +2,8 @@
 //! tests run in parallel and leave nothing behind.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod proxy;
+
 use beeorm::{Engine, Registry, Value};
 
 /// The dialects the shared suite runs on.
