@@ -7,20 +7,19 @@
 //! more than one statement, or a transaction is asked for, they run in one transaction:
 //! a failure leaves no partial rows. Entity state (IDs, snapshots) changes only after
 //! the COMMIT: for `flush_in`, the caller's transaction shares its outcome with the
-//! entities (`tracked::TxOutcome`), which go back to their earlier state unless it
+//! entities (`crate::tracked::TxOutcome`), which go back to their earlier state unless it
 //! commits. Statements are ordered by the foreign keys between tables (`fk_ranks`).
 //! Every value is checked against its column before anything is sent
 //! (`schema::limits`). Later stages (caches, events) plug in here.
 
 mod lock;
-mod tracked;
 
 use std::any::TypeId;
 use std::collections::BTreeMap;
 
-use tracked::DeleteMode;
-pub use tracked::Tracked;
-pub(crate) use tracked::TxOutcome;
+use crate::tracked::DeleteMode;
+pub use crate::tracked::Tracked;
+pub(crate) use crate::tracked::TxOutcome;
 
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
 use crate::schema::{fake_delete, limits, TableSchema};

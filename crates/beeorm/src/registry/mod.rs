@@ -4,7 +4,6 @@
 
 mod dsn;
 pub(crate) use dsn::DEFAULT_LIMIT_CONNECTIONS;
-mod enums;
 mod yaml;
 
 use rustc_hash::FxHashMap;
@@ -12,7 +11,7 @@ use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-pub use enums::{EnumDefinition, OrmEnum};
+pub use crate::schema::enums::{EnumDefinition, OrmEnum};
 
 use crate::cache::LocalCache;
 use crate::hooks::{self, BoxFuture, HookEvent, HookTarget, Hooks};

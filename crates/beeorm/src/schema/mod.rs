@@ -7,6 +7,7 @@
 mod alter;
 pub(crate) mod codec;
 mod definition;
+pub(crate) mod enums;
 pub(crate) mod fake_delete;
 pub(crate) mod limits;
 mod table;
