@@ -45,12 +45,12 @@ impl Db {
 
     /// Runs one statement that returns no rows.
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.pool.execute(sql, params).await
+        self.pool.execute_raw(sql, params).await
     }
 
     /// Runs one query and returns every row as values in column order.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.pool.query(sql, params).await
+        self.pool.query_raw(sql, params).await
     }
 }
 
@@ -114,12 +114,12 @@ impl std::fmt::Debug for Transaction {
 impl Transaction {
     /// Runs one statement that returns no rows.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.conn.execute(sql, params).await
+        self.conn.execute_raw(sql, params).await
     }
 
     /// Runs one query and returns every row.
     pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.conn.query(sql, params).await
+        self.conn.query_raw(sql, params).await
     }
 
     /// Makes every change of the transaction permanent, then runs the after-hooks of
