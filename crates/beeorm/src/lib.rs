@@ -11,13 +11,18 @@ pub mod hooks;
 mod instrument;
 mod load;
 pub mod query;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(not(feature = "redis"))]
+#[path = "redis_off.rs"]
+mod redis;
 mod reference;
 mod registry;
 pub mod schema;
 mod sql;
 mod tracked;
 
+#[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
 pub use cache::LocalCache;
@@ -49,6 +54,7 @@ struct ReadmeDoctests;
 /// Everything an application usually needs: `use beeorm::prelude::*;`.
 pub mod prelude {
     pub use crate::query::{Driver, QueryBuilder};
+    #[cfg(feature = "redis")]
     pub use crate::redis::{Limit, Lock, Locker, RedisClient};
     pub use crate::schema::{Alter, TableSchema};
     pub use crate::{

@@ -23,9 +23,14 @@ use crate::{Engine, Entity, Error, Result};
 pub const DEFAULT_POOL: &str = "default";
 
 /// Connections per SQLite file pool.
+#[cfg(feature = "sqlite")]
 const SQLITE_CONNECTIONS: usize = 4;
 
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(all(feature = "mysql", feature = "postgres", feature = "sqlite")),
+    allow(dead_code)
+)]
 enum RelationalConfig {
     MySql {
         dsn: String,
@@ -608,6 +613,7 @@ struct Inner {
     pools: FxHashMap<String, SqlPool>,
     local_caches: HashMap<String, LocalCache>,
     redis: HashMap<String, crate::redis::RedisClient>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     lockers: HashMap<String, crate::redis::Locker>,
     tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
@@ -684,10 +690,12 @@ impl ValidatedRegistry {
         self.inner.local_caches.get(name)
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn redis(&self, name: &str) -> Option<&crate::redis::RedisClient> {
         self.inner.redis.get(name)
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
         self.inner.lockers.get(name)
     }

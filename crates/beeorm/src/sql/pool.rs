@@ -40,6 +40,7 @@ use crate::{Error, Result};
 
 /// Connections per MySQL or PostgreSQL pool when its DSN does not say
 /// (`limit_connections=N`).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const DEFAULT_LIMIT_CONNECTIONS: usize = 100;
 
 /// A relational pool of any compiled-in dialect.
@@ -54,6 +55,10 @@ pub(crate) enum SqlPool {
 }
 
 /// The dialect of a pool, with what it learnt about its server.
+#[cfg_attr(
+    not(all(feature = "mysql", feature = "postgres", feature = "sqlite")),
+    allow(dead_code)
+)]
 pub(crate) enum AnyDialect {
     MySql(MySqlDialect),
     Sqlite(SqliteDialect),
@@ -324,7 +329,7 @@ impl SqlPool {
     }
 
     /// [`SqlPool::id_step`], asked on `conn` when not known yet.
-    #[cfg_attr(not(feature = "mysql"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "mysql"), allow(unused_variables, dead_code))]
     async fn id_step_on(&self, conn: &mut Conn) -> Result<Option<u64>> {
         match self {
             #[cfg(feature = "mysql")]
@@ -367,6 +372,7 @@ impl SqlPool {
     pub(crate) async fn begin(&self) -> Result<Conn> {
         let mut conn = self.conn().await?;
         #[cfg(feature = "mysql")]
+        #[allow(irrefutable_let_patterns)]
         if let SqlPool::MySql(p) = self {
             if p.id_step.get().is_none() {
                 self.id_step_on(&mut conn).await?;
