@@ -8,8 +8,10 @@ use crate::Result;
 use std::sync::Arc;
 
 /// A relational pool, for plain SQL. Get it with [`Engine::db`](crate::Engine::db).
-/// Statements are traced like every other (see the crate docs). Placeholders are `?`
-/// on MySQL and SQLite.
+/// Statements are traced like every other (see the crate docs) and reported to the
+/// registry's [`Instrumentation`](crate::Instrumentation). The SQL reaches the server
+/// as written: placeholders are `?` on MySQL and SQLite and `$1`, `$2`, … on
+/// PostgreSQL (where `?` is the jsonb operator).
 ///
 /// Every call is bounded by the pool's timeouts
 /// ([`Registry::set_sql_timeouts`](crate::Registry::set_sql_timeouts)) and may be
