@@ -56,6 +56,7 @@ impl Engine {
 
     /// The Redis pool `name` (single server, Sentinel or Cluster): typed commands,
     /// pipelines, scripts, `get_set`, the rate limiter.
+    #[cfg(feature = "redis")]
     pub fn redis(&self, name: &str) -> Result<crate::redis::RedisClient> {
         self.registry
             .redis(name)
@@ -68,6 +69,7 @@ impl Engine {
     }
 
     /// The locker `name` (shared locks on its Redis pool).
+    #[cfg(feature = "redis")]
     pub fn locker(&self, name: &str) -> Result<crate::redis::Locker> {
         self.registry
             .locker(name)

@@ -219,6 +219,7 @@ pub enum Error {
     /// A Redis command failed: the server refused it, the connection failed or timed
     /// out, or the reply did not convert to the type asked for. `source` answers
     /// `is_timeout()`, `is_connection_refusal()`, `kind()`…
+    #[cfg(feature = "redis")]
     #[error("Redis error on pool `{pool}` running `{command}`: {source}")]
     Redis {
         /// The Redis pool.
@@ -321,6 +322,7 @@ struct ServerDetail<'a>(&'a (dyn std::error::Error + Send + Sync + 'static));
 impl std::fmt::Display for ServerDetail<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let e = self.0;
+        #[cfg(feature = "postgres")]
         if let Some(db) = e
             .downcast_ref::<tokio_postgres::Error>()
             .and_then(tokio_postgres::Error::as_db_error)
@@ -344,9 +346,11 @@ impl std::fmt::Display for ServerDetail<'_> {
             }
             return Ok(());
         }
+        #[cfg(feature = "mysql")]
         if let Some(mysql_async::Error::Server(s)) = e.downcast_ref::<mysql_async::Error>() {
             return write!(f, "ERROR {} ({}): {}", s.code, s.state, s.message);
         }
+        #[cfg(feature = "sqlite")]
         if let Some(rusqlite::Error::SqliteFailure(code, message)) =
             e.downcast_ref::<rusqlite::Error>()
         {
@@ -360,6 +364,7 @@ impl std::fmt::Display for ServerDetail<'_> {
                 code.extended_code
             );
         }
+        #[cfg(feature = "sqlite")]
         if let Some(rusqlite::Error::SqlInputError {
             error, msg, offset, ..
         }) = e.downcast_ref::<rusqlite::Error>()
@@ -387,6 +392,7 @@ impl std::fmt::Display for ServerDetail<'_> {
 }
 
 /// The symbolic name of a SQLite (extended) result code, as in `sqlite3.h`.
+#[cfg(feature = "sqlite")]
 fn sqlite_code_name(code: std::os::raw::c_int) -> &'static str {
     use rusqlite::ffi;
     match code {

@@ -8,15 +8,21 @@ mod entity;
 mod error;
 mod flush;
 pub mod hooks;
+mod instrument;
 mod load;
 pub mod query;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(not(feature = "redis"))]
+#[path = "redis_off.rs"]
+mod redis;
 mod reference;
 mod registry;
 pub mod schema;
 mod sql;
 mod tracked;
 
+#[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
 pub use cache::LocalCache;
@@ -24,6 +30,7 @@ pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};
 pub use error::{Error, Result};
 pub use flush::Flusher;
+pub use instrument::{Instrumentation, StatementEvent, TransactionEvent, TransactionStep};
 pub use load::Preload;
 pub use query::{Driver, Pager, QueryBuilder, Where};
 pub use reference::Ref;
@@ -47,6 +54,7 @@ struct ReadmeDoctests;
 /// Everything an application usually needs: `use beeorm::prelude::*;`.
 pub mod prelude {
     pub use crate::query::{Driver, QueryBuilder};
+    #[cfg(feature = "redis")]
     pub use crate::redis::{Limit, Lock, Locker, RedisClient};
     pub use crate::schema::{Alter, TableSchema};
     pub use crate::{

@@ -383,7 +383,7 @@ dialect_test!(
 
         let mut tx = sql.begin().await.unwrap();
         tx.execute(
-            "INSERT INTO users (name, email) VALUES (?, ?)",
+            &common::native(db.kind, "INSERT INTO users (name, email) VALUES (?, ?)"),
             vec!["B".into(), "b@x".into()],
         )
         .await

@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use beeorm::{Embedded, Entity, OrmEnum, Value};
-use common::{query, sync, Kind, TestDb};
+use common::{native, query, sync, Kind, TestDb};
 
 #[derive(OrmEnum, Clone, Copy, Debug, PartialEq)]
 enum Color {
@@ -408,9 +408,12 @@ dialect_test!(
                 .await
                 .unwrap();
         }
-        sql.execute("INSERT INTO checked (json) VALUES (?)", vec!["[1]".into()])
-            .await
-            .unwrap();
+        sql.execute(
+            &native(db.kind, "INSERT INTO checked (json) VALUES (?)"),
+            vec!["[1]".into()],
+        )
+        .await
+        .unwrap();
         // Defaults of NOT NULL columns are the documented ones.
         let row = &query(&engine, "SELECT size, color, name, count FROM checked").await[0];
         assert_eq!(text(&row[0]), "S");
@@ -419,7 +422,7 @@ dialect_test!(
         assert_eq!(row[3].as_i64(), Some(0));
         let bad = sql
             .execute(
-                "INSERT INTO checked (color, json) VALUES (?, ?)",
+                &native(db.kind, "INSERT INTO checked (color, json) VALUES (?, ?)"),
                 vec!["Purple".into(), "{}".into()],
             )
             .await;
@@ -429,7 +432,7 @@ dialect_test!(
         );
         let bad_json = sql
             .execute(
-                "INSERT INTO checked (json) VALUES (?)",
+                &native(db.kind, "INSERT INTO checked (json) VALUES (?)"),
                 vec!["{not json".into()],
             )
             .await;

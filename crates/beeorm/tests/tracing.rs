@@ -16,7 +16,7 @@ async fn traced_run(kind: Kind, test: &str) -> String {
         .await
         .unwrap();
     sql.execute(
-        "INSERT INTO traced (v) VALUES (?)",
+        &common::native(kind, "INSERT INTO traced (v) VALUES (?)"),
         vec!["secret-value".into()],
     )
     .await

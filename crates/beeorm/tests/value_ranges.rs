@@ -9,7 +9,7 @@ mod common;
 use beeorm::prelude::*;
 use beeorm::{Error, Value};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use common::{query, sync, Kind, TestDb};
+use common::{native, query, sync, Kind, TestDb};
 use rust_decimal::Decimal;
 
 #[derive(Entity, Debug, Clone, PartialEq)]
@@ -449,7 +449,9 @@ dialect_test!(
             (ymd(-1, 1, 1), db.kind == Kind::Postgres),
             (ymd(9999, 12, 31), true),
         ] {
-            let result = conn.query("SELECT ?", vec![Value::Date(date)]).await;
+            let result = conn
+                .query(&native(db.kind, "SELECT ?"), vec![Value::Date(date)])
+                .await;
             match (fits, result) {
                 (true, Ok(_)) => {}
                 (false, Err(e)) => assert!(e.to_string().contains(&date.to_string()), "{e}"),
@@ -509,7 +511,7 @@ dialect_test!(
             if db.kind != Kind::Postgres {
                 params.push(Value::from(*text));
             }
-            conn.execute(&sql, params).await.unwrap();
+            conn.execute(&native(db.kind, &sql), params).await.unwrap();
             match engine.load_by_id::<Clock>(id).await {
                 Err(Error::Decode { field, reason, .. }) => {
                     assert_eq!(field, "clock");
@@ -519,7 +521,7 @@ dialect_test!(
             }
             let raw = conn
                 .query(
-                    "SELECT clock FROM clocks WHERE id = ?",
+                    &native(db.kind, "SELECT clock FROM clocks WHERE id = ?"),
                     vec![Value::from(id)],
                 )
                 .await
@@ -640,7 +642,10 @@ dialect_test!(
         .db("default")
         .unwrap()
         .query(
-            "SELECT `invoice` FROM `lines` GROUP BY `invoice` HAVING SUM(`total`) > ? ORDER BY `invoice`",
+            &native(
+                db.kind,
+                "SELECT `invoice` FROM `lines` GROUP BY `invoice` HAVING SUM(`total`) > ? ORDER BY `invoice`",
+            ),
             vec![Value::Decimal(dec("1.00"))],
         )
         .await

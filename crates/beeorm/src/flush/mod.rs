@@ -12,6 +12,7 @@
 //! Every value is checked against its column before anything is sent
 //! (`schema::limits`). Later stages (caches, events) plug in here.
 
+#[cfg(feature = "redis")]
 mod lock;
 
 use std::any::TypeId;

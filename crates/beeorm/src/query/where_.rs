@@ -301,6 +301,21 @@ impl Where {
         }
     }
 
+    /// Writes the condition (without its tail) into a statement being built: each
+    /// `?` outside quotes becomes the statement's next placeholder in its dialect's
+    /// style (`$n` on PostgreSQL, numbered after the placeholders already written),
+    /// backtick identifiers become the dialect's; `?` inside quotes stays text.
+    #[allow(dead_code)] // The loaders render through this once they use `SqlWriter`.
+    pub(crate) fn write_condition(&self, w: &mut crate::sql::SqlWriter) {
+        w.push_question_sql(&self.condition);
+    }
+
+    /// Writes the `ORDER BY …` / `GROUP BY …` tail like [`Where::write_condition`].
+    #[allow(dead_code)] // See `write_condition`.
+    pub(crate) fn write_tail(&self, w: &mut crate::sql::SqlWriter) {
+        w.push_question_sql(&self.tail);
+    }
+
     /// The error found by [`Where::new`], if any.
     pub(crate) fn check(&self) -> crate::Result<()> {
         match &self.error {
@@ -344,6 +359,31 @@ mod tests {
         assert_eq!(w.tail(), "ORDER BY `id`");
         let w = Where::new("`reorder_by` = ?", 1);
         assert_eq!(w.tail(), "");
+    }
+
+    #[test]
+    fn conditions_render_in_the_dialect_placeholder_style() {
+        use crate::sql::SqlWriter;
+        use crate::DialectKind;
+        let w = Where::new(
+            "`name` = '?' AND `a` IN ? AND `b` > ? ORDER BY `b` LIMIT ?",
+            (vec![1, 2], 3, 10),
+        );
+        let mut pg = SqlWriter::new(DialectKind::Postgres);
+        pg.push_str("SELECT 1 FROM t WHERE \"x\" = ");
+        pg.param();
+        pg.push_str(" AND (");
+        w.write_condition(&mut pg);
+        pg.push_str(") ");
+        w.write_tail(&mut pg);
+        assert_eq!(
+            pg.finish(),
+            "SELECT 1 FROM t WHERE \"x\" = $1 AND (\"name\" = '?' AND \"a\" IN ($2,$3) AND \"b\" > $4) ORDER BY \"b\" LIMIT $5"
+        );
+        let mut my = SqlWriter::new(DialectKind::MySql);
+        w.write_condition(&mut my);
+        assert_eq!(my.param_count(), 3);
+        assert_eq!(my.finish(), "`name` = '?' AND `a` IN (?,?) AND `b` > ?");
     }
 
     #[test]

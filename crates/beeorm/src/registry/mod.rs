@@ -2,8 +2,8 @@
 //! start-up and checked once by [`Registry::validate`], which opens the pools and
 //! returns a [`ValidatedRegistry`]. Engines are made from that, cheaply, per task.
 
+#[cfg(feature = "mysql")]
 mod dsn;
-pub(crate) use dsn::DEFAULT_LIMIT_CONNECTIONS;
 mod yaml;
 
 use rustc_hash::FxHashMap;
@@ -16,16 +16,21 @@ pub use crate::schema::enums::{EnumDefinition, OrmEnum};
 use crate::cache::LocalCache;
 use crate::hooks::{self, BoxFuture, HookEvent, HookTarget, Hooks};
 use crate::schema::{EntityDefinition, TableSchema};
-use crate::sql::pool::{MySqlPool, PgPool, SqlPool, SqlTimeouts, SqlitePool};
+use crate::sql::pool::{SqlPool, SqlTimeouts};
 use crate::{Engine, Entity, Error, Result};
 
 /// The pool name used when none is given.
 pub const DEFAULT_POOL: &str = "default";
 
 /// Connections per SQLite file pool.
+#[cfg(feature = "sqlite")]
 const SQLITE_CONNECTIONS: usize = 4;
 
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(all(feature = "mysql", feature = "postgres", feature = "sqlite")),
+    allow(dead_code)
+)]
 enum RelationalConfig {
     MySql {
         dsn: String,
@@ -37,6 +42,18 @@ enum RelationalConfig {
     Postgres {
         url: String,
     },
+}
+
+impl RelationalConfig {
+    /// The server kind of the pool.
+    #[allow(dead_code)] // Only read when a driver is compiled out.
+    fn kind(&self) -> crate::DialectKind {
+        match self {
+            RelationalConfig::MySql { .. } => crate::DialectKind::MySql,
+            RelationalConfig::Sqlite { .. } => crate::DialectKind::Sqlite,
+            RelationalConfig::Postgres { .. } => crate::DialectKind::Postgres,
+        }
+    }
 }
 
 /// Collects pools, entities and enums. Build it with the `register_*` methods or
@@ -55,6 +72,7 @@ pub struct Registry {
     enums: Vec<EnumDefinition>,
     default_encoding: String,
     hooks: Hooks,
+    instrumentation: crate::instrument::HookSlot,
 }
 
 impl Default for Registry {
@@ -70,6 +88,7 @@ impl Default for Registry {
             enums: Vec::new(),
             default_encoding: "utf8mb4".into(),
             hooks: Hooks::default(),
+            instrumentation: Default::default(),
         }
     }
 }
@@ -248,6 +267,16 @@ impl Registry {
                 acquire,
             },
         ));
+        self
+    }
+
+    /// Registers the hook that sees every statement and every transaction step of
+    /// the relational pools (see [`Instrumentation`](crate::Instrumentation)): for
+    /// metrics, or to count statements in tests. One hook per registry; a second call
+    /// replaces the first. Without one, instrumentation costs one `Option` check per
+    /// statement.
+    pub fn set_instrumentation(&mut self, hook: Arc<dyn crate::Instrumentation>) -> &mut Self {
+        self.instrumentation = crate::instrument::HookSlot(Some(hook));
         self
     }
 
@@ -441,20 +470,42 @@ impl Registry {
                 .rev()
                 .find(|(p, _)| p == name)
                 .map_or_else(SqlTimeouts::default, |(_, t)| *t);
+            let hook = self.instrumentation.0.clone();
             let pool = match config {
+                #[cfg(feature = "mysql")]
                 RelationalConfig::MySql { dsn, encoding } => {
                     let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
                     Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
                     let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
-                    let pool = MySqlPool::new(name, parsed.opts, encoding, timeouts);
+                    let pool = crate::sql::mysql::MySqlPool::new(
+                        name,
+                        parsed.opts,
+                        encoding,
+                        timeouts,
+                        hook,
+                    );
                     SqlPool::MySql(Arc::new(pool))
                 }
-                RelationalConfig::Postgres { url } => {
-                    SqlPool::Postgres(Arc::new(PgPool::new(name, url, timeouts)?))
-                }
+                #[cfg(feature = "postgres")]
+                RelationalConfig::Postgres { url } => SqlPool::Postgres(Arc::new(
+                    crate::sql::postgres::PgPool::new(name, url, timeouts, hook)?,
+                )),
+                #[cfg(feature = "sqlite")]
                 RelationalConfig::Sqlite { path } => {
-                    let pool = SqlitePool::open(name, path, SQLITE_CONNECTIONS, timeouts)?;
+                    let pool = crate::sql::sqlite::SqlitePool::open(
+                        name,
+                        path,
+                        SQLITE_CONNECTIONS,
+                        timeouts,
+                        hook,
+                    )?;
                     SqlPool::Sqlite(Arc::new(pool))
+                }
+                // A driver this build leaves out (its cargo feature is off).
+                #[allow(unreachable_patterns)]
+                other => {
+                    let _ = (timeouts, hook);
+                    return Err(crate::sql::pool::driver_not_compiled(name, other.kind()));
                 }
             };
             pools.insert(name.clone(), pool);
@@ -562,6 +613,7 @@ struct Inner {
     pools: FxHashMap<String, SqlPool>,
     local_caches: HashMap<String, LocalCache>,
     redis: HashMap<String, crate::redis::RedisClient>,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     lockers: HashMap<String, crate::redis::Locker>,
     tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
@@ -638,10 +690,12 @@ impl ValidatedRegistry {
         self.inner.local_caches.get(name)
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn redis(&self, name: &str) -> Option<&crate::redis::RedisClient> {
         self.inner.redis.get(name)
     }
 
+    #[cfg(feature = "redis")]
     pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
         self.inner.lockers.get(name)
     }
@@ -656,9 +710,12 @@ impl ValidatedRegistry {
     /// Closes the connections of every MySQL pool. Use at shutdown.
     pub async fn close(&self) {
         for pool in self.inner.pools.values() {
+            #[cfg(feature = "mysql")]
+            #[allow(irrefutable_let_patterns)]
             if let SqlPool::MySql(p) = pool {
                 p.disconnect().await;
             }
+            let _ = pool;
         }
     }
 }

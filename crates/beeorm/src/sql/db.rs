@@ -8,8 +8,10 @@ use crate::Result;
 use std::sync::Arc;
 
 /// A relational pool, for plain SQL. Get it with [`Engine::db`](crate::Engine::db).
-/// Statements are traced like every other (see the crate docs). Placeholders are `?`
-/// on MySQL and SQLite.
+/// Statements are traced like every other (see the crate docs) and reported to the
+/// registry's [`Instrumentation`](crate::Instrumentation). The SQL reaches the server
+/// as written: placeholders are `?` on MySQL and SQLite and `$1`, `$2`, … on
+/// PostgreSQL (where `?` is the jsonb operator).
 ///
 /// Every call is bounded by the pool's timeouts
 /// ([`Registry::set_sql_timeouts`](crate::Registry::set_sql_timeouts)) and may be
@@ -45,12 +47,12 @@ impl Db {
 
     /// Runs one statement that returns no rows.
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.pool.execute(sql, params).await
+        self.pool.execute_raw(sql, params).await
     }
 
     /// Runs one query and returns every row as values in column order.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.pool.query(sql, params).await
+        self.pool.query_raw(sql, params).await
     }
 }
 
@@ -114,12 +116,12 @@ impl std::fmt::Debug for Transaction {
 impl Transaction {
     /// Runs one statement that returns no rows.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.conn.execute(sql, params).await
+        self.conn.execute_raw(sql, params).await
     }
 
     /// Runs one query and returns every row.
     pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.conn.query(sql, params).await
+        self.conn.query_raw(sql, params).await
     }
 
     /// Makes every change of the transaction permanent, then runs the after-hooks of

@@ -1,41 +1,46 @@
-//! The relational layer: dialects (SQL text per server), pools, values.
+//! The relational layer: one folder per driver, the pool front, the dialects.
 //!
-//! A [`Dialect`] turns the dialect-neutral schema ([`TableSchema`], [`ColumnType`]) into
-//! SQL for one server and defines how an existing table is compared with it. Each
-//! dialect has a module (`mysql`, `sqlite`; PostgreSQL slots in as `postgres`) holding
-//! its DDL, its introspection and its connection pool. Nothing outside `sql/` knows
-//! which server it talks to.
+//! Layers, from the bottom:
+//! - `mysql/`, `postgres/`, `sqlite/`: everything one server does its own way — its
+//!   connection (pool, statements, transactions, cancel safety), values, error
+//!   mapping, introspection and DDL. Each is behind its cargo feature (`mysql`,
+//!   `postgres`, `sqlite`; all on by default); their DDL and introspection compile
+//!   without it, as they only build text and read through the pool front.
+//! - [`pool`]: the pool front ([`SqlPool`](pool::SqlPool), `Conn`): dispatch,
+//!   timeouts, tracing and instrumentation of every statement.
+//! - [`DialectKind`] ([`dialect`]): what the flush and the loaders need to know about
+//!   a server to plan statements — placeholders, parameter limits, `RETURNING`, how
+//!   the first inserted ID is reported, sequences, upserts — as cheap `match`es (no
+//!   dynamic call per row). [`Dialect`] is the DDL side, used by schema sync.
+//! - [`SqlWriter`] ([`placeholders`]): SQL rendered in the dialect's own placeholder
+//!   style (`?`, or `$1`, `$2`, … on PostgreSQL) when it is generated.
 //!
-//! [`TableSchema`]: crate::schema::TableSchema
-//! [`ColumnType`]: crate::schema::ColumnType
+//! Nothing outside `sql/` knows which server it talks to beyond [`DialectKind`].
+
+#[cfg(not(any(feature = "mysql", feature = "postgres", feature = "sqlite")))]
+compile_error!(
+    "beeorm needs at least one relational driver: enable the cargo feature `mysql`, `postgres` or `sqlite`"
+);
 
 pub(crate) mod db;
+pub(crate) mod dialect;
 pub(crate) mod mysql;
+pub(crate) mod placeholders;
 pub(crate) mod pool;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
-#[cfg(test)]
+#[cfg(all(test, feature = "mysql"))]
 mod strict_tests;
 pub(crate) mod value;
 
 use std::collections::BTreeMap;
 
 pub use db::{Db, Transaction};
+pub use dialect::DialectKind;
+pub(crate) use placeholders::{compat_question_marks, SqlWriter};
 pub use pool::ExecResult;
 
 use crate::schema::{Column, ForeignKey, Index, TableSchema};
-
-/// The kind of relational server behind a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DialectKind {
-    /// MySQL or MariaDB.
-    MySql,
-    /// SQLite (embedded).
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
 
 /// SQL generation and comparison rules of one server.
 pub(crate) trait Dialect {
@@ -92,4 +97,15 @@ pub(crate) struct DbTable {
 /// Quotes a string literal the SQL-standard way (`'` doubled).
 pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Adds foreign keys read as (table, name, column, referenced table, delete rule)
+/// to a snapshot, keyed like [`Dialect::foreign_key_key`].
+pub(crate) fn add_foreign_keys(snap: &mut DbSnapshot, rows: impl Iterator<Item = [String; 5]>) {
+    for [table, name, column, ref_table, rule] in rows {
+        if let Some(t) = snap.tables.get_mut(&table) {
+            t.foreign_keys
+                .insert(name, format!("{column}|{ref_table}|{rule}"));
+        }
+    }
 }

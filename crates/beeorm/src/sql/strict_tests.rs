@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use super::pool::{MySqlPool, SqlPool};
+use super::mysql::MySqlPool;
+use super::pool::SqlPool;
 use crate::Value;
 
 #[tokio::test]
@@ -17,6 +18,7 @@ async fn a_session_made_lax_by_its_init_commands_is_still_strict() {
         opts.into(),
         "utf8mb4",
         Default::default(),
+        None,
     )));
     let mut conn = pool.conn().await.unwrap();
     let mode = conn

@@ -253,21 +253,99 @@ impl Capture {
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
+}
 
-    /// The SQL of every statement completed since the last call.
+/// Records what the instrumentation hook sees: the statements and transaction steps
+/// of the pools of one registry. Register it with [`StatementCounter::register`];
+/// unlike a tracing subscriber it is per registry, so tests using it may run in
+/// parallel.
+#[derive(Default)]
+pub struct StatementCounter {
+    statements: std::sync::Mutex<Vec<(String, u64, bool)>>,
+    transactions: std::sync::Mutex<Vec<(String, beeorm::TransactionStep, bool, bool)>>,
+}
+
+impl beeorm::Instrumentation for StatementCounter {
+    fn on_statement(&self, event: &beeorm::StatementEvent<'_>) {
+        self.statements.lock().unwrap().push((
+            event.sql.to_string(),
+            event.rows,
+            event.error.is_none(),
+        ));
+    }
+
+    fn on_transaction(&self, event: &beeorm::TransactionEvent<'_>) {
+        self.transactions.lock().unwrap().push((
+            event.pool.to_string(),
+            event.step,
+            event.dropped,
+            event.error.is_none(),
+        ));
+    }
+}
+
+impl StatementCounter {
+    /// A counter registered as `r`'s instrumentation.
+    pub fn register(r: &mut Registry) -> std::sync::Arc<StatementCounter> {
+        let counter = std::sync::Arc::new(StatementCounter::default());
+        r.set_instrumentation(counter.clone());
+        counter
+    }
+
+    /// The SQL of every statement completed successfully since the last call.
     pub fn take(&self) -> Vec<String> {
-        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
-        text.lines()
-            .filter(|l| l.contains("statement done"))
-            .filter_map(|l| {
-                l.split("sql=").nth(1).map(|s| {
-                    s.split(" db=")
-                        .next()
-                        .unwrap_or(s)
-                        .trim_end_matches(':')
-                        .to_string()
-                })
-            })
+        std::mem::take(&mut *self.statements.lock().unwrap())
+            .into_iter()
+            .filter(|(_, _, ok)| *ok)
+            .map(|(sql, _, _)| sql)
             .collect()
     }
+
+    /// Every statement since the last call: (SQL, rows, succeeded).
+    pub fn take_all(&self) -> Vec<(String, u64, bool)> {
+        std::mem::take(&mut *self.statements.lock().unwrap())
+    }
+
+    /// The transaction steps since the last call: (pool, step, dropped, ok).
+    pub fn take_transactions(&self) -> Vec<(String, beeorm::TransactionStep, bool, bool)> {
+        std::mem::take(&mut *self.transactions.lock().unwrap())
+    }
+}
+
+/// Plain SQL written with `?` placeholders and backtick identifiers, in the form
+/// `kind`'s server takes it: PostgreSQL gets `$1`, `$2`, … and double-quoted
+/// identifiers (plain SQL reaches the server verbatim). For tests that run the same
+/// statement on every dialect; `?` inside quotes is left alone.
+pub fn native(kind: Kind, sql: &str) -> String {
+    if kind != Kind::Postgres {
+        return sql.to_string();
+    }
+    let (mut out, mut n, mut quote) = (String::new(), 0, None::<char>);
+    for c in sql.chars() {
+        match (quote, c) {
+            (Some('`'), '`') => {
+                quote = None;
+                out.push('"');
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '`') => {
+                quote = Some('`');
+                out.push('"');
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
 }

@@ -1,11 +1,12 @@
-//! SQLite: column types, DDL, introspection.
+//! SQLite DDL: column types, CREATE TABLE (foreign keys included), the statements of
+//! a table rebuild.
 //!
 //! SQLite keeps the text of every `CREATE TABLE` / `CREATE INDEX` it ran (and splices
 //! `ADD COLUMN` definitions into it), so a column or index is compared by the exact text
-//! this module generates: no guessing from affinities.
+//! this module generates: no guessing from affinities (see [`super::introspect`]).
 
-use super::{quote_literal, DbTable, Dialect};
 use crate::schema::{BlobSize, Column, ColumnType, EnumValues, Index, TableSchema};
+use crate::sql::{quote_literal, Dialect};
 
 /// How a table rebuild script starts: foreign keys off (a no-op inside a transaction,
 /// so before `BEGIN`), then the transaction.
@@ -166,87 +167,6 @@ impl SqliteDialect {
     }
 }
 
-/// Splits the body of a stored `CREATE TABLE` into column definitions
-/// (name, definition text), skipping table constraints.
-pub(crate) fn parse_create_table(sql: &str) -> Vec<(String, String)> {
-    let (Some(start), Some(end)) = (sql.find('('), sql.rfind(')')) else {
-        return Vec::new();
-    };
-    let body = &sql[start + 1..end];
-    let mut parts = Vec::new();
-    let (mut depth, mut quote, mut from) = (0i32, None::<char>, 0usize);
-    for (i, ch) in body.char_indices() {
-        match (quote, ch) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"' | '`') => quote = Some(ch),
-            (None, '(') => depth += 1,
-            (None, ')') => depth -= 1,
-            (None, ',') if depth == 0 => {
-                parts.push(body[from..i].trim().to_string());
-                from = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(body[from..].trim().to_string());
-    parts
-        .into_iter()
-        .filter_map(|def| {
-            let name = if let Some(rest) = def.strip_prefix('"') {
-                // A doubled quote inside the name stands for one quote.
-                let mut name = String::new();
-                let mut chars = rest.chars().peekable();
-                while let Some(c) = chars.next() {
-                    if c == '"' {
-                        if chars.peek() == Some(&'"') {
-                            chars.next();
-                            name.push('"');
-                        } else {
-                            break;
-                        }
-                    } else {
-                        name.push(c);
-                    }
-                }
-                name
-            } else {
-                let word = def.split_whitespace().next()?.to_string();
-                let upper = word.to_ascii_uppercase();
-                if ["PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"].contains(&upper.as_str())
-                {
-                    return None;
-                }
-                word.trim_matches(|c| c == '`' || c == '[' || c == ']')
-                    .to_string()
-            };
-            Some((name, def))
-        })
-        .collect()
-}
-
-/// A table from its stored CREATE TABLE text.
-pub(crate) fn table_from_sql(sql: &str) -> DbTable {
-    DbTable {
-        columns: parse_create_table(sql),
-        foreign_keys: foreign_keys_from_sql(sql),
-        ..Default::default()
-    }
-}
-
-/// The `CONSTRAINT "name" FOREIGN KEY …` lines of a CREATE TABLE text written by
-/// [`SqliteDialect::create_table_named`]: name → the clause.
-fn foreign_keys_from_sql(sql: &str) -> std::collections::BTreeMap<String, String> {
-    sql.split(",\n")
-        .map(|part| part.trim().trim_end_matches(')').trim_end())
-        .filter(|part| part.starts_with("CONSTRAINT \"") && part.contains(" FOREIGN KEY "))
-        .filter_map(|part| {
-            let name = part.strip_prefix("CONSTRAINT \"")?.split('"').next()?;
-            Some((name.to_string(), part.to_string()))
-        })
-        .collect()
-}
-
 impl SqliteDialect {
     /// The expression that copies a column into a rebuilt table; NULLs become the
     /// default when the column turned NOT NULL.
@@ -257,20 +177,5 @@ impl SqliteDialect {
         } else {
             format!("COALESCE({name}, {})", default_literal(&col.ty))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_table_text_splits_into_columns() {
-        let cols = parse_create_table(
-            "CREATE TABLE \"t\" (\n  \"id\" INTEGER PRIMARY KEY AUTOINCREMENT,\n  \"a,b\" TEXT CHECK (\"a,b\" IN ('x,y','z')), \"q\"\"\" INT, PRIMARY KEY (\"id\"))",
-        );
-        let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["id", "a,b", "q\""]);
-        assert_eq!(cols[1].1, "\"a,b\" TEXT CHECK (\"a,b\" IN ('x,y','z'))");
     }
 }

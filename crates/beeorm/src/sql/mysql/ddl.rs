@@ -1,9 +1,9 @@
-//! MySQL / MariaDB: column types, DDL, introspection, pool.
+//! MySQL / MariaDB DDL: column types, CREATE TABLE, and the comparable form of a
+//! column or index ([`Dialect`]) that schema sync compares with what introspection
+//! reads back.
 
-use std::collections::BTreeMap;
-
-use super::{quote_literal, DbSnapshot, DbTable, Dialect};
 use crate::schema::{BlobSize, Column, ColumnType, EnumValues, Index, TableSchema};
+use crate::sql::{quote_literal, Dialect};
 
 /// DDL rules for MySQL and MariaDB.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ fn default_value(col: &Column) -> Option<String> {
 }
 
 /// Canonical form of a default read from `information_schema`.
-fn normalize_default(raw: Option<&str>, numeric: bool) -> Option<String> {
+pub(super) fn normalize_default(raw: Option<&str>, numeric: bool) -> Option<String> {
     let raw = raw?;
     if raw == "NULL" {
         return None;
@@ -155,7 +155,7 @@ pub(crate) fn normalize_type(raw: &str) -> String {
     t
 }
 
-fn key(ty: &str, nullable: bool, default: Option<&str>, auto_increment: bool) -> String {
+pub(super) fn key(ty: &str, nullable: bool, default: Option<&str>, auto_increment: bool) -> String {
     format!(
         "{ty}|{}|{}{}",
         if nullable { "null" } else { "not null" },
@@ -250,63 +250,6 @@ impl MySqlDialect {
             cols.join(",")
         )
     }
-}
-
-/// Builds a snapshot from the rows of the three introspection queries.
-pub(crate) fn snapshot_from_rows(
-    tables: Vec<(String, Option<String>)>,
-    columns: Vec<(String, String, String, bool, Option<String>, String)>,
-    indexes: Vec<(String, String, bool, String)>,
-) -> DbSnapshot {
-    let mut snap = DbSnapshot::default();
-    for (name, collation) in tables {
-        let charset = collation.map(|c| c.split('_').next().unwrap_or_default().to_string());
-        snap.tables.insert(
-            name,
-            DbTable {
-                charset,
-                ..Default::default()
-            },
-        );
-    }
-    for (table, name, ty, nullable, default, extra) in columns {
-        if let Some(t) = snap.tables.get_mut(&table) {
-            let ty = normalize_type(&ty);
-            let numeric = ty.contains("int")
-                || ty.starts_with("float")
-                || ty.starts_with("double")
-                || ty.starts_with("decimal")
-                || ty.starts_with("year");
-            let default = normalize_default(default.as_deref(), numeric);
-            let auto = extra.to_ascii_lowercase().contains("auto_increment");
-            t.columns
-                .push((name, key(&ty, nullable, default.as_deref(), auto)));
-        }
-    }
-    let mut grouped: BTreeMap<(String, String), (bool, Vec<String>)> = BTreeMap::new();
-    for (table, index, non_unique, column) in indexes {
-        if index == "PRIMARY" {
-            continue;
-        }
-        grouped
-            .entry((table, index))
-            .or_insert_with(|| (!non_unique, Vec::new()))
-            .1
-            .push(column);
-    }
-    for ((table, index), (unique, cols)) in grouped {
-        if let Some(t) = snap.tables.get_mut(&table) {
-            t.indexes.insert(
-                index,
-                format!(
-                    "{}({})",
-                    if unique { "unique" } else { "index" },
-                    cols.join(",")
-                ),
-            );
-        }
-    }
-    snap
 }
 
 #[cfg(test)]

@@ -1,0 +1,44 @@
+//! Cargo features: a pool for a driver this build leaves out is a typed
+//! configuration error at `validate()` (never a panic, never a silently missing
+//! pool). With every feature on (the default) every registration below validates;
+//! `scripts/test` also runs this file in a SQLite-only build, where the others fail.
+#![allow(clippy::unwrap_used)]
+
+use beeorm::{Error, Registry};
+
+/// Validates a registry holding one pool, and checks the outcome: `Ok` when the
+/// driver `feature` is compiled in, else a configuration error naming the feature.
+async fn check(feature: &str, compiled: bool, register: impl FnOnce(&mut Registry)) {
+    let mut r = Registry::new();
+    register(&mut r);
+    match (compiled, r.validate().await) {
+        (true, Ok(v)) => v.close().await,
+        (false, Err(Error::Config(message))) => assert!(
+            message.contains(&format!("cargo feature `{feature}`")),
+            "{message}"
+        ),
+        (compiled, other) => panic!("{feature} (compiled: {compiled}): {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pool_of_a_driver_left_out_is_a_config_error() {
+    // Validation opens no MySQL or PostgreSQL connection: these need no server.
+    check("mysql", cfg!(feature = "mysql"), |r| {
+        r.register_mysql_pool("default", "mysql://root@127.0.0.1:3306/test");
+    })
+    .await;
+    check("postgres", cfg!(feature = "postgres"), |r| {
+        r.register_postgres_pool("default", "postgres://postgres@127.0.0.1:5432/test");
+    })
+    .await;
+    check("sqlite", cfg!(feature = "sqlite"), |r| {
+        r.register_sqlite_pool("default", ":memory:");
+    })
+    .await;
+    check("redis", cfg!(feature = "redis"), |r| {
+        r.register_sqlite_pool("default", ":memory:")
+            .register_redis_pool("cache", "127.0.0.1:6379", 0);
+    })
+    .await;
+}
