@@ -178,7 +178,7 @@ impl<'a> Flusher<'a> {
         nested: Option<ChangeSet>,
         committed: &mut Committed,
     ) -> Result<()> {
-        let registry = self.engine.registry().clone();
+        let registry = self.engine.registry();
         let observers = registry.hooks().observers();
         let changes = if observers.is_empty() {
             None
@@ -240,7 +240,7 @@ impl<'a> Flusher<'a> {
         changes: Option<ChangeSet>,
         after: Vec<(usize, HookEvent)>,
     ) -> Result<()> {
-        let registry = self.engine.registry().clone();
+        let registry = self.engine.registry();
         match external {
             Some(tx) => {
                 if !after.is_empty() {
@@ -256,7 +256,7 @@ impl<'a> Flusher<'a> {
             }
             None => {
                 let hooks = self.live_hooks(after);
-                after_commit(&registry, changes.as_ref(), hooks).await
+                after_commit(registry, changes.as_ref(), hooks).await
             }
         }
     }

@@ -150,20 +150,23 @@ pub(super) fn pg_upsert_lookups(
         .collect()
 }
 
-/// After rows with explicit IDs were inserted: the statement that moves the table's
-/// ID sequence past them (PostgreSQL; explicit IDs do not move an identity
-/// sequence), or `None` where the server does that itself.
-pub(super) fn sequence_after_explicit_ids(pool: &SqlPool, schema: &TableSchema) -> Option<String> {
-    if pool.kind() != DialectKind::Postgres {
-        return None;
-    }
+/// Whether rows inserted with explicit IDs leave the table's ID sequence behind
+/// (PostgreSQL: explicit IDs do not move an identity sequence), so that
+/// [`sequence_after_explicit_ids`] must follow them.
+pub(super) fn explicit_ids_move_sequence(kind: DialectKind) -> bool {
+    kind == DialectKind::Postgres
+}
+
+/// The statement that moves the table's ID sequence past its largest ID (see
+/// [`explicit_ids_move_sequence`]).
+pub(super) fn sequence_after_explicit_ids(pool: &SqlPool, schema: &TableSchema) -> String {
     let t = schema.templates(|s| pool.quote(s));
-    Some(format!(
+    format!(
         "SELECT setval(pg_get_serial_sequence('{}', 'id'), (SELECT MAX({}) FROM {}))",
         t.table.replace('\'', "''"),
         t.columns[0],
         t.table
-    ))
+    )
 }
 
 /// The ID of the first of `n` rows one INSERT numbered `step` apart, from the insert

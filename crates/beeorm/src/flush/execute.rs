@@ -420,8 +420,9 @@ impl<'a> Flusher<'a> {
                             });
                         }
                     } else {
-                        let schema = self.schema_of(st.items[0])?;
-                        if let Some(sql) = dialect::sequence_after_explicit_ids(pool, schema) {
+                        if dialect::explicit_ids_move_sequence(kind) {
+                            let schema = self.schema_of(st.items[0])?;
+                            let sql = dialect::sequence_after_explicit_ids(pool, schema);
                             conn.query(&sql, vec![]).await?;
                         }
                         effects.extend(st.items.iter().map(|&item| Effect::Saved { item }));
