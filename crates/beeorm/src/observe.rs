@@ -24,44 +24,7 @@
 //! `after_commit` sees exactly the pools that committed, even when a later pool failed
 //! (see [`Flusher::flush`](crate::Flusher::flush)).
 //!
-//! ```
-//! use std::sync::Arc;
-//! use beeorm::hooks::BoxFuture;
-//! use beeorm::prelude::*;
-//! use beeorm::{ChangeKind, ChangeSet, Observer, ObserverTx};
-//!
-//! /// Writes one `change_log` row per changed entity, in the flush's transaction.
-//! struct ChangeLog;
-//!
-//! impl Observer for ChangeLog {
-//!     fn in_transaction<'a>(
-//!         &'a self,
-//!         changes: &'a ChangeSet,
-//!         tx: &'a mut ObserverTx<'_>,
-//!     ) -> BoxFuture<'a, beeorm::Result<()>> {
-//!         Box::pin(async move {
-//!             for change in changes {
-//!                 let what = match &change.kind {
-//!                     ChangeKind::Inserted { .. } => "insert",
-//!                     ChangeKind::Updated { .. } => "update",
-//!                     ChangeKind::Deleted { .. } => "delete",
-//!                     ChangeKind::Upserted { .. } => "upsert",
-//!                     _ => "other",
-//!                 };
-//!                 tx.execute(
-//!                     "INSERT INTO change_log (tbl, row_id, what) VALUES (?, ?, ?)",
-//!                     vec![change.table.clone().into(), change.id.into(), what.into()],
-//!                 )
-//!                 .await?;
-//!             }
-//!             Ok(())
-//!         })
-//!     }
-//! }
-//!
-//! let mut registry = Registry::new();
-//! registry.register_observer(Arc::new(ChangeLog));
-//! ```
+//! See [`Observer`] for an example.
 
 use std::any::TypeId;
 
@@ -200,9 +163,61 @@ impl ColumnChange {
     }
 }
 
-/// Sees every committed unit of work (see the [module docs](self)). Register one with
-/// [`Registry::register_observer`](crate::Registry::register_observer); both calls
-/// have a default that does nothing, so implement only what you need.
+/// Sees every committed unit of work, once it is known which rows changed and how
+/// ([`ChangeSet`]). Register one with
+/// [`Registry::register_observer`](crate::Registry::register_observer); it is called
+///
+/// * inside the transaction, before COMMIT ([`Observer::in_transaction`]), with a
+///   handle on the same connection: what it writes (a change-log row) commits with
+///   the rows, and an error rolls the whole unit back;
+/// * after the COMMIT ([`Observer::after_commit`]); never for a transaction that was
+///   rolled back, dropped, or whose COMMIT failed.
+///
+/// Both calls have a default that does nothing: implement only what you need. A
+/// flush over several pools calls `in_transaction` once per pool (with that pool's
+/// changes) and `after_commit` once with exactly what committed (see
+/// [`Flusher::flush`](crate::Flusher::flush)); a [`Transaction`](crate::Transaction)
+/// calls `in_transaction` on each [`Flusher::flush_in`](crate::Flusher::flush_in)
+/// and `after_commit` once, from [`Transaction::commit`](crate::Transaction::commit).
+///
+/// ```
+/// use std::sync::Arc;
+/// use beeorm::hooks::BoxFuture;
+/// use beeorm::prelude::*;
+/// use beeorm::{ChangeKind, ChangeSet, Observer, ObserverTx};
+///
+/// /// Writes one `change_log` row per changed entity, in the flush's transaction.
+/// struct ChangeLog;
+///
+/// impl Observer for ChangeLog {
+///     fn in_transaction<'a>(
+///         &'a self,
+///         changes: &'a ChangeSet,
+///         tx: &'a mut ObserverTx<'_>,
+///     ) -> BoxFuture<'a, beeorm::Result<()>> {
+///         Box::pin(async move {
+///             for change in changes {
+///                 let what = match &change.kind {
+///                     ChangeKind::Inserted { .. } => "insert",
+///                     ChangeKind::Updated { .. } => "update",
+///                     ChangeKind::Deleted { .. } => "delete",
+///                     ChangeKind::Upserted { .. } => "upsert",
+///                     _ => "other",
+///                 };
+///                 tx.execute(
+///                     "INSERT INTO change_log (tbl, row_id, what) VALUES (?, ?, ?)",
+///                     vec![change.table.clone().into(), change.id.into(), what.into()],
+///                 )
+///                 .await?;
+///             }
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// let mut registry = Registry::new();
+/// registry.register_observer(Arc::new(ChangeLog));
+/// ```
 pub trait Observer: Send + Sync + 'static {
     /// Inside the transaction, after every statement of one pool's unit of work and
     /// before its COMMIT: SQL run through `tx` commits (or rolls back) with the rows.
