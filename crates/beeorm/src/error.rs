@@ -250,6 +250,22 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A flush over several relational pools failed in pool `failed` after the pools
+    /// in `committed` had committed (pools are written one after another, each in its
+    /// own transaction; see [`Flusher::flush`](crate::Flusher::flush)). The entities
+    /// of the committed pools hold their new state, the others are as before:
+    /// [`Error::rows_written`] is `true`, so flush the same entities again rather
+    /// than repeating the whole write.
+    #[error("the flush failed on pool `{failed}` after pool(s) {} committed: {source}", committed.join(", "))]
+    PartlyCommitted {
+        /// The pools whose rows are committed, in commit order.
+        committed: Vec<String>,
+        /// The pool that failed (nothing of it was written).
+        failed: String,
+        /// Why it failed.
+        source: Box<Error>,
+    },
+
     /// `flush_with_lock`: the lock was held by someone else for the whole wait.
     #[error("lock `{name}` was not obtained within {wait:?}")]
     LockNotObtained {
@@ -295,10 +311,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the write this error comes from reached the database and was committed
-    /// (only a step after the commit failed): retrying it would write the rows again.
+    /// Whether the write this error comes from reached the database and was committed,
+    /// in whole (only a step after the commit failed) or in part (a later pool of a
+    /// multi-pool flush failed): retrying the whole write would write rows again.
     pub fn rows_written(&self) -> bool {
-        matches!(self, Error::WrittenButUnlockFailed { .. })
+        matches!(
+            self,
+            Error::WrittenButUnlockFailed { .. } | Error::PartlyCommitted { .. }
+        )
     }
 
     pub(crate) fn config(msg: impl Into<String>) -> Self {

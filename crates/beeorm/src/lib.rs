@@ -10,6 +10,7 @@ mod flush;
 pub mod hooks;
 mod instrument;
 mod load;
+mod observe;
 pub mod query;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -32,6 +33,7 @@ pub use error::{Error, Result};
 pub use flush::Flusher;
 pub use instrument::{Instrumentation, StatementEvent, TransactionEvent, TransactionStep};
 pub use load::Preload;
+pub use observe::{Change, ChangeKind, ChangeSet, ColumnChange, Observer, ObserverTx};
 pub use query::{Driver, Pager, QueryBuilder, Where};
 pub use reference::Ref;
 pub use registry::{Registry, ValidatedRegistry, DEFAULT_POOL};

@@ -224,9 +224,11 @@ impl<E: Entity> Tracked<E> {
         self.view().1
     }
 
-    /// True while the row is not in the database (never flushed, or deleted). An
-    /// entity inserted by [`Flusher::flush_in`](crate::Flusher::flush_in) is new again
-    /// once that transaction is rolled back or dropped.
+    /// True while the row is not in the database (never flushed, or deleted for real).
+    /// A fake delete keeps the row (flagged): the entity is not new afterwards and its
+    /// `fake_delete` field reads `true`, as a load of the row would. An entity
+    /// inserted by [`Flusher::flush_in`](crate::Flusher::flush_in) is new again once
+    /// that transaction is rolled back or dropped.
     pub fn is_new(&self) -> bool {
         !self.view().0
     }
@@ -265,7 +267,8 @@ impl<E: Entity> Tracked<E> {
         self.upsert = None;
     }
 
-    /// Records that the row is gone.
+    /// Records that the row is gone (a real DELETE; a fake delete is a save of the
+    /// flag, see `Flushable::fake_deleted`).
     pub(crate) fn mark_deleted(&mut self) {
         self.stored = false;
         self.snapshot = None;
@@ -286,7 +289,8 @@ impl<E: Entity> Tracked<E> {
     }
 
     /// Marks the row for deletion by the next flush (a fake delete when the entity
-    /// has `fake_delete: bool`).
+    /// has `fake_delete: bool`: the row stays, flagged, and the entity's field reads
+    /// `true` once the flush committed).
     pub fn mark_to_delete(&mut self) {
         self.settle();
         self.delete = Some(DeleteMode::Delete);
@@ -311,7 +315,9 @@ impl<E: Entity> Tracked<E> {
     /// All three dialects behave alike; should the values clash with two different
     /// rows, one of them is taken (on PostgreSQL: by the ID first, then by the unique
     /// indexes in name order). Text in the list is normalised like the entity's when
-    /// the Persian normaliser is on.
+    /// the Persian normaliser is on. The names are column names, checked against the
+    /// entity's columns when the flush is planned: an unknown one (or `id`) fails it
+    /// with [`Error::InvalidArgument`] before anything is sent.
     pub fn on_duplicate_key_update<N: Into<String>, V: Into<Value>>(
         &mut self,
         set: impl IntoIterator<Item = (N, V)>,

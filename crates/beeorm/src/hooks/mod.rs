@@ -7,7 +7,8 @@
 //! write, in this order: the entity's own hooks (`#[orm(hooks)]` + [`EntityHooks`]),
 //! then registered hooks in registration order. A before-hook may change the entity
 //! (the change is written and counts as dirty) or veto the whole flush by returning an
-//! error, in which case nothing is written.
+//! error, in which case nothing is written. After-hooks run in the write path's one
+//! after-commit step (`flush/commit.rs`), just before the [`crate::Observer`]s.
 //!
 //! ```
 //! use beeorm::hooks::HookEvent;
@@ -172,10 +173,14 @@ struct Registered {
     run: HookFn,
 }
 
-/// Every registered hook, in registration order, and the parameter normaliser.
+/// Every registered hook, in registration order, the observers of committed writes
+/// ([`crate::Observer`]) and the parameter normaliser: everything the write path calls
+/// out to, kept in the validated registry.
 #[derive(Default, Clone)]
 pub(crate) struct Hooks {
     list: Vec<Arc<Registered>>,
+    /// In registration order.
+    observers: Vec<Arc<dyn crate::Observer>>,
     /// Normalise Persian text in query parameters too (I2).
     pub(crate) persian_params: bool,
 }
@@ -184,6 +189,7 @@ impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("registered", &self.list.len())
+            .field("observers", &self.observers.len())
             .field("persian_params", &self.persian_params)
             .finish()
     }
@@ -200,6 +206,21 @@ impl Hooks {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    pub(crate) fn add_observer(&mut self, observer: Arc<dyn crate::Observer>) {
+        self.observers.push(observer);
+    }
+
+    /// The registered observers, in registration order.
+    pub(crate) fn observers(&self) -> &[Arc<dyn crate::Observer>] {
+        &self.observers
+    }
+
+    /// Whether an observer writes inside the transaction (so every unit of work
+    /// needs one).
+    pub(crate) fn observers_need_transaction(&self) -> bool {
+        self.observers.iter().any(|o| o.needs_transaction())
     }
 
     /// Runs the registered hooks for `event` on one entity, in order; the first error stops.

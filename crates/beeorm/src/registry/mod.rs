@@ -287,6 +287,13 @@ impl Registry {
         self
     }
 
+    /// Registers an observer of every committed write (see [`crate::Observer`]):
+    /// called with the change set inside each transaction and after each COMMIT.
+    pub fn register_observer(&mut self, observer: Arc<dyn crate::Observer>) -> &mut Self {
+        self.hooks.add_observer(observer);
+        self
+    }
+
     /// Registers a hook for entity type `E` on `events` (see [`crate::hooks`]). The hook
     /// may change the entity, or return an error to refuse the write.
     pub fn register_hook<E: Entity>(

@@ -3,7 +3,7 @@
 use super::pool::{Conn, ExecResult, SqlPool};
 use super::value::Value;
 use super::DialectKind;
-use crate::flush::TxOutcome;
+use crate::flush::{TxOutcome, TxPending};
 use crate::Result;
 use std::sync::Arc;
 
@@ -66,7 +66,7 @@ impl Db {
         Ok(Transaction {
             conn: self.pool.begin().await?,
             outcome: Outcome::default(),
-            after_commit: Vec::new(),
+            pending: TxPending::default(),
         })
     }
 }
@@ -83,18 +83,16 @@ impl Db {
 /// Entities flushed in it with `flush_in` follow its outcome: their new IDs and saved
 /// state hold once [`commit`](Transaction::commit) succeeded; after a rollback, a
 /// failed commit or a drop they are as they were before the flush (a new entity is
-/// new again, so flushing it again writes it). Their after-hooks run after the
-/// COMMIT, never for a transaction that did not commit.
+/// new again, so flushing it again writes it). Their after-hooks and the observers'
+/// after-commit calls ([`Observer`](crate::Observer)) run after the COMMIT, once, with
+/// everything flushed in the transaction; never for a transaction that did not commit.
 pub struct Transaction {
     pub(crate) conn: Conn,
     pub(crate) outcome: Outcome,
-    /// What runs once the COMMIT succeeded (the after-hooks of `flush_in`), in order.
-    pub(crate) after_commit: Vec<AfterCommit>,
+    /// What runs once the COMMIT succeeded (the write path's after-commit step for
+    /// what `flush_in` wrote).
+    pub(crate) pending: TxPending,
 }
-
-/// Work that runs after a transaction committed.
-pub(crate) type AfterCommit =
-    Box<dyn FnOnce() -> crate::hooks::BoxFuture<'static, Result<()>> + Send>;
 
 /// The outcome shared with the entities flushed in a transaction; a transaction
 /// dropped (or whose commit failed) before it committed counts as rolled back.
@@ -125,10 +123,10 @@ impl Transaction {
     }
 
     /// Makes every change of the transaction permanent, then runs the after-hooks of
-    /// the entities flushed in it. An after-hook's error is returned (the first one;
-    /// the others still run) but the rows are committed:
-    /// [`Error::rows_written`](crate::Error::rows_written) does not apply to hooks,
-    /// so do not retry the transaction on it.
+    /// the entities flushed in it and the observers' after-commit calls. An error of
+    /// theirs is returned (the first one; the others still run) but the rows are
+    /// committed: [`Error::rows_written`](crate::Error::rows_written) does not apply
+    /// to hooks, so do not retry the transaction on it.
     ///
     /// If this future is dropped during the COMMIT, the outcome is unknown: the
     /// connection is closed and the entities go back to their state before the flush.
@@ -136,20 +134,12 @@ impl Transaction {
         let Transaction {
             conn,
             outcome,
-            after_commit,
+            pending,
         } = self;
         // On failure `outcome` is dropped: rolled back.
         conn.commit().await?;
         outcome.0.committed();
-        let mut first = Ok(());
-        for hook in after_commit {
-            if let Err(e) = hook().await {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
+        pending.run().await
     }
 
     /// Undoes every change of the transaction.
