@@ -6,6 +6,7 @@ mod cache;
 mod engine;
 mod entity;
 mod error;
+mod executor;
 mod flush;
 pub mod hooks;
 mod load;
@@ -24,7 +25,7 @@ pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};
 pub use error::{Error, Result};
 pub use flush::Flusher;
-pub use load::Preload;
+pub use load::{Preload, Reader};
 pub use query::{Driver, Pager, QueryBuilder, Where};
 pub use reference::Ref;
 pub use registry::{Registry, ValidatedRegistry, DEFAULT_POOL};
@@ -50,7 +51,7 @@ pub mod prelude {
     pub use crate::redis::{Limit, Lock, Locker, RedisClient};
     pub use crate::schema::{Alter, TableSchema};
     pub use crate::{
-        Db, Embedded, Engine, Entity, Error, Flusher, LocalCache, OrmEnum, Pager, Preload, Ref,
-        Registry, Result, Tracked, Transaction, ValidatedRegistry, Value, Where,
+        Db, Embedded, Engine, Entity, Error, Flusher, LocalCache, OrmEnum, Pager, Preload, Reader,
+        Ref, Registry, Result, Tracked, Transaction, ValidatedRegistry, Value, Where,
     };
 }

@@ -63,6 +63,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
             conn: self.pool.begin().await?,
+            pool: self.pool.clone(),
             outcome: Outcome::default(),
             after_commit: Vec::new(),
         })
@@ -85,6 +86,8 @@ impl Db {
 /// COMMIT, never for a transaction that did not commit.
 pub struct Transaction {
     pub(crate) conn: Conn,
+    /// The pool the connection came from (reads through the transaction check it).
+    pool: SqlPool,
     pub(crate) outcome: Outcome,
     /// What runs once the COMMIT succeeded (the after-hooks of `flush_in`), in order.
     pub(crate) after_commit: Vec<AfterCommit>,
@@ -112,6 +115,17 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
+    /// The name of the pool the transaction runs on.
+    pub fn pool_name(&self) -> &str {
+        self.pool.name()
+    }
+
+    /// The pool the transaction runs on (its dialect renders the SQL of reads through
+    /// it, see [`Reader::using`](crate::Reader::using)).
+    pub(crate) fn pool(&self) -> &SqlPool {
+        &self.pool
+    }
+
     /// Runs one statement that returns no rows.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
         self.conn.execute(sql, params).await
@@ -135,6 +149,7 @@ impl Transaction {
             conn,
             outcome,
             after_commit,
+            ..
         } = self;
         // On failure `outcome` is dropped: rolled back.
         conn.commit().await?;
