@@ -55,7 +55,12 @@ impl PathTree {
     }
 
     /// Checks every step against the reference fields of the schemas.
-    pub(super) fn validate(&self, engine: &Engine, schema: &TableSchema, prefix: &str) -> Result<()> {
+    pub(super) fn validate(
+        &self,
+        engine: &Engine,
+        schema: &TableSchema,
+        prefix: &str,
+    ) -> Result<()> {
         for (step, sub) in &self.0 {
             let path = if prefix.is_empty() {
                 step.clone()

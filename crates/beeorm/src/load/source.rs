@@ -165,14 +165,24 @@ pub(crate) fn decode_alive<E: Entity>(
     fake_delete: Option<usize>,
 ) -> Result<Option<E>> {
     if let Some(i) = fake_delete {
-        if row
-            .get(i)
-            .is_some_and(crate::schema::fake_delete::is_deleted)
-        {
+        if row.get(i).is_some_and(deleted_cell) {
             return Ok(None);
         }
     }
     super::decode(row).map(Some)
+}
+
+/// Whether a fake-delete cell read back marks its row deleted: what the field's
+/// codec reads as `true` (PostgreSQL gives a `numeric(20,0)` flag of a `u64` key as
+/// a decimal).
+fn deleted_cell(v: &Value) -> bool {
+    use crate::schema::{Codec, FakeDeleteCodec};
+    match v {
+        Value::Bool(_) | Value::I64(_) | Value::U64(_) => crate::schema::fake_delete::is_deleted(v),
+        Value::Decimal(d) => !d.is_zero(),
+        // Not sent by any driver for this column today; the codec decides.
+        other => FakeDeleteCodec::decode(other.clone()).unwrap_or(false),
+    }
 }
 
 /// The relational database: one query per 10,000 IDs (under every server's
@@ -195,9 +205,12 @@ impl RowSource for Database {
         if let [id] = want {
             let rows = ask
                 .exec
-                .query_map(ask.pool, &t.select_by_id, vec![Value::U64(*id)], move |row| {
-                    decode_alive::<E>(row, fake_delete)
-                })
+                .query_map(
+                    ask.pool,
+                    &t.select_by_id,
+                    vec![Value::U64(*id)],
+                    move |row| decode_alive::<E>(row, fake_delete),
+                )
                 .await?;
             for e in rows.into_iter().flatten() {
                 found.put(e);
