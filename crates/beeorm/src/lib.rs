@@ -2,6 +2,10 @@
 #![doc = include_str!("../docs/overview.md")]
 #![doc = include_str!("../docs/types.md")]
 
+// The derives' `::beeorm::…` paths, for the crate's own unit tests.
+#[cfg(test)]
+extern crate self as beeorm;
+
 mod cache;
 mod engine;
 mod entity;

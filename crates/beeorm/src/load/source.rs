@@ -243,3 +243,91 @@ impl RowSource for Database {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The chain without a server: sources that hold fixed IDs, on a SQLite pool in
+    //! memory that no statement reaches.
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::{Engine, Registry};
+
+    #[derive(crate::Entity, Debug, PartialEq)]
+    struct Row {
+        id: u64,
+    }
+
+    /// Holds `ids`; records what it was asked.
+    struct Holds(&'static [u64], Mutex<Vec<Vec<u64>>>);
+
+    impl Holds {
+        fn new(ids: &'static [u64]) -> Self {
+            Holds(ids, Mutex::new(Vec::new()))
+        }
+        fn asked(&self) -> Vec<Vec<u64>> {
+            self.1.lock().unwrap().clone()
+        }
+    }
+
+    impl RowSource for Holds {
+        async fn fill<E: Entity, F: Found<E>>(
+            &self,
+            _: &Ask<'_, '_>,
+            want: &[u64],
+            found: &mut F,
+        ) -> Result<()> {
+            self.1.lock().unwrap().push(want.to_vec());
+            for &id in want.iter().filter(|id| self.0.contains(id)) {
+                let mut e = E::from_values(&mut vec![Value::U64(id)].drain(..)).unwrap();
+                e.set_id(id).unwrap();
+                found.put(e);
+            }
+            Ok(())
+        }
+    }
+
+    async fn engine() -> Engine {
+        let mut r = Registry::new();
+        r.register_sqlite_pool("default", ":memory:")
+            .register_entity::<Row>();
+        r.validate().await.unwrap().create_engine()
+    }
+
+    #[tokio::test]
+    async fn each_source_gets_what_the_ones_before_did_not_hold() {
+        let engine = engine().await;
+        let schema = engine.registry().table_schema::<Row>().unwrap();
+        let pool = engine.sql_pool("default").unwrap();
+        let exec = Executor::Pool;
+        let ask = Ask {
+            schema,
+            pool: &pool,
+            exec: &exec,
+            include_deleted: false,
+        };
+        let chain = Then(Holds::new(&[1, 3]), Then(Holds::new(&[2]), Holds::new(&[])));
+
+        let mut rows = Rows::<Row>::with_capacity(4);
+        chain.fill(&ask, &[4, 3, 2, 1], &mut rows).await.unwrap();
+        assert_eq!(chain.0.asked(), [vec![4, 3, 2, 1]]);
+        assert_eq!(chain.1 .0.asked(), [vec![4, 2]]);
+        assert_eq!(chain.1 .1.asked(), [vec![4]]);
+        let (found, missing) = rows.into_ordered(&[4, 3, 2, 1]);
+        assert_eq!(found, [Row { id: 3 }, Row { id: 2 }, Row { id: 1 }]);
+        assert_eq!(missing, [4]);
+
+        // One ID, held by the first source: the others are not asked.
+        let mut one: Option<Row> = None;
+        chain.fill(&ask, &[3], &mut one).await.unwrap();
+        assert_eq!(one, Some(Row { id: 3 }));
+        assert_eq!(chain.1 .0.asked().len(), 1);
+        // Held by none: every source is asked.
+        let mut one: Option<Row> = None;
+        chain.fill(&ask, &[9], &mut one).await.unwrap();
+        assert_eq!(one, None);
+        assert_eq!(chain.1 .1.asked().last().unwrap(), &[9]);
+    }
+}
