@@ -2,10 +2,15 @@
 #![doc = include_str!("../docs/overview.md")]
 #![doc = include_str!("../docs/types.md")]
 
+// The derives' `::beeorm::…` paths, for the crate's own unit tests.
+#[cfg(test)]
+extern crate self as beeorm;
+
 mod cache;
 mod engine;
 mod entity;
 mod error;
+mod executor;
 mod flush;
 pub mod hooks;
 mod instrument;
@@ -32,7 +37,7 @@ pub use entity::{Cells, Embedded, Entity};
 pub use error::{Error, Result};
 pub use flush::Flusher;
 pub use instrument::{Instrumentation, StatementEvent, TransactionEvent, TransactionStep};
-pub use load::Preload;
+pub use load::{Preload, Reader};
 pub use observe::{Change, ChangeKind, ChangeSet, ColumnChange, Observer, ObserverTx};
 pub use query::{Driver, Pager, QueryBuilder, Where};
 pub use reference::Ref;
@@ -60,7 +65,7 @@ pub mod prelude {
     pub use crate::redis::{Limit, Lock, Locker, RedisClient};
     pub use crate::schema::{Alter, TableSchema};
     pub use crate::{
-        Db, Embedded, Engine, Entity, Error, Flusher, LocalCache, OrmEnum, Pager, Preload, Ref,
-        Registry, Result, Tracked, Transaction, ValidatedRegistry, Value, Where,
+        Db, Embedded, Engine, Entity, Error, Flusher, LocalCache, OrmEnum, Pager, Preload, Reader,
+        Ref, Registry, Result, Tracked, Transaction, ValidatedRegistry, Value, Where,
     };
 }

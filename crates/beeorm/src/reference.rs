@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::hooks::BoxFuture;
 use crate::schema::{codec, ColumnSpec, ColumnType, FieldAttributes, FieldType, RefSpec};
-use crate::{Engine, Entity, Error, Result, Tracked, Value};
+use crate::{Engine, Entity, Error, Reader, Result, Tracked, Value};
 
 /// A reference to another entity: its ID, and the entity itself once loaded.
 ///
@@ -109,11 +109,20 @@ impl<T: Entity> Ref<T> {
         self.new.as_deref_mut()
     }
 
-    /// Loads the referenced entity (one query, unless already loaded) and returns it.
-    /// A typed [`Error::NotFound`] when the row does not exist.
+    /// Loads the referenced entity (one query, unless already loaded) and returns it:
+    /// [`Ref::load_with`] the engine's default [`Reader`]. A typed
+    /// [`Error::NotFound`] when the row does not exist or is fake-deleted.
     pub async fn load(&mut self, engine: &Engine) -> Result<&T> {
+        self.load_with(&engine.read()).await
+    }
+
+    /// Loads the referenced entity through `reader` (unless already loaded) and
+    /// returns it: inside its transaction ([`Reader::using`]), with its preload paths
+    /// applied to the referenced entity, a fake-deleted row found only with
+    /// [`Reader::include_deleted`]. A typed [`Error::NotFound`] when there is no row.
+    pub async fn load_with(&mut self, reader: &Reader<'_>) -> Result<&T> {
         if self.new.is_none() && self.loaded.is_none() {
-            let found = engine.find::<T>(self.id).await?;
+            let found = reader.find::<T>(self.id).await?;
             self.loaded = Some(Arc::new(found.into_inner()));
         }
         self.get().ok_or_else(|| Error::NotFound {
@@ -225,8 +234,10 @@ impl<T: Entity> FieldType for Vec<Ref<T>> {
     }
 }
 
-/// Loads the entities of one type by ID, type-erased (one query).
-pub type Loader = for<'e> fn(&'e Engine, Vec<u64>) -> BoxFuture<'e, Result<Box<dyn LoadedSet>>>;
+/// Loads the entities of one type by ID through a reader's by-ID seam, type-erased
+/// (one query per 10,000 IDs).
+pub type Loader =
+    for<'r, 'a> fn(&'r Reader<'a>, Vec<u64>) -> BoxFuture<'r, Result<Box<dyn LoadedSet>>>;
 
 /// Entities of one type loaded by a preload, before they are shared.
 #[doc(hidden)]
@@ -250,13 +261,12 @@ impl<T: Entity> LoadedSet for Vec<T> {
     }
 }
 
-fn load_set<T: Entity>(
-    engine: &Engine,
+fn load_set<'r, T: Entity>(
+    reader: &'r Reader<'_>,
     ids: Vec<u64>,
-) -> BoxFuture<'_, Result<Box<dyn LoadedSet>>> {
+) -> BoxFuture<'r, Result<Box<dyn LoadedSet>>> {
     Box::pin(async move {
-        let (found, _) = engine.load_by_ids::<T>(&ids).await?;
-        let set: Vec<T> = found.into_iter().map(Tracked::into_inner).collect();
+        let (set, _) = reader.fetch_many::<T>(&ids).await?;
         Ok(Box::new(set) as Box<dyn LoadedSet>)
     })
 }

@@ -186,6 +186,8 @@ dialect_test!(
             .unwrap();
         assert_eq!(ids_found.len(), 2);
         let by_id = engine
+            .read()
+            .include_deleted()
             .load_by_id::<Post>(ids[0] as u64)
             .await
             .unwrap()

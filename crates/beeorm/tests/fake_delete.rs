@@ -86,6 +86,8 @@ dialect_test!(
             .unwrap();
         assert_eq!(ids_found, [u64::from(live.id)]);
         let deleted = engine
+            .read()
+            .include_deleted()
             .load_by_id::<Member>(ids[1] as u64)
             .await
             .unwrap()
@@ -234,7 +236,13 @@ dialect_test!(wide_ids_work_the_same, |db: TestDb| async move {
         .await
         .unwrap();
     assert!(found.is_empty());
-    let t = engine.load_by_id::<Tag>(ids[1]).await.unwrap().unwrap();
+    let t = engine
+        .read()
+        .include_deleted()
+        .load_by_id::<Tag>(ids[1])
+        .await
+        .unwrap()
+        .unwrap();
     assert!(t.fake_delete);
     let stored = &query(
         &engine,

@@ -1,19 +1,39 @@
-//! The read path (D1, D2): loads by ID and searches, one query each.
+//! The read path (D1, D2, D4, H4): one read front, [`Reader`], for loads by ID,
+//! searches and the simple finders.
 //!
-//! Every method names its columns (never `*`), so rows decode by position, and skips
-//! fake-deleted rows in searches (B7). Caches and preloading (later capabilities) plug
-//! in here, in front of the database query.
+//! Why one front: the options of a read — preloading references, including
+//! fake-deleted rows, running inside a transaction — apply to every read method, so
+//! they are set once on a [`Reader`] (`engine.read().preload(&["school"])`) rather
+//! than mirrored by a type per option. [`Engine`]'s read methods are the default
+//! reader's; [`Engine::preload`] is `engine.read().preload(paths)`.
+//!
+//! Why one by-ID path: `load_by_id`, `load_by_ids`, `find`, [`Ref::load`] and every
+//! level of a preload read rows by primary key through the chain of row sources in
+//! `source.rs`, where the caches will plug in. Searches go to the database only.
+//!
+//! Rules every method follows: columns are named (never `*`), so rows decode by
+//! position; a fake-deleted row (B7) reads as missing — searches filter it in SQL,
+//! reads by ID drop it as it arrives — unless [`Reader::include_deleted`] is set;
+//! statements run on the entity's pool, or on the transaction given to
+//! [`Reader::using`] (see `executor.rs`).
+//!
+//! [`Ref::load`]: crate::Ref::load
 
 mod preload;
+mod source;
 
-pub use preload::Preload;
+use preload::PathTree;
 
+use crate::executor::Executor;
 use crate::flush::Tracked;
 use crate::query::{Pager, Where};
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
-use crate::sql::DialectKind;
+use crate::sql::{DialectKind, Transaction};
 use crate::{Engine, Entity, Error, Result, Value};
+
+/// The read front with preloading set: [`Engine::preload`] returns a [`Reader`].
+pub type Preload<'e> = Reader<'e>;
 
 /// Decodes a row (`id` first, columns in schema order) into an entity, draining
 /// `row`.
@@ -49,14 +69,19 @@ fn decode_tracked<E: Entity>(row: &mut Vec<Value>) -> Result<Tracked<E>> {
 }
 
 /// The `WHERE …` of a search: the user's condition in parentheses, the fake-delete
-/// filter, then the user's `ORDER BY`/`GROUP BY`.
-fn where_clause(pool: &SqlPool, schema: &TableSchema, w: &Where) -> Result<String> {
+/// filter (unless `include_deleted`), then the user's `ORDER BY`/`GROUP BY`.
+fn where_clause(
+    pool: &SqlPool,
+    schema: &TableSchema,
+    w: &Where,
+    include_deleted: bool,
+) -> Result<String> {
     w.check()?;
     let mut parts = Vec::new();
     if !w.condition().is_empty() {
         parts.push(format!("({})", w.condition()));
     }
-    if schema.has_fake_delete() {
+    if schema.has_fake_delete() && !include_deleted {
         let t = schema.templates(|s| pool.quote(s));
         let col = schema
             .fake_delete_column()
@@ -78,8 +103,8 @@ fn where_clause(pool: &SqlPool, schema: &TableSchema, w: &Where) -> Result<Strin
 
 /// The largest ID the table's `id` column can hold: the entity's key type bounds it,
 /// and on PostgreSQL and SQLite, whose integers are signed, so does `i64::MAX`. A
-/// larger ID has no row, so it is not sent: PostgreSQL would refuse to serialise it
-/// and SQLite would wrap it around to a negative number.
+/// larger ID has no row, so it is not asked for: PostgreSQL would refuse to serialise
+/// it and SQLite would wrap it around to a negative number.
 fn max_id(pool: &SqlPool, schema: &TableSchema) -> u64 {
     let key_max = match schema.id_column().bytes {
         1 => u64::from(u8::MAX),
@@ -93,124 +118,292 @@ fn max_id(pool: &SqlPool, schema: &TableSchema) -> u64 {
     }
 }
 
+/// The read front: every read method, with the options that apply to all of them.
+/// Get one with [`Engine::read`] (cheap: no I/O, no allocation), set options, read.
+///
+/// - [`preload`](Reader::preload): also load the references named by paths;
+/// - [`include_deleted`](Reader::include_deleted): fake-deleted rows count as found;
+/// - [`using`](Reader::using): run inside a transaction and see its own writes.
+///
+/// ```no_run
+/// # use beeorm::prelude::*;
+/// # #[derive(Entity)] struct City { id: u64, name: String }
+/// # #[derive(Entity)] struct School { id: u64, city: Option<Ref<City>> }
+/// # #[derive(Entity)] struct Student { id: u64, name: String, school: Option<Ref<School>> }
+/// # async fn demo(engine: &Engine) -> beeorm::Result<()> {
+/// // Three queries: students, their schools, the schools' cities.
+/// let students = engine
+///     .read()
+///     .preload(&["school/city"])
+///     .search::<Student>(&Where::all(), Pager::new(1, 100))
+///     .await?;
+/// for s in &students {
+///     let city = s.school.as_ref().and_then(|r| r.get()).and_then(|s| s.city.as_ref()?.get());
+///     println!("{:?}", city.map(|c| &c.name));
+/// }
+///
+/// // Inside a transaction: reads see its own uncommitted writes.
+/// let mut tx = engine.db("default")?.begin().await?;
+/// let mut ann = Tracked::new(Student { id: 0, name: "Ann".into(), school: None });
+/// engine.flusher().track(&mut ann).flush_in(&mut tx).await?;
+/// let seen = engine.read().using(&mut tx).find::<Student>(ann.id).await?;
+/// assert_eq!(seen.name, "Ann");
+/// tx.commit().await?;
+/// # Ok(()) }
+/// ```
+///
+/// A reader that [`using`](Reader::using) a transaction borrows it until the reader
+/// (and its clones) are dropped; its reads take turns on the transaction's one
+/// connection. Entities read inside a transaction are tracked as the transaction
+/// sees them: if it is rolled back, load them again before flushing changes to them.
+#[derive(Clone)]
+pub struct Reader<'a> {
+    engine: &'a Engine,
+    exec: Executor<'a>,
+    preload: Vec<String>,
+    include_deleted: bool,
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("on", &self.exec)
+            .field("preload", &self.preload)
+            .field("include_deleted", &self.include_deleted)
+            .finish()
+    }
+}
+
 impl Engine {
-    fn schema_and_pool<E: Entity>(&self) -> Result<(&TableSchema, SqlPool)> {
-        let schema = self.registry().table_schema::<E>()?;
-        let pool = self.sql_pool(schema.pool_name())?;
+    /// The read front, with no option set: reads on the entities' pools, fake-deleted
+    /// rows missing, no preloading. See [`Reader`].
+    #[inline]
+    pub fn read(&self) -> Reader<'_> {
+        Reader {
+            engine: self,
+            exec: Executor::Pool,
+            preload: Vec::new(),
+            include_deleted: false,
+        }
+    }
+
+    /// The read front with preloading set: `engine.read().preload(paths)` (see
+    /// [`Reader::preload`]).
+    pub fn preload(&self, paths: &[&str]) -> Preload<'_> {
+        self.read().preload(paths)
+    }
+}
+
+impl<'a> Reader<'a> {
+    /// Also loads the references named by `paths`: `"*"` (all), field names, nested
+    /// paths (`"school/city"`, `"school/*"`, `"*/*"`). Each level costs one query per
+    /// referenced table, however many rows. A path that names no reference field is a
+    /// typed [`Error::UnknownReference`], returned before any query. Calls add up.
+    ///
+    /// References to rows that are missing (or fake-deleted, unless
+    /// [`include_deleted`](Reader::include_deleted)) stay unloaded.
+    pub fn preload(mut self, paths: &[&str]) -> Self {
+        self.preload.extend(paths.iter().map(|p| p.to_string()));
+        self
+    }
+
+    /// Fake-deleted rows count as found: by ID, in searches, in the finders and in
+    /// preloaded references. Without it (the default) a fake-deleted row reads as
+    /// missing everywhere, as if it were deleted for real.
+    pub fn include_deleted(mut self) -> Self {
+        self.include_deleted = true;
+        self
+    }
+
+    /// Reads through `tx`: every statement runs on the transaction's connection, so
+    /// it sees the transaction's own uncommitted writes (`Flusher::flush_in`,
+    /// `Transaction::execute`), and with the isolation of the transaction. The
+    /// transaction stays borrowed until this reader and its clones are dropped; commit
+    /// or roll it back afterwards.
+    ///
+    /// Reading an entity of another pool than the transaction's is a typed
+    /// [`Error::InvalidArgument`]. A read whose future is dropped mid-way leaves the
+    /// transaction unusable (its later statements fail with [`Error::Connection`]);
+    /// dropped, the transaction rolls back as always.
+    pub fn using<'t>(self, tx: &'t mut Transaction) -> Reader<'t>
+    where
+        'a: 't,
+    {
+        Reader {
+            engine: self.engine,
+            exec: Executor::transaction(tx),
+            preload: self.preload,
+            include_deleted: self.include_deleted,
+        }
+    }
+
+    /// The entity's schema and the pool whose dialect renders its SQL.
+    fn schema_and_pool<E: Entity>(&self) -> Result<(&'a TableSchema, SqlPool)> {
+        let schema = self.engine.registry().table_schema::<E>()?;
+        let pool = self.exec.pool(self.engine, schema)?;
         Ok((schema, pool))
     }
 
-    /// The entity with this ID, if its row exists (fake-deleted rows included). An ID
-    /// the table's `id` column cannot hold (above the entity's key type, or above
-    /// `i64::MAX` on PostgreSQL and SQLite) has no row: `None`, without a query.
-    pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
+    /// The preload paths as a tree checked against `E`'s references; `None` without
+    /// paths (no allocation).
+    fn tree<E: Entity>(&self) -> Result<Option<PathTree>> {
+        if self.preload.is_empty() {
+            return Ok(None);
+        }
+        let tree = PathTree::parse(&self.preload);
+        let schema = self.engine.registry().table_schema::<E>()?;
+        tree.validate(self.engine, schema, "")?;
+        Ok(Some(tree))
+    }
+
+    /// Loads the references of `rows` along `tree`, if any.
+    async fn preloaded<E: Entity>(
+        &self,
+        rows: &mut [Tracked<E>],
+        tree: Option<&PathTree>,
+    ) -> Result<()> {
+        match tree {
+            Some(tree) => preload::fill(self, rows, tree).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Preloads the references of rows already loaded (nothing without
+    /// [`preload`](Reader::preload) paths).
+    pub async fn fill<E: Entity>(&self, rows: &mut [Tracked<E>]) -> Result<()> {
+        let tree = self.tree::<E>()?;
+        self.preloaded(rows, tree.as_ref()).await
+    }
+
+    /// The seam for one ID, without preloading: the entity, if a source holds it.
+    pub(crate) async fn fetch_one<E: Entity>(&self, id: u64) -> Result<Option<E>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
         if id > max_id(&pool, schema) {
             return Ok(None);
         }
-        let t = schema.templates(|s| pool.quote(s));
-        Ok(pool
-            .query_map(&t.select_by_id, vec![Value::U64(id)], decode::<E>)
-            .await?
-            .pop()
-            .map(Tracked::loaded))
+        let ask = source::Ask {
+            schema,
+            pool: &pool,
+            exec: &self.exec,
+            include_deleted: self.include_deleted,
+        };
+        let mut found: Option<E> = None;
+        source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;
+        Ok(found)
     }
 
-    /// The entities with these IDs, in the order asked (an ID asked twice comes once),
-    /// and the IDs that have no row. One query per 10,000 distinct IDs (under every
-    /// server's parameter limit); IDs no row can have (see [`Engine::load_by_id`]) are
-    /// missing without being sent.
-    pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
+    /// The seam for many IDs, without preloading: the entities in the order asked
+    /// (each once) and the IDs no source holds.
+    pub(crate) async fn fetch_many<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<E>, Vec<u64>)> {
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
         let unique = first_occurrences(ids);
-        // Sorted by ID and searched by bisection, not hashed: IDs often come from
-        // outside, and a hash map keyed by them could be fed colliding keys.
-        let mut found: Vec<(u64, Option<E>)> = Vec::with_capacity(unique.len());
-        // IDs no row can have are not sent; they end up in `missing`.
+        // IDs no row can have are not asked for; they end up missing.
         let limit = max_id(&pool, schema);
         let asked: std::borrow::Cow<'_, [u64]> = if unique.iter().all(|id| *id <= limit) {
             std::borrow::Cow::Borrowed(&unique)
         } else {
             unique.iter().copied().filter(|id| *id <= limit).collect()
         };
-        // Chunks keep each statement under the servers' parameter limits (see
-        // `sql::pool::max_params`).
-        for chunk in asked.chunks(10_000) {
-            let mut sql = String::with_capacity(t.select.len() + 24 + chunk.len() * 2);
-            sql.push_str(&t.select);
-            sql.push_str(" WHERE ");
-            sql.push_str(&t.columns[0]);
-            sql.push_str(" IN (");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "?" } else { ",?" });
-            }
-            sql.push(')');
-            let rows = pool
-                .query_map(
-                    &sql,
-                    chunk.iter().map(|i| Value::U64(*i)).collect(),
-                    |row| decode::<E>(row).map(|e| (e.id(), Some(e))),
-                )
-                .await?;
-            found.extend(rows);
+        let mut found = source::Rows::with_capacity(asked.len());
+        if !asked.is_empty() {
+            let ask = source::Ask {
+                schema,
+                pool: &pool,
+                exec: &self.exec,
+                include_deleted: self.include_deleted,
+            };
+            source::by_ids(&ask, &asked, &mut found).await?;
         }
-        found.sort_unstable_by_key(|(id, _)| *id);
-        let mut out = Vec::with_capacity(found.len());
-        let mut missing = Vec::new();
-        for id in unique {
-            let slot = found
-                .binary_search_by_key(&id, |(id, _)| *id)
-                .ok()
-                .and_then(|i| found[i].1.take());
-            match slot {
-                Some(e) => out.push(Tracked::loaded(e)),
-                None => missing.push(id),
-            }
-        }
-        Ok((out, missing))
+        Ok(found.into_ordered(&unique))
     }
 
-    /// One page of the entities matching `w` (fake-deleted rows skipped).
+    /// The entity with this ID, if its row exists (a fake-deleted row is `None` unless
+    /// [`include_deleted`](Reader::include_deleted)). An ID the table's `id` column
+    /// cannot hold (above the entity's key type, or above `i64::MAX` on PostgreSQL and
+    /// SQLite) has no row: `None`, without a query.
+    pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
+        let tree = self.tree::<E>()?;
+        let row = self.fetch_one::<E>(id).await?.map(Tracked::loaded);
+        let Some(tree) = tree else {
+            return Ok(row);
+        };
+        let mut rows: Vec<Tracked<E>> = row.into_iter().collect();
+        preload::fill(self, &mut rows, &tree).await?;
+        Ok(rows.pop())
+    }
+
+    /// The entity with this ID; a typed [`Error::NotFound`] when there is no row (or
+    /// only a fake-deleted one, unless [`include_deleted`](Reader::include_deleted)).
+    pub async fn find<E: Entity>(&self, id: u64) -> Result<Tracked<E>> {
+        self.load_by_id::<E>(id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                entity: E::TYPE_NAME.to_string(),
+                key: format!("id = {id}"),
+            })
+    }
+
+    /// The entities with these IDs, in the order asked (an ID asked twice comes once),
+    /// and the IDs that have no row (fake-deleted ones included, unless
+    /// [`include_deleted`](Reader::include_deleted)). One query per 10,000 distinct
+    /// IDs (under every server's parameter limit); IDs no row can have (see
+    /// [`Reader::load_by_id`]) are missing without being sent.
+    pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
+        let tree = self.tree::<E>()?;
+        let (found, missing) = self.fetch_many::<E>(ids).await?;
+        let mut rows: Vec<Tracked<E>> = found.into_iter().map(Tracked::loaded).collect();
+        self.preloaded(&mut rows, tree.as_ref()).await?;
+        Ok((rows, missing))
+    }
+
+    /// One page of the entities matching `w` (fake-deleted rows skipped, unless
+    /// [`include_deleted`](Reader::include_deleted)).
     pub async fn search<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
+        let tree = self.tree::<E>()?;
+        let mut rows = self.search_rows::<E>(w, pager).await?;
+        self.preloaded(&mut rows, tree.as_ref()).await?;
+        Ok(rows)
+    }
+
+    async fn search_rows<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let t = schema.templates(|s| pool.quote(s));
         let sql = format!(
             "{}{}{}",
             t.select,
-            where_clause(&pool, schema, w)?,
+            where_clause(&pool, schema, w, self.include_deleted)?,
             pager.limit_clause()
         );
-        pool.query_map(
-            &sql,
-            self.registry().hooks().prepare_params(w.params()),
-            decode_tracked::<E>,
-        )
-        .await
+        let params = self.engine.registry().hooks().prepare_params(w.params());
+        self.exec
+            .query_map(&pool, &sql, params, decode_tracked::<E>)
+            .await
     }
 
-    /// [`Engine::search`] and the number of matching rows on all pages. The count
+    /// [`Reader::search`] and the number of matching rows on all pages. The count
     /// costs a second query only when the page is full or not the first.
     pub async fn search_with_count<E: Entity>(
         &self,
         w: &Where,
         pager: Pager,
     ) -> Result<(Vec<Tracked<E>>, u64)> {
-        let rows = self.search::<E>(w, pager).await?;
+        let tree = self.tree::<E>()?;
+        let mut rows = self.search_rows::<E>(w, pager).await?;
         let total = self.total::<E>(w, pager, rows.len()).await?;
+        self.preloaded(&mut rows, tree.as_ref()).await?;
         Ok((rows, total))
     }
 
     /// The first entity matching `w`, if any.
     pub async fn search_one<E: Entity>(&self, w: &Where) -> Result<Option<Tracked<E>>> {
-        Ok(self
-            .search::<E>(w, Pager::new(1, 1))
-            .await?
-            .into_iter()
-            .next())
+        let tree = self.tree::<E>()?;
+        let mut rows = self.search_rows::<E>(w, Pager::new(1, 1)).await?;
+        rows.truncate(1);
+        self.preloaded(&mut rows, tree.as_ref()).await?;
+        Ok(rows.pop())
     }
 
     /// The IDs of one page of matching rows.
@@ -221,10 +414,12 @@ impl Engine {
             "SELECT {} FROM {}{}{}",
             t.columns[0],
             t.table,
-            where_clause(&pool, schema, w)?,
+            where_clause(&pool, schema, w, self.include_deleted)?,
             pager.limit_clause()
         );
-        pool.query(&sql, self.registry().hooks().prepare_params(w.params()))
+        let params = self.engine.registry().hooks().prepare_params(w.params());
+        self.exec
+            .query(&pool, &sql, params)
             .await?
             .into_iter()
             .map(|row| {
@@ -238,7 +433,7 @@ impl Engine {
             .collect()
     }
 
-    /// [`Engine::search_ids`] and the number of matching rows on all pages.
+    /// [`Reader::search_ids`] and the number of matching rows on all pages.
     pub async fn search_ids_with_count<E: Entity>(
         &self,
         w: &Where,
@@ -261,81 +456,156 @@ impl Engine {
             format!(
                 "SELECT COUNT(1) FROM (SELECT 1 FROM {}{}) AS c",
                 t.table,
-                where_clause(&pool, schema, w)?
+                where_clause(&pool, schema, w, self.include_deleted)?
             )
         } else {
             let counted = w.without_tail();
             format!(
                 "SELECT COUNT(1) FROM {}{}",
                 t.table,
-                where_clause(&pool, schema, &counted)?
+                where_clause(&pool, schema, &counted, self.include_deleted)?
             )
         };
-        let params = self.registry().hooks().prepare_params(w.params());
-        let rows = pool.query(&sql, params).await?;
+        let params = self.engine.registry().hooks().prepare_params(w.params());
+        let rows = self.exec.query(&pool, &sql, params).await?;
         rows.first()
             .and_then(|r| r.first())
             .and_then(Value::as_i64)
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| Error::Query(format!("`{sql}` returned no count")))
     }
-}
 
-/// Simple finders (H4): always from the database.
-impl Engine {
-    /// The entity with this primary key; a typed [`Error::NotFound`] when absent.
-    pub async fn find<E: Entity>(&self, id: u64) -> Result<Tracked<E>> {
-        self.load_by_id::<E>(id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                entity: E::TYPE_NAME.to_string(),
-                key: format!("id = {id}"),
-            })
-    }
-
-    /// Every row of the entity's table (fake-deleted rows skipped), by primary key.
+    /// Every row of the entity's table (fake-deleted rows skipped, unless
+    /// [`include_deleted`](Reader::include_deleted)), by primary key.
     pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
+        let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let t = schema.templates(|s| pool.quote(s));
         let sql = format!(
             "{}{} ORDER BY {}",
             t.select,
-            where_clause(&pool, schema, &Where::all())?,
+            where_clause(&pool, schema, &Where::all(), self.include_deleted)?,
             t.columns[0]
         );
-        pool.query_map(&sql, vec![], decode_tracked::<E>).await
+        let mut rows = self
+            .exec
+            .query_map(&pool, &sql, vec![], decode_tracked::<E>)
+            .await?;
+        self.preloaded(&mut rows, tree.as_ref()).await?;
+        Ok(rows)
     }
 
-    /// The row with the smallest primary key (`ORDER BY pk ASC LIMIT 1`).
+    /// The row with the smallest primary key (`ORDER BY pk ASC LIMIT 1`); a typed
+    /// [`Error::NotFound`] when there is none (fake-deleted rows skipped, unless
+    /// [`include_deleted`](Reader::include_deleted)).
     pub async fn first<E: Entity>(&self) -> Result<Tracked<E>> {
         self.edge::<E>("ASC", "first row").await
     }
 
-    /// The row with the largest primary key (`ORDER BY pk DESC LIMIT 1`).
+    /// The row with the largest primary key (`ORDER BY pk DESC LIMIT 1`); a typed
+    /// [`Error::NotFound`] when there is none (fake-deleted rows skipped, unless
+    /// [`include_deleted`](Reader::include_deleted)).
     pub async fn last<E: Entity>(&self) -> Result<Tracked<E>> {
         self.edge::<E>("DESC", "last row").await
     }
 
     async fn edge<E: Entity>(&self, dir: &str, what: &str) -> Result<Tracked<E>> {
+        let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let t = schema.templates(|s| pool.quote(s));
         let sql = format!(
             "{}{} ORDER BY {} {dir} LIMIT 1",
             t.select,
-            where_clause(&pool, schema, &Where::all())?,
+            where_clause(&pool, schema, &Where::all(), self.include_deleted)?,
             t.columns[0]
         );
-        match pool
-            .query_map(&sql, vec![], decode_tracked::<E>)
-            .await?
-            .pop()
-        {
-            Some(row) => Ok(row),
-            None => Err(Error::NotFound {
-                entity: schema.entity_name().to_string(),
-                key: what.to_string(),
-            }),
-        }
+        let mut rows = self
+            .exec
+            .query_map(&pool, &sql, vec![], decode_tracked::<E>)
+            .await?;
+        rows.truncate(1);
+        self.preloaded(&mut rows, tree.as_ref()).await?;
+        rows.pop().ok_or_else(|| Error::NotFound {
+            entity: schema.entity_name().to_string(),
+            key: what.to_string(),
+        })
+    }
+}
+
+/// The default reader's methods (see [`Reader`] for the options: preloading,
+/// fake-deleted rows, transactions).
+impl Engine {
+    /// The entity with this ID, if its row exists and is not fake-deleted:
+    /// [`Reader::load_by_id`] of [`Engine::read`].
+    #[inline]
+    pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
+        self.read().load_by_id::<E>(id).await
+    }
+
+    /// The entities with these IDs, in the order asked, and the IDs that have no
+    /// (live) row: [`Reader::load_by_ids`] of [`Engine::read`].
+    pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
+        self.read().load_by_ids::<E>(ids).await
+    }
+
+    /// One page of the entities matching `w` (fake-deleted rows skipped):
+    /// [`Reader::search`] of [`Engine::read`].
+    pub async fn search<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
+        self.read().search::<E>(w, pager).await
+    }
+
+    /// [`Engine::search`] and the number of matching rows on all pages:
+    /// [`Reader::search_with_count`] of [`Engine::read`].
+    pub async fn search_with_count<E: Entity>(
+        &self,
+        w: &Where,
+        pager: Pager,
+    ) -> Result<(Vec<Tracked<E>>, u64)> {
+        self.read().search_with_count::<E>(w, pager).await
+    }
+
+    /// The first entity matching `w`, if any: [`Reader::search_one`] of
+    /// [`Engine::read`].
+    pub async fn search_one<E: Entity>(&self, w: &Where) -> Result<Option<Tracked<E>>> {
+        self.read().search_one::<E>(w).await
+    }
+
+    /// The IDs of one page of matching rows: [`Reader::search_ids`] of
+    /// [`Engine::read`].
+    pub async fn search_ids<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<u64>> {
+        self.read().search_ids::<E>(w, pager).await
+    }
+
+    /// [`Engine::search_ids`] and the number of matching rows on all pages:
+    /// [`Reader::search_ids_with_count`] of [`Engine::read`].
+    pub async fn search_ids_with_count<E: Entity>(
+        &self,
+        w: &Where,
+        pager: Pager,
+    ) -> Result<(Vec<u64>, u64)> {
+        self.read().search_ids_with_count::<E>(w, pager).await
+    }
+
+    /// The entity with this primary key; a typed [`Error::NotFound`] when absent or
+    /// fake-deleted: [`Reader::find`] of [`Engine::read`].
+    pub async fn find<E: Entity>(&self, id: u64) -> Result<Tracked<E>> {
+        self.read().find::<E>(id).await
+    }
+
+    /// Every row of the entity's table (fake-deleted rows skipped), by primary key:
+    /// [`Reader::all`] of [`Engine::read`].
+    pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
+        self.read().all::<E>().await
+    }
+
+    /// The row with the smallest primary key: [`Reader::first`] of [`Engine::read`].
+    pub async fn first<E: Entity>(&self) -> Result<Tracked<E>> {
+        self.read().first::<E>().await
+    }
+
+    /// The row with the largest primary key: [`Reader::last`] of [`Engine::read`].
+    pub async fn last<E: Entity>(&self) -> Result<Tracked<E>> {
+        self.read().last::<E>().await
     }
 }
 

@@ -378,12 +378,15 @@ impl<T> QueryBuilder<T> {
 
     /// The SQL and its arguments in order.
     pub fn to_sql(&self) -> std::result::Result<(String, Vec<Value>), QueryError> {
-        self.render(self.driver)
+        self.render(self.driver, None)
     }
 
+    /// The SQL; with `alive` (a quoted fake-delete column), the user's conditions are
+    /// parenthesised and `AND alive = 0` is added.
     fn render(
         &self,
         driver: Option<Driver>,
+        alive: Option<&str>,
     ) -> std::result::Result<(String, Vec<Value>), QueryError> {
         if !self.touched {
             return Err(QueryError::Empty);
@@ -400,8 +403,13 @@ impl<T> QueryBuilder<T> {
         };
         let mut sql = format!("SELECT {cols} FROM {table}");
         let mut args = Vec::new();
+        let open = alive.is_some() && !self.conditions.is_empty();
         for (i, c) in self.conditions.iter().enumerate() {
-            sql.push_str(if i == 0 { " WHERE " } else { c.joiner });
+            sql.push_str(match (i, open) {
+                (0, true) => " WHERE (",
+                (0, false) => " WHERE ",
+                _ => c.joiner,
+            });
             match &c.param {
                 Param::One(v) => {
                     let mark = driver.placeholders_from(args.len() + 1, 1).join("");
@@ -416,6 +424,11 @@ impl<T> QueryBuilder<T> {
                     args.extend(list.iter().cloned());
                 }
             }
+        }
+        if let Some(col) = alive {
+            sql.push_str(if open { ") AND " } else { " WHERE " });
+            sql.push_str(col);
+            sql.push_str(" = 0");
         }
         if !self.group_by.is_empty() {
             sql.push_str(" GROUP BY ");
@@ -440,6 +453,31 @@ impl<T> QueryBuilder<T> {
     }
 }
 
+/// Running a query: `T` is what comes back.
+///
+/// - An entity type `E` gives plain values: a snapshot, not tracked, so changing it
+///   writes nothing (flush needs a [`Tracked`](crate::Tracked)).
+/// - `Tracked<E>` gives tracked entities, as the engine's read methods do: change
+///   them and flush them.
+/// - `Vec<Value>` and `HashMap<String, Value>` give raw rows.
+///
+/// For an entity (tracked or not) whose table is the one queried, fake-deleted rows
+/// are skipped like in searches: the conditions are put in parentheses and
+/// `AND fake_delete = 0` is added (so [`to_sql`](Self::to_sql), which knows no
+/// entity, shows the SQL without it). Raw rows are not filtered. Queries run on the
+/// pool, outside any transaction.
+///
+/// ```no_run
+/// # use beeorm::prelude::*;
+/// # #[derive(Entity)] struct Player { id: u64, name: String, age: u32 }
+/// # async fn demo(engine: &Engine) -> beeorm::Result<()> {
+/// let mut q = QueryBuilder::<Tracked<Player>>::new();
+/// q.table("Player").where_(("name", "Ann"));
+/// let mut ann = q.get(engine).await?;
+/// ann.age += 1;
+/// engine.flush(&mut ann).await?; // an UPDATE of `age`
+/// # Ok(()) }
+/// ```
 impl<T: super::FromRow> QueryBuilder<T> {
     /// Runs the query on `T`'s pool and returns the first row (a typed
     /// [`Error::NotFound`] when there is none). The SQL is rendered for that pool's
@@ -462,7 +500,12 @@ impl<T: super::FromRow> QueryBuilder<T> {
 
     async fn run(&self, engine: &Engine) -> Result<Vec<T>> {
         let pool = engine.sql_pool(&T::pool_name(engine))?;
-        let (sql, args) = self.render(Some(Driver::for_kind(pool.kind())))?;
+        let alive = self
+            .table
+            .as_deref()
+            .and_then(|table| T::alive_column(engine, table))
+            .map(|col| pool.quote(&col));
+        let (sql, args) = self.render(Some(Driver::for_kind(pool.kind())), alive.as_deref())?;
         let args = engine.registry().hooks().prepare_params(&args);
         // Numbered placeholders are already in place: the pool layer leaves them.
         let (columns, rows) = pool.query_with_columns(&sql, args).await?;
@@ -557,6 +600,34 @@ mod tests {
         assert_eq!(
             sql(&s).0,
             "SELECT id, name, age FROM users WHERE age >= $1 AND id IN ($2, $3) OR name LIKE $4 GROUP BY age, name ORDER BY age DESC, id ASC LIMIT 10 OFFSET 20"
+        );
+    }
+
+    #[test]
+    fn the_fake_delete_filter_wraps_the_conditions() {
+        let mut s = QueryBuilder::<Dummy>::new();
+        s.table("users")
+            .where_(("a", 1))
+            .or_where(("b", 2))
+            .group_by(["a"])
+            .order_by("a", "ASC")
+            .limit(5);
+        assert_eq!(
+            s.render(Some(Driver::POSTGRESQL), Some("\"fake_delete\""))
+                .unwrap()
+                .0,
+            "SELECT * FROM users WHERE (a = $1 OR b = $2) AND \"fake_delete\" = 0 GROUP BY a ORDER BY a ASC LIMIT 5"
+        );
+        assert_eq!(
+            sql(&s).0,
+            "SELECT * FROM users WHERE a = ? OR b = ? GROUP BY a ORDER BY a ASC LIMIT 5",
+            "to_sql is the spec's SQL"
+        );
+        let mut s = QueryBuilder::<Dummy>::new();
+        s.table("users").limit(1);
+        assert_eq!(
+            s.render(None, Some("`fake_delete`")).unwrap().0,
+            "SELECT * FROM users WHERE `fake_delete` = 0 LIMIT 1"
         );
     }
 

@@ -1,8 +1,14 @@
 //! [`FromRow`]: what a [`QueryBuilder`](super::QueryBuilder) can return.
+//!
+//! An entity type gives a plain value (a snapshot: changing it changes nothing in
+//! the database); [`Tracked<E>`] gives an entity that can be changed and flushed, as
+//! the engine's read methods return. Both skip fake-deleted rows of the entity's
+//! table, like the searches; raw rows (`Vec<Value>`, `HashMap`) are returned as the
+//! server sent them.
 
 use std::collections::HashMap;
 
-use crate::{Engine, Entity, Error, Result, Value};
+use crate::{Engine, Entity, Error, Result, Tracked, Value};
 
 /// A type a query row converts into: any [`Entity`] (columns matched by name, so the
 /// select list may be in any order), `Vec<Value>` or `HashMap<String, Value>`.
@@ -15,6 +21,14 @@ pub trait FromRow: Sized {
 
     /// Builds the value from one row and the names of its columns.
     fn from_row(engine: &Engine, columns: &[String], row: Vec<Value>) -> Result<Self>;
+
+    /// The fake-delete column to filter on (`= 0`) when the query reads `table`: an
+    /// entity's, when `table` is its own and it has one; `None` otherwise.
+    #[doc(hidden)]
+    fn alive_column(engine: &Engine, table: &str) -> Option<String> {
+        let _ = (engine, table);
+        None
+    }
 }
 
 impl<E: Entity> FromRow for E {
@@ -46,6 +60,30 @@ impl<E: Entity> FromRow for E {
             );
         }
         crate::load::decode::<E>(&mut ordered)
+    }
+
+    fn alive_column(engine: &Engine, table: &str) -> Option<String> {
+        let schema = engine.registry().table_schema::<E>().ok()?;
+        if schema.table_name() != table {
+            return None;
+        }
+        let i = schema.fake_delete_column()?;
+        schema.columns().get(i).map(|c| c.name.clone())
+    }
+}
+
+/// A tracked entity: changes to it can be flushed (see [`Tracked`]).
+impl<E: Entity> FromRow for Tracked<E> {
+    fn pool_name(engine: &Engine) -> String {
+        <E as FromRow>::pool_name(engine)
+    }
+
+    fn from_row(engine: &Engine, columns: &[String], row: Vec<Value>) -> Result<Self> {
+        <E as FromRow>::from_row(engine, columns, row).map(Tracked::loaded)
+    }
+
+    fn alive_column(engine: &Engine, table: &str) -> Option<String> {
+        <E as FromRow>::alive_column(engine, table)
     }
 }
 

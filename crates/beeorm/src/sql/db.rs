@@ -65,6 +65,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Transaction> {
         Ok(Transaction {
             conn: self.pool.begin().await?,
+            pool: self.pool.clone(),
             outcome: Outcome::default(),
             pending: TxPending::default(),
         })
@@ -88,6 +89,8 @@ impl Db {
 /// everything flushed in the transaction; never for a transaction that did not commit.
 pub struct Transaction {
     pub(crate) conn: Conn,
+    /// The pool the connection came from (reads through the transaction check it).
+    pool: SqlPool,
     pub(crate) outcome: Outcome,
     /// What runs once the COMMIT succeeded (the write path's after-commit step for
     /// what `flush_in` wrote).
@@ -112,6 +115,17 @@ impl std::fmt::Debug for Transaction {
 }
 
 impl Transaction {
+    /// The name of the pool the transaction runs on.
+    pub fn pool_name(&self) -> &str {
+        self.pool.name()
+    }
+
+    /// The pool the transaction runs on (its dialect renders the SQL of reads through
+    /// it, see [`Reader::using`](crate::Reader::using)).
+    pub(crate) fn pool(&self) -> &SqlPool {
+        &self.pool
+    }
+
     /// Runs one statement that returns no rows.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
         self.conn.execute_raw(sql, params).await
@@ -135,6 +149,7 @@ impl Transaction {
             conn,
             outcome,
             pending,
+            ..
         } = self;
         // On failure `outcome` is dropped: rolled back.
         conn.commit().await?;

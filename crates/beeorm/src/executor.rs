@@ -1,0 +1,116 @@
+//! Where a read runs: on a pool, or on a transaction's connection.
+//!
+//! Every read method of [`Reader`](crate::Reader) sends its statements through one
+//! [`Executor`], so one body serves both cases: on a pool each statement takes a
+//! connection in autocommit mode (and sees what is committed); inside a transaction
+//! every statement runs on that transaction's connection, so it sees the
+//! transaction's own uncommitted writes (`Flusher::flush_in`, `Transaction::execute`)
+//! and nothing else changes: the transaction's connection machinery stays what makes
+//! a cancelled read safe (a statement whose future is dropped leaves the connection
+//! marked unusable; the transaction is rolled back when dropped).
+//!
+//! The executor is an enum rather than a trait object or a type parameter of
+//! `Reader`: the pool case, the hot one, costs one branch and no allocation, and the
+//! read front stays one type users can name and clone. The transaction case shares
+//! its `&mut Transaction` behind an async mutex (one `Arc` per [`Reader::using`]), so
+//! a reader keeps `&self` methods and clones of it take turns on the one connection.
+//!
+//! [`Reader::using`]: crate::Reader::using
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::schema::TableSchema;
+use crate::sql::pool::SqlPool;
+use crate::sql::Transaction;
+use crate::{Engine, Error, Result, Value};
+
+/// A pool or a transaction: what the statements of a read run on.
+#[derive(Clone, Default)]
+pub(crate) enum Executor<'t> {
+    /// A connection of the entity's pool per statement, in autocommit mode.
+    #[default]
+    Pool,
+    /// The caller's transaction.
+    Transaction(Arc<InTransaction<'t>>),
+}
+
+/// A borrowed transaction, shared by the clones of one reader.
+pub(crate) struct InTransaction<'t> {
+    /// The transaction's pool, read once when it was borrowed.
+    pool: SqlPool,
+    tx: Mutex<&'t mut Transaction>,
+}
+
+impl std::fmt::Debug for Executor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Executor::Pool => f.write_str("Pool"),
+            Executor::Transaction(t) => f
+                .debug_struct("Transaction")
+                .field("pool", &t.pool.name())
+                .finish(),
+        }
+    }
+}
+
+impl<'t> Executor<'t> {
+    /// Reads through `tx`.
+    pub(crate) fn transaction(tx: &'t mut Transaction) -> Self {
+        Executor::Transaction(Arc::new(InTransaction {
+            pool: tx.pool().clone(),
+            tx: Mutex::new(tx),
+        }))
+    }
+
+    /// The pool whose dialect renders the SQL for `schema`'s table. A transaction on
+    /// another pool than the entity's is a typed [`Error::InvalidArgument`]: its
+    /// connection cannot see the entity's table.
+    pub(crate) fn pool(&self, engine: &Engine, schema: &TableSchema) -> Result<SqlPool> {
+        match self {
+            Executor::Pool => engine.sql_pool(schema.pool_name()),
+            Executor::Transaction(t) if t.pool.name() == schema.pool_name() => Ok(t.pool.clone()),
+            Executor::Transaction(t) => Err(Error::InvalidArgument {
+                call: format!("Reader::using(transaction on pool `{}`)", t.pool.name()),
+                reason: format!(
+                    "entity `{}` lives in pool `{}`; read it through a transaction of that pool",
+                    schema.entity_name(),
+                    schema.pool_name()
+                ),
+            }),
+        }
+    }
+
+    /// Runs a query on `pool` (from [`Executor::pool`]) or on the transaction, turning
+    /// each row into a `T` as it arrives.
+    pub(crate) async fn query_map<T, F>(
+        &self,
+        pool: &SqlPool,
+        sql: &str,
+        params: Vec<Value>,
+        f: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    {
+        match self {
+            Executor::Pool => pool.query_map(sql, params, f).await,
+            Executor::Transaction(t) => t.tx.lock().await.conn.query_map(sql, params, f).await,
+        }
+    }
+
+    /// Runs a query and returns every row.
+    pub(crate) async fn query(
+        &self,
+        pool: &SqlPool,
+        sql: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Vec<Value>>> {
+        match self {
+            Executor::Pool => pool.query(sql, params).await,
+            Executor::Transaction(t) => t.tx.lock().await.conn.query(sql, params).await,
+        }
+    }
+}
