@@ -24,6 +24,7 @@ struct User {
 struct Post {
     id: u32,
     title: String,
+    #[orm(fake_delete)]
     fake_delete: bool,
 }
 

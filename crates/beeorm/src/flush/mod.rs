@@ -698,8 +698,9 @@ impl<'a> Flusher<'a> {
                                 })?;
                             let t = schema.templates(|s| pool.quote(s));
                             let sql = format!(
-                                "SELECT setval(pg_get_serial_sequence('{}', 'id'), (SELECT MAX({}) FROM {}))",
+                                "SELECT setval(pg_get_serial_sequence('{}', '{}'), (SELECT MAX({}) FROM {}))",
                                 t.table.replace('\'', "''"),
+                                schema.id_column_name().replace('\'', "''"),
                                 t.columns[0],
                                 t.table
                             );
