@@ -158,7 +158,9 @@ pub enum Error {
     /// `set_field` was given a value its field cannot hold: another type, or out of
     /// the field's range. The field is unchanged. (A *stored* value that does not fit
     /// is [`Error::Decode`].)
-    #[error("cannot set entity `{entity}`, field `{field}` of type `{expected}` from {given}: {reason}")]
+    #[error(
+        "cannot set entity `{entity}`, field `{field}` of type `{expected}` from {given}: {reason}"
+    )]
     WrongFieldType {
         /// The entity type.
         entity: String,

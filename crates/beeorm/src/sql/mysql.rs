@@ -229,7 +229,10 @@ impl Dialect for MySqlDialect {
         for index in table.indexes() {
             lines.push(format!("  {}", self.index_clause(index)));
         }
-        lines.push(format!("  PRIMARY KEY ({})", self.quote(table.id_column_name())));
+        lines.push(format!(
+            "  PRIMARY KEY ({})",
+            self.quote(table.id_column_name())
+        ));
         vec![format!(
             "CREATE TABLE {} (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET={}",
             self.quote(table.table_name()),
