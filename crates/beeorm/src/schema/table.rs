@@ -1,4 +1,10 @@
 //! [`TableSchema`]: the validated description of one entity's table (B5).
+//!
+//! Column names come from the definition (`#[orm(column = "...")]`, else the field
+//! name), never from conventions: the primary key is column 0 whatever it is called
+//! ([`TableSchema::id_column_name`]), and the fake-delete column is the one whose
+//! field carries the attribute. Everything that renders SQL for a table reads the
+//! names from here, so an existing database with its own naming maps as it is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
