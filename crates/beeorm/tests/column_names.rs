@@ -387,6 +387,17 @@ dialect_test!(
         });
         engine.flush(&mut again).await.unwrap();
         assert_eq!(engine.all::<Tag>().await.unwrap().len(), 1);
+        // An upsert that clashes on the unique index takes the row's key, whatever
+        // the key column is called.
+        let mut dup = Tracked::new(Tag {
+            tag_id: 0,
+            label: "rust".into(),
+            removed: false,
+        });
+        dup.on_duplicate_key_update([("Label", "rust")]);
+        engine.flush(&mut dup).await.unwrap();
+        assert_eq!(dup.tag_id, again.tag_id);
+        assert_eq!(engine.all::<Tag>().await.unwrap().len(), 1);
 
         // A real delete of the tag cascades to the note through `TagRef`.
         let mut old = engine
@@ -424,5 +435,79 @@ async fn a_renamed_column_is_a_schema_change() {
     let alters = new.alters().await.unwrap();
     assert_eq!(alters.len(), 1, "{alters:#?}");
     assert!(alters[0].sql.contains("\"Label\""), "{}", alters[0].sql);
+    db.drop().await;
+}
+
+#[derive(Embedded, Debug, Clone, PartialEq, Default)]
+struct Address {
+    #[orm(column = "Street")]
+    street: String,
+    city: String,
+}
+
+#[derive(Entity, Debug)]
+#[orm(table = "Shop")]
+struct Shop {
+    #[orm(primary_key)]
+    shop_no: u16,
+    #[orm(embedded, column = "Addr")]
+    address: Address,
+    id: u32,
+}
+
+/// `column` on an embedded field renames the prefix of its columns; a field named
+/// `id` is a plain column when another field is the primary key; a column clash with
+/// the key column is a definition error naming the field.
+#[tokio::test]
+async fn embedded_prefixes_and_a_plain_id_column() {
+    let db = TestDb::new(Kind::Sqlite, "embedded_column_names").await;
+    let mut r = db.registry();
+    r.register_entity::<Shop>();
+    let engine = r.validate().await.unwrap().create_engine();
+    let schema = engine.registry().table_schema::<Shop>().unwrap();
+    let names: Vec<(&str, &str)> = schema
+        .columns()
+        .iter()
+        .map(|c| (c.name.as_str(), c.field.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("shop_no", "shop_no"),
+            ("Addr_Street", "address.street"),
+            ("Addr_city", "address.city"),
+            ("id", "id"),
+        ]
+    );
+    sync(&engine).await;
+    let mut shop = Tracked::new(Shop {
+        shop_no: 0,
+        address: Address {
+            street: "Rua Augusta".into(),
+            city: "Lisboa".into(),
+        },
+        id: 77,
+    });
+    engine.flush(&mut shop).await.unwrap();
+    assert_eq!(shop.shop_no, 1);
+    let back = engine.find::<Shop>(1).await.unwrap();
+    assert_eq!((back.address.street.as_str(), back.id), ("Rua Augusta", 77));
+
+    #[derive(Entity)]
+    #[orm(table = "Clash")]
+    struct Clash {
+        #[orm(primary_key, column = "Key")]
+        key: u32,
+        #[orm(column = "Key")]
+        other: u32,
+    }
+    let mut r = db.registry();
+    r.register_entity::<Clash>();
+    let err = r.validate().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Definition { entity, field: Some(f), reason }
+            if entity == "Clash" && f == "other" && reason.contains("`Key`")),
+        "{err:?}"
+    );
     db.drop().await;
 }
