@@ -386,11 +386,6 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         if attrs.ignore {
             continue;
         }
-        let ident = field
-            .ident
-            .as_ref()
-            .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
-        let _ = ident;
         let name = field_name(field)?;
         let column = attrs
             .column
