@@ -1,10 +1,18 @@
 //! Derive macros for [beeorm](https://docs.rs/beeorm).
 //!
-//! * `#[derive(Entity)]` turns a struct with an unsigned `id` field into an entity:
-//!   static metadata (table, pool, columns, indexes) that the registry validates.
+//! * `#[derive(Entity)]` turns a struct with an unsigned primary key (the field marked
+//!   `#[orm(primary_key)]`, else the field `id`) into an entity: static metadata
+//!   (table, pool, columns, indexes) that the registry validates.
 //! * `#[derive(Embedded)]` marks a struct whose fields become prefixed columns of the
 //!   entity that holds it (`#[orm(embedded)]` on the field).
 //! * `#[derive(OrmEnum)]` turns a fieldless enum into a database `ENUM`/`SET` type.
+//!
+//! Nothing is switched on by a field's *name*: the primary key is `id` unless a field
+//! says `#[orm(primary_key)]`, a column is named after its field unless the field says
+//! `#[orm(column = "...")]` (so an existing database maps as it is), and the
+//! fake-delete flag is the `bool` field marked `#[orm(fake_delete)]`. A field named
+//! `fake_delete` without the attribute is a compile error rather than a silent plain
+//! column, because that name alone used to switch fake delete on.
 //!
 //! Syntax errors in `#[orm(...)]` (unknown keys, malformed values) are compile errors
 //! pointing at the attribute; a field type that cannot be stored is a compile error
@@ -82,6 +90,12 @@ struct FieldAttrs {
     embedded: bool,
     cascade: bool,
     skip_fk: bool,
+    /// `column = "..."`: the column's name when it is not the field's.
+    column: Option<LitStr>,
+    /// `fake_delete`: this `bool` field is the fake-delete flag.
+    fake_delete: Option<proc_macro2::Span>,
+    /// `primary_key`: this field is the primary key (instead of `id`).
+    primary_key: Option<proc_macro2::Span>,
 }
 
 fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
@@ -195,10 +209,28 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                 "embedded" => a.embedded = flag(&meta)?,
                 "cascade" => a.cascade = flag(&meta)?,
                 "skip_fk" => a.skip_fk = flag(&meta)?,
+                "column" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let v = lit.value();
+                    if v.is_empty() || v.chars().any(char::is_control) {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "a column name must be non-empty, without control characters",
+                        ));
+                    }
+                    a.column = Some(lit);
+                }
+                "fake_delete" => {
+                    a.fake_delete = flag(&meta)?.then(|| meta.path.span());
+                }
+                "primary_key" => {
+                    a.primary_key = flag(&meta)?.then(|| meta.path.span());
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
-                         mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk"
+                         mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk, \
+                         column, fake_delete, primary_key"
                     )))
                 }
             }
@@ -211,7 +243,84 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
             "a field cannot be both `json` and `embedded`",
         ));
     }
+    if let Some(span) = a.fake_delete {
+        if !is_bool(&field.ty) {
+            let ty = &field.ty;
+            return Err(syn::Error::new(
+                span,
+                format!(
+                    "`#[orm(fake_delete)]` needs a field of type `bool` (its column holds 0, or the \
+                     deleted row's ID), not `{}`",
+                    quote!(#ty).to_string().replace(' ', "")
+                ),
+            ));
+        }
+        if a.ignore || a.json || a.embedded {
+            return Err(syn::Error::new(
+                span,
+                "`fake_delete` cannot be combined with `ignore`, `json` or `embedded`",
+            ));
+        }
+    }
     Ok(a)
+}
+
+/// The field's name without a raw-identifier `r#`.
+fn field_name(field: &syn::Field) -> syn::Result<String> {
+    let ident = field
+        .ident
+        .as_ref()
+        .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
+    let name = ident.to_string();
+    Ok(name.strip_prefix("r#").unwrap_or(&name).to_string())
+}
+
+/// Checks what only an entity's own fields may carry (`entity`), or an embedded
+/// struct's: the fake-delete flag is an entity field; the primary key is handled by
+/// `expand_entity` and is never among `fields` here.
+fn check_roles(fields: &[syn::Field], entity: bool) -> syn::Result<()> {
+    let mut fake_delete: Option<String> = None;
+    for field in fields {
+        let attrs = parse_field_attrs(field)?;
+        let name = field_name(field)?;
+        if let Some(span) = attrs.primary_key {
+            return Err(syn::Error::new(
+                span,
+                if entity {
+                    "an entity has one primary key: only one field can be `#[orm(primary_key)]`"
+                } else {
+                    "`primary_key` goes on a field of the entity, not of an embedded struct"
+                },
+            ));
+        }
+        match attrs.fake_delete {
+            Some(span) if !entity => {
+                return Err(syn::Error::new(
+                    span,
+                    "`fake_delete` goes on a `bool` field of the entity, not of an embedded struct",
+                ))
+            }
+            Some(span) => {
+                if let Some(first) = &fake_delete {
+                    return Err(syn::Error::new(
+                        span,
+                        format!("an entity has at most one `fake_delete` field; `{first}` is one already"),
+                    ));
+                }
+                fake_delete = Some(name);
+            }
+            None if entity && name == "fake_delete" && !attrs.ignore => {
+                return Err(syn::Error::new(
+                    field.ident.span(),
+                    "a field named `fake_delete` must say what it is: mark it `#[orm(fake_delete)]` \
+                     (a `bool` flag; deletes then only flag the row), or rename it and add \
+                     `#[orm(column = \"fake_delete\")]` for a plain column of that name",
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether `ty` is written `String` (or `std::string::String`).
@@ -277,12 +386,12 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         if attrs.ignore {
             continue;
         }
-        let ident = field
-            .ident
+        let name = field_name(field)?;
+        let column = attrs
+            .column
             .as_ref()
-            .ok_or_else(|| syn::Error::new(field.span(), "unnamed field"))?;
-        let name = ident.to_string();
-        let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+            .map_or_else(|| name.clone(), LitStr::value);
+        let fake_delete = attrs.fake_delete.is_some();
         let ty = &field.ty;
         let ty_str = quote!(#ty).to_string().replace(' ', "");
         let ty_span = ty.span();
@@ -331,6 +440,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         out.push(quote! {
             ::beeorm::schema::FieldDefinition {
                 name: #name,
+                column: #column,
                 rust_type: #ty_str,
                 attributes: ::beeorm::schema::FieldAttributes {
                     length: #length,
@@ -348,6 +458,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
                     longblob: #longblob,
                     cascade: #cascade,
                     skip_fk: #skip_fk,
+                    fake_delete: #fake_delete,
                 },
                 shape: #shape,
             }
@@ -428,7 +539,7 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
             }
         } else if attrs.set_name.is_some() {
             quote_spanned!(span=> ::beeorm::schema::SetCodec)
-        } else if name == "fake_delete" && is_bool(ty) {
+        } else if attrs.fake_delete.is_some() {
             // Its column holds the deleted row's ID: any non-zero value is `true`.
             quote_spanned!(span=> ::beeorm::schema::FakeDeleteCodec)
         } else {
@@ -440,8 +551,12 @@ fn row_code(fields: &[syn::Field]) -> syn::Result<RowCode> {
             values.next().unwrap_or_else(|| ::beeorm::Value::Null)
         ).map_err(|reason| ::beeorm::schema::DecodeError::new(#name, reason))?),
         );
+        let ty_str = quote!(#ty).to_string().replace(' ', "");
         code.set_arms.push(quote_spanned!(span=> #name => {
-            self.#ident = <#codec as ::beeorm::schema::Codec<#ty>>::decode(value)?;
+            let given = ::beeorm::schema::value_kind(&value);
+            self.#ident = <#codec as ::beeorm::schema::Codec<#ty>>::decode(value).map_err(|reason| {
+                ::beeorm::schema::SetFieldError::WrongType { expected: #ty_str, given, reason }
+            })?;
             ::core::result::Result::Ok(())
         }));
     }
@@ -488,30 +603,59 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             Ok(())
         })?;
     }
-    let id = fields
-        .iter()
-        .find(|f| f.ident.as_ref().is_some_and(|i| i == "id"))
-        .ok_or_else(|| {
-            syn::Error::new(
-                ident.span(),
-                "an entity needs a field `id` of an unsigned integer type (u8, u16, u32 or u64): the auto-increment primary key",
-            )
-        })?;
-    if !parse_field_attrs(id)?.is_plain() {
+    // The primary key: the field marked `primary_key`, else the one named `id`.
+    let mut marked = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        if parse_field_attrs(f)?.primary_key.is_some() {
+            marked.push(i);
+        }
+    }
+    let id_index = match marked.as_slice() {
+        [] => fields
+            .iter()
+            .position(|f| f.ident.as_ref().is_some_and(|i| i == "id"))
+            .ok_or_else(|| {
+                syn::Error::new(
+                    ident.span(),
+                    "an entity needs a primary key of an unsigned integer type (u8, u16, u32 or u64), \
+                     auto-incremented: a field `id`, or the field marked `#[orm(primary_key)]`",
+                )
+            })?,
+        [one] => *one,
+        [_, second, ..] => {
+            return Err(syn::Error::new(
+                fields[*second].span(),
+                "an entity has one primary key: only one field can be `#[orm(primary_key)]`",
+            ))
+        }
+    };
+    let id = &fields[id_index];
+    let id_attrs = parse_field_attrs(id)?;
+    let id_name = field_name(id)?;
+    let id_column = id_attrs
+        .column
+        .as_ref()
+        .map_or_else(|| id_name.clone(), LitStr::value);
+    if !id_attrs.is_plain() || id_attrs.fake_delete.is_some() {
         return Err(syn::Error::new(
             id.span(),
-            "the `id` field takes no #[orm(...)] attributes",
+            "the primary key field takes no #[orm(...)] attributes besides `primary_key` and `column`",
         ));
     }
+    let id_ident = id
+        .ident
+        .as_ref()
+        .ok_or_else(|| syn::Error::new(id.span(), "unnamed field"))?;
     let id_ty = &id.ty;
     let id_check = quote_spanned!(id_ty.span()=> <#id_ty as ::beeorm::schema::PrimaryKey>::COLUMN);
-    let id_to_u64 =
-        quote_spanned!(id_ty.span()=> <#id_ty as ::beeorm::schema::PrimaryKey>::to_u64(self.id));
+    let id_to_u64 = quote_spanned!(id_ty.span()=> <#id_ty as ::beeorm::schema::PrimaryKey>::to_u64(self.#id_ident));
     let others: Vec<syn::Field> = fields
         .iter()
-        .filter(|f| f.ident.as_ref().is_none_or(|i| i != "id"))
-        .cloned()
+        .enumerate()
+        .filter(|(i, _)| *i != id_index)
+        .map(|(_, f)| f.clone())
         .collect();
+    check_roles(&others, true)?;
     let defs = field_definitions(&others)?;
     let RowCode {
         count,
@@ -548,6 +692,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     table: #table,
                     pool: #pool,
                     id: #id_check,
+                    id_field: #id_name,
+                    id_column: #id_column,
                     fields: ::std::vec![#(#defs),*],
                 }
             }
@@ -555,7 +701,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #id_to_u64
             }
             fn set_id(&mut self, id: u64) -> ::core::result::Result<(), ::std::string::String> {
-                self.id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_u64(id)?;
+                self.#id_ident = <#id_ty as ::beeorm::schema::PrimaryKey>::from_u64(id)?;
                 ::core::result::Result::Ok(())
             }
             fn push_values(&self, out: &mut ::std::vec::Vec<::beeorm::Value>) {
@@ -563,9 +709,9 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
             fn from_values(values: &mut ::beeorm::Cells<'_>) -> ::core::result::Result<Self, ::beeorm::schema::DecodeError> {
                 let id = <#id_ty as ::beeorm::schema::PrimaryKey>::from_value(values.next().unwrap_or_else(|| ::beeorm::Value::Null))
-                    .map_err(|reason| ::beeorm::schema::DecodeError::new("id", reason))?;
+                    .map_err(|reason| ::beeorm::schema::DecodeError::new(#id_name, reason))?;
                 ::core::result::Result::Ok(#ident {
-                    id,
+                    #id_ident: id,
                     #(#decode),*
                 })
             }
@@ -580,10 +726,10 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 #(#refs)*
             }
             #own_hooks
-            fn set_field(&mut self, name: &str, value: ::beeorm::Value) -> ::core::result::Result<(), ::std::string::String> {
+            fn set_field(&mut self, name: &str, value: ::beeorm::Value) -> ::core::result::Result<(), ::beeorm::schema::SetFieldError> {
                 match name {
                     #(#set_arms)*
-                    _ => ::core::result::Result::Err(::std::format!("`{}` is not a stored, non-embedded field", name)),
+                    _ => ::core::result::Result::Err(::beeorm::schema::SetFieldError::UnknownField),
                 }
             }
         }
@@ -622,6 +768,7 @@ fn expand_embedded(input: &DeriveInput) -> syn::Result<TokenStream2> {
         ));
     }
     let ident = &input.ident;
+    check_roles(&fields, false)?;
     let defs = field_definitions(&fields)?;
     let RowCode {
         count,

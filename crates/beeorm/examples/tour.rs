@@ -28,7 +28,6 @@ struct Country {
 struct Shop {
     id: u64,
     name: String,
-    #[orm(required)]
     country: Ref<Country>,
 }
 

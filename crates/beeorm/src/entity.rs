@@ -13,17 +13,23 @@ pub type Cells<'a> = std::vec::Drain<'a, Value>;
 pub trait Entity: Send + Sync + Sized + 'static {
     /// The raw definition the registry validates.
     fn definition() -> schema::EntityDefinition;
-    /// The primary key (0 while the row is not inserted yet).
+    /// The primary key (0 while the row is not inserted yet): the field `id`, or the
+    /// one marked `#[orm(primary_key)]`.
     fn id(&self) -> u64;
     /// Sets the primary key; fails when it does not fit the `id` type.
     fn set_id(&mut self, id: u64) -> std::result::Result<(), String>;
-    /// Appends the values of every stored column but `id`, in column order.
+    /// Appends the values of every stored column but the primary key, in column order.
     fn push_values(&self, out: &mut Vec<Value>);
-    /// Builds the entity from a row: `id` first, then the columns in order. Ignored
+    /// Builds the entity from a row: the primary key first, then the columns in order. Ignored
     /// fields get `Default::default()`.
     fn from_values(values: &mut Cells<'_>) -> std::result::Result<Self, schema::DecodeError>;
-    /// Sets a (non-embedded) stored field by its name from a value.
-    fn set_field(&mut self, name: &str, value: Value) -> std::result::Result<(), String>;
+    /// Sets a (non-embedded) stored field by its Rust name from a value, converted as
+    /// when loading; the field is unchanged on error.
+    fn set_field(
+        &mut self,
+        name: &str,
+        value: Value,
+    ) -> std::result::Result<(), schema::SetFieldError>;
     /// Calls `visit` on every free-text field (`String`, `Option<String>`, embedded
     /// ones too; not enums, sets or JSON).
     fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
@@ -39,7 +45,7 @@ pub trait Entity: Send + Sync + Sized + 'static {
     /// The struct's name, as in [`Entity::definition`] (the derive sets it; error
     /// messages use it without building the definition).
     const TYPE_NAME: &'static str = "entity";
-    /// Stored columns but `id` (a capacity hint; the derive sets it exactly).
+    /// Stored columns but the primary key (a capacity hint; the derive sets it exactly).
     const COLUMN_COUNT: usize = 8;
     /// Whether the entity has its own hooks (`#[orm(hooks)]`).
     const HAS_OWN_HOOKS: bool = false;

@@ -155,6 +155,35 @@ pub enum Error {
         reason: String,
     },
 
+    /// `set_field` was given a value its field cannot hold: another type, or out of
+    /// the field's range. The field is unchanged. (A *stored* value that does not fit
+    /// is [`Error::Decode`].)
+    #[error(
+        "cannot set entity `{entity}`, field `{field}` of type `{expected}` from {given}: {reason}"
+    )]
+    WrongFieldType {
+        /// The entity type.
+        entity: String,
+        /// The field's Rust name.
+        field: String,
+        /// The field's Rust type, as written (`Option<u8>`).
+        expected: &'static str,
+        /// What the value was: `text`, `an integer`, `NULL`, …
+        given: &'static str,
+        /// Why it does not convert.
+        reason: String,
+    },
+
+    /// `set_field` named no field it can set: no stored field of the entity has that
+    /// Rust name (the primary key, embedded and `ignore`d fields are not set by name).
+    #[error("entity `{entity}` has no field `{field}` that set_field can set")]
+    UnknownField {
+        /// The entity type.
+        entity: String,
+        /// The name given.
+        field: String,
+    },
+
     /// A hook refused a write (nothing was written) or failed.
     #[error("hook: {0}")]
     Hook(String),
@@ -266,7 +295,9 @@ pub enum Error {
         source: Box<Error>,
     },
 
-    /// `flush_with_lock`: the lock was held by someone else for the whole wait.
+    /// [`Locker::obtain`](crate::Locker::obtain) and `flush_with_lock`: the lock was
+    /// held by someone else for the whole wait (nothing was written). Expected under
+    /// contention: match on it to skip or retry the work.
     #[error("lock `{name}` was not obtained within {wait:?}")]
     LockNotObtained {
         /// The lock's name.
@@ -319,6 +350,30 @@ impl Error {
             self,
             Error::WrittenButUnlockFailed { .. } | Error::PartlyCommitted { .. }
         )
+    }
+
+    /// The error of `set_field` on entity `E`.
+    pub(crate) fn set_field<E: crate::Entity>(
+        field: &str,
+        e: crate::schema::SetFieldError,
+    ) -> Self {
+        match e {
+            crate::schema::SetFieldError::UnknownField => Error::UnknownField {
+                entity: E::TYPE_NAME.to_string(),
+                field: field.to_string(),
+            },
+            crate::schema::SetFieldError::WrongType {
+                expected,
+                given,
+                reason,
+            } => Error::WrongFieldType {
+                entity: E::TYPE_NAME.to_string(),
+                field: field.to_string(),
+                expected,
+                given,
+                reason,
+            },
+        }
     }
 
     pub(crate) fn config(msg: impl Into<String>) -> Self {

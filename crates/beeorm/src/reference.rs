@@ -20,7 +20,7 @@ use crate::{Engine, Entity, Error, Reader, Result, Tracked, Value};
 /// # use beeorm::prelude::*;
 /// # use beeorm::Ref;
 /// # #[derive(Entity)] struct School { id: u64, name: String }
-/// # #[derive(Entity)] struct Student { id: u64, #[orm(required)] school: Ref<School> }
+/// # #[derive(Entity)] struct Student { id: u64, school: Ref<School> }
 /// # async fn demo(engine: &Engine) -> beeorm::Result<()> {
 /// // A new school, inserted first by the flush that inserts the student.
 /// let mut ann = Tracked::new(Student { id: 0, school: Ref::new(School { id: 0, name: "North".into() }) });

@@ -275,17 +275,16 @@ impl<E: Entity> Tracked<E> {
         self.delete = None;
     }
 
-    /// Sets a stored field by name, e.g. from a form: `user.set_field("age", 30)`.
-    /// The value is converted as when loading; a wrong type is an error.
+    /// Sets a stored field by its Rust name, e.g. from a form:
+    /// `user.set_field("age", 30)`. The value is converted as when loading. Errors
+    /// leave the field unchanged: [`Error::WrongFieldType`] when the value does not
+    /// convert to the field's type (or is out of its range), [`Error::UnknownField`]
+    /// when no stored field has that name (the primary key, embedded and `ignore`d
+    /// fields cannot be set by name).
     pub fn set_field(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
-        let entity = E::TYPE_NAME;
         self.touch()
             .set_field(name, value.into())
-            .map_err(|reason| Error::Decode {
-                entity: entity.to_string(),
-                field: name.to_string(),
-                reason,
-            })
+            .map_err(|e| Error::set_field::<E>(name, e))
     }
 
     /// Marks the row for deletion by the next flush (a fake delete when the entity
@@ -391,8 +390,12 @@ mod tests {
         ) -> std::result::Result<Self, crate::schema::DecodeError> {
             unreachable!("not loaded in these tests")
         }
-        fn set_field(&mut self, _: &str, _: Value) -> std::result::Result<(), String> {
-            Err("no settable fields".into())
+        fn set_field(
+            &mut self,
+            _: &str,
+            _: Value,
+        ) -> std::result::Result<(), crate::schema::SetFieldError> {
+            Err(crate::schema::SetFieldError::UnknownField)
         }
         fn visit_strings(&mut self, _: &mut dyn FnMut(&mut String)) {}
         const COLUMN_COUNT: usize = 1;

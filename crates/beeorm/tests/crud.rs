@@ -24,6 +24,7 @@ struct User {
 struct Post {
     id: u32,
     title: String,
+    #[orm(fake_delete)]
     fake_delete: bool,
 }
 
@@ -128,7 +129,7 @@ dialect_test!(
         loaded.set_field("age", 33).unwrap();
         assert_eq!(loaded.age, Some(33));
         assert!(
-            matches!(loaded.set_field("age", "old"), Err(Error::Decode { field, .. }) if field == "age")
+            matches!(loaded.set_field("age", "old"), Err(Error::WrongFieldType { field, .. }) if field == "age")
         );
         assert!(loaded.set_field("nope", 1).is_err());
         engine.flush(&mut loaded).await.unwrap();

@@ -16,7 +16,7 @@ struct Member {
     id: u32,
     #[orm(unique = "NameAlive")]
     name: String,
-    #[orm(unique = "NameAlive:2")]
+    #[orm(unique = "NameAlive:2", fake_delete)]
     fake_delete: bool,
 }
 
@@ -211,7 +211,7 @@ struct Tag {
     id: u64,
     #[orm(unique = "NameAlive")]
     name: String,
-    #[orm(unique = "NameAlive:2")]
+    #[orm(unique = "NameAlive:2", fake_delete)]
     fake_delete: bool,
 }
 

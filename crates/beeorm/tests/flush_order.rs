@@ -16,7 +16,6 @@ use common::{sync, TestDb};
 struct Album {
     id: u64,
     title: String,
-    #[orm(required)]
     artist: Ref<Artist>,
 }
 
@@ -31,7 +30,6 @@ struct Artist {
 #[orm(table = "a_line")]
 struct Line {
     id: u64,
-    #[orm(required)]
     invoice: Ref<Invoice>,
     qty: u32,
 }
@@ -40,7 +38,6 @@ struct Line {
 #[orm(table = "b_invoice")]
 struct Invoice {
     id: u64,
-    #[orm(required)]
     customer: Ref<Customer>,
 }
 

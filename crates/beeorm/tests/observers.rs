@@ -24,7 +24,7 @@ struct Item {
     #[orm(unique = "NameAlive")]
     name: String,
     qty: i32,
-    #[orm(unique = "NameAlive:2")]
+    #[orm(unique = "NameAlive:2", fake_delete)]
     fake_delete: bool,
 }
 

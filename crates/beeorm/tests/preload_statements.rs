@@ -19,7 +19,6 @@ struct City {
 #[orm(table = "schools")]
 struct School {
     id: u64,
-    #[orm(required)]
     city: Ref<City>,
 }
 
@@ -27,7 +26,6 @@ struct School {
 #[orm(table = "classes")]
 struct Class {
     id: u64,
-    #[orm(required)]
     school: Ref<School>,
 }
 
@@ -36,7 +34,6 @@ struct Class {
 struct Student {
     id: u64,
     name: String,
-    #[orm(required)]
     class: Ref<Class>,
 }
 

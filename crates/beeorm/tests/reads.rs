@@ -24,6 +24,7 @@ struct Town {
     id: u64,
     #[orm(length = 50)]
     name: String,
+    #[orm(fake_delete)]
     fake_delete: bool,
 }
 

@@ -32,7 +32,6 @@ async fn the_lock_is_exclusive_under_8_concurrent_contenders() {
                 let lock = locker
                     .obtain(&name, 5 * SEC, 20 * SEC)
                     .await
-                    .unwrap()
                     .expect("obtained within the wait");
                 let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
@@ -59,7 +58,6 @@ async fn a_lock_expires_after_its_ttl() {
     let lock = locker
         .obtain(&name, Duration::from_millis(300), Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(lock.name(), name);
     let ttl = lock.ttl().await.unwrap();
@@ -70,15 +68,14 @@ async fn a_lock_expires_after_its_ttl() {
     assert!(locker
         .obtain(&name, SEC, Duration::ZERO)
         .await
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| matches!(e, Error::LockNotObtained { .. })));
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(matches!(
         lock.ttl().await.unwrap_err(),
         Error::LockLost { name: n } if n == name
     ));
-    let again = locker.obtain(&name, SEC, Duration::ZERO).await.unwrap();
-    assert!(again.is_some(), "an expired lock is free");
+    let again = locker.obtain(&name, SEC, Duration::ZERO).await;
+    assert!(again.is_ok(), "an expired lock is free");
     again.unwrap().release().await.unwrap();
 }
 
@@ -90,13 +87,11 @@ async fn a_lost_lock_is_a_typed_error_and_never_touches_the_new_holders_lock() {
     let old = locker
         .obtain(&name, Duration::from_millis(100), Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let new = locker
         .obtain(&name, 10 * SEC, Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     assert!(matches!(
         old.refresh(10 * SEC).await.unwrap_err(),
@@ -111,8 +106,7 @@ async fn a_lost_lock_is_a_typed_error_and_never_touches_the_new_holders_lock() {
     assert!(locker
         .obtain(&name, SEC, Duration::ZERO)
         .await
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| matches!(e, Error::LockNotObtained { .. })));
     new.release().await.unwrap();
 }
 
@@ -124,7 +118,6 @@ async fn refresh_extends_a_held_lock() {
     let lock = locker
         .obtain(&name, Duration::from_millis(300), Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     lock.refresh(5 * SEC).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -140,14 +133,10 @@ async fn obtain_waits_for_the_holder_and_gives_up_after_the_wait() {
     let held = locker
         .obtain(&name, 10 * SEC, Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     let start = Instant::now();
-    let none = locker
-        .obtain(&name, SEC, Duration::from_millis(150))
-        .await
-        .unwrap();
-    assert!(none.is_none());
+    let none = locker.obtain(&name, SEC, Duration::from_millis(150)).await;
+    assert!(matches!(none, Err(Error::LockNotObtained { .. })));
     assert!(start.elapsed() >= Duration::from_millis(150));
     assert!(start.elapsed() < SEC);
 
@@ -156,16 +145,16 @@ async fn obtain_waits_for_the_holder_and_gives_up_after_the_wait() {
         held.release().await.unwrap();
     });
     let start = Instant::now();
-    let got = locker.obtain(&name, SEC, 5 * SEC).await.unwrap();
-    assert!(got.is_some());
+    let got = locker.obtain(&name, SEC, 5 * SEC).await;
+    assert!(got.is_ok());
     assert!(start.elapsed() >= Duration::from_millis(90));
     assert!(start.elapsed() < 2 * SEC, "{:?}", start.elapsed());
 
     // A lock dropped without release is released in the background.
     drop(got);
     let start = Instant::now();
-    let again = locker.obtain(&name, SEC, 2 * SEC).await.unwrap();
-    assert!(again.is_some());
+    let again = locker.obtain(&name, SEC, 2 * SEC).await;
+    assert!(again.is_ok());
     assert!(start.elapsed() < SEC);
 }
 
@@ -192,11 +181,7 @@ async fn flush_engine(test: &str) -> (TestDb, Engine) {
 /// A flush under the lock waits while someone else holds it, then writes.
 async fn waits_for_the_holder(engine: &Engine, name: &str, value: u32, in_transaction: bool) {
     let locker = engine.locker("default").unwrap();
-    let held = locker
-        .obtain(name, 10 * SEC, Duration::ZERO)
-        .await
-        .unwrap()
-        .unwrap();
+    let held = locker.obtain(name, 10 * SEC, Duration::ZERO).await.unwrap();
     let task = {
         let engine = engine.clone();
         let name = name.to_string();
@@ -230,7 +215,6 @@ async fn waits_for_the_holder(engine: &Engine, name: &str, value: u32, in_transa
     locker
         .obtain(name, SEC, Duration::ZERO)
         .await
-        .unwrap()
         .expect("the flusher released its lock")
         .release()
         .await
@@ -276,7 +260,6 @@ async fn flush_with_lock_writes_under_the_lock() {
     let held = locker
         .obtain(&name, 10 * SEC, Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     let mut row = engine.load_by_id::<Counter>(1).await.unwrap().unwrap();
     row.value = 999;
@@ -338,7 +321,7 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
         );
         assert!(!locker
             .client()
-            .exists(format!("lock:{name}"))
+            .exists(format!("lock:default:{name}"))
             .await
             .unwrap());
     }
@@ -351,21 +334,18 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
     let short = locker
         .obtain(&name, Duration::from_micros(1500), Duration::ZERO)
         .await
-        .unwrap()
         .expect("free");
     drop(short);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // Zero wait: one attempt, `None` while someone holds it.
+    // Zero wait: one attempt, `LockNotObtained` while someone holds it.
     let held = locker
         .obtain(&name, 10 * SEC, Duration::ZERO)
         .await
-        .unwrap()
         .expect("the 1 ms lock has expired");
     assert!(locker
         .obtain(&name, SEC, Duration::ZERO)
         .await
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| matches!(e, Error::LockNotObtained { .. })));
     assert!(matches!(
         held.refresh(Duration::ZERO).await,
         Err(Error::InvalidArgument { .. })
@@ -379,7 +359,6 @@ async fn a_zero_or_sub_millisecond_ttl_and_an_empty_name_are_refused() {
     let forever = locker
         .obtain(&name, SEC, Duration::MAX)
         .await
-        .unwrap()
         .expect("free");
     forever.release().await.unwrap();
     cleanup(&locker.client().clone(), &name).await;
@@ -426,5 +405,96 @@ async fn an_unlock_failure_after_the_commit_says_the_rows_are_written() {
     let found = engine.load_by_id::<Counter>(row.id).await.unwrap().unwrap();
     assert_eq!(found.value, 7);
     assert!(!Error::LockLost { name: name.clone() }.rows_written());
+    db.drop().await;
+}
+
+/// Issue 11 item 9: a lock's key carries its locker's name. Two lockers on one Redis
+/// pool obtain the same lock name independently; every handle of one locker, from any
+/// engine, shares its locks.
+#[tokio::test]
+async fn lockers_are_namespaces_on_one_redis_pool() {
+    let mut r = registry();
+    r.register_locker("billing", "default")
+        .register_locker("export", "default");
+    let engine = engine(&r).await;
+    let (billing, export) = (
+        engine.locker("billing").unwrap(),
+        engine.locker("export").unwrap(),
+    );
+    let name = prefix("namespaces");
+    let first = billing
+        .obtain(&name, 10 * SEC, Duration::ZERO)
+        .await
+        .unwrap();
+    // Another locker, same lock name, same pool: its own lock.
+    let other = export
+        .obtain(&name, 10 * SEC, Duration::ZERO)
+        .await
+        .expect("another locker's namespace");
+    assert!(billing
+        .client()
+        .exists(format!("lock:billing:{name}"))
+        .await
+        .unwrap());
+    assert!(billing
+        .client()
+        .exists(format!("lock:export:{name}"))
+        .await
+        .unwrap());
+    // The same locker, through another handle and another engine: shared.
+    let again = engine
+        .locker("billing")
+        .unwrap()
+        .obtain(&name, SEC, Duration::ZERO)
+        .await;
+    assert!(matches!(&again, Err(Error::LockNotObtained { name: n, .. }) if *n == name));
+    let elsewhere = common_redis::engine(&r).await.locker("export").unwrap();
+    let again = elsewhere.obtain(&name, SEC, Duration::ZERO).await;
+    assert!(matches!(again, Err(Error::LockNotObtained { .. })));
+    // Releasing one locker's lock leaves the other's held.
+    first.release().await.unwrap();
+    assert!(other.ttl().await.unwrap() > 5 * SEC);
+    let next = billing.obtain(&name, SEC, Duration::ZERO).await.unwrap();
+    assert!(matches!(
+        export.obtain(&name, SEC, Duration::ZERO).await,
+        Err(Error::LockNotObtained { .. })
+    ));
+    next.release().await.unwrap();
+    other.release().await.unwrap();
+    cleanup(billing.client(), &name).await;
+}
+
+/// Issue 11 item 9: "not obtained" has one shape — `Locker::obtain` and
+/// `flush_with_lock` both return `Error::LockNotObtained` with the lock's name and the
+/// wait.
+#[tokio::test]
+async fn obtain_and_flush_with_lock_report_a_held_lock_alike() {
+    let (db, engine) = flush_engine("redis_lock_same_shape").await;
+    let locker = engine.locker("default").unwrap();
+    let name = prefix("shape");
+    let held = locker
+        .obtain(&name, 10 * SEC, Duration::ZERO)
+        .await
+        .unwrap();
+    let wait = Duration::from_millis(30);
+    let from_obtain = locker.obtain(&name, SEC, wait).await.unwrap_err();
+    let mut row = Tracked::new(Counter { id: 0, value: 5 });
+    let from_flush = engine
+        .flusher()
+        .track(&mut row)
+        .flush_with_lock("default", &name, SEC, wait)
+        .await
+        .unwrap_err();
+    for err in [&from_obtain, &from_flush] {
+        assert!(
+            matches!(err, Error::LockNotObtained { name: n, wait: w } if *n == name && *w == wait),
+            "{err:?}"
+        );
+        assert!(!err.rows_written());
+    }
+    assert_eq!(from_obtain.to_string(), from_flush.to_string());
+    assert!(row.is_new(), "nothing was written");
+    held.release().await.unwrap();
+    cleanup(locker.client(), &name).await;
     db.drop().await;
 }

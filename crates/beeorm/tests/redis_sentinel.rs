@@ -163,7 +163,6 @@ async fn a_sentinel_pool_runs_commands_pipelines_scripts_locks_and_rate_limits()
         .unwrap()
         .obtain(&format!("{p}lock"), Duration::from_secs(5), Duration::ZERO)
         .await
-        .unwrap()
         .unwrap();
     lock.release().await.unwrap();
     let mut allowed = 0;

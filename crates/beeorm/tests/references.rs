@@ -29,7 +29,6 @@ struct School {
 struct Student {
     id: u64,
     name: String,
-    #[orm(required)]
     school: Ref<School>,
     #[orm(cascade)]
     club: Option<Ref<Club>>,

@@ -298,7 +298,7 @@ impl<'a> Flusher<'a> {
                         .fake_delete_column()
                         .and_then(|i| schema.columns().get(i))
                     {
-                        Some(column) => it.fake_deleted(&column.name)?,
+                        Some(column) => it.fake_deleted(&column.field)?,
                         None => it.deleted(),
                     }
                 }

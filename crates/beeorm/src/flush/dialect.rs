@@ -162,8 +162,9 @@ pub(super) fn explicit_ids_move_sequence(kind: DialectKind) -> bool {
 pub(super) fn sequence_after_explicit_ids(pool: &SqlPool, schema: &TableSchema) -> String {
     let t = schema.templates(|s| pool.quote(s));
     format!(
-        "SELECT setval(pg_get_serial_sequence('{}', 'id'), (SELECT MAX({}) FROM {}))",
+        "SELECT setval(pg_get_serial_sequence('{}', '{}'), (SELECT MAX({}) FROM {}))",
         t.table.replace('\'', "''"),
+        schema.id_column_name().replace('\'', "''"),
         t.columns[0],
         t.table
     )

@@ -137,10 +137,7 @@ impl<E: Entity> Flushable for Tracked<E> {
         // No snapshot: the flag is what the row holds now (read back as `true`).
         self.untracked_mut()
             .set_field(field, Value::Bool(true))
-            .map_err(|reason| Error::Flush {
-                entity: E::TYPE_NAME.to_string(),
-                reason,
-            })?;
+            .map_err(|e| Error::set_field::<E>(field, e))?;
         self.mark_saved();
         self.delete = None;
         Ok(())

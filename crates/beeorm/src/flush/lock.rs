@@ -1,6 +1,7 @@
 //! Flushing under a shared Redis lock (C5): the seed's `FlushWithLock` and
 //! `FlushInTransactionWithLock`. The lock only wraps the write path; it does not
-//! change it.
+//! change it. A lock not obtained is [`Error::LockNotObtained`] here as in
+//! [`Locker::obtain`](crate::Locker::obtain): one shape for one outcome.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ impl Flusher<'_> {
     /// for at most `ttl`), flushes, and releases the lock.
     ///
     /// Errors: [`Error::LockNotObtained`] when the lock stayed taken for the whole
-    /// wait (nothing is written); the flush's error (the lock is released); and
+    /// wait (nothing is written; the same error as
+    /// [`Locker::obtain`](crate::Locker::obtain)'s); the flush's error (the lock is released); and
     /// [`Error::WrittenButUnlockFailed`] when the flush committed but the release
     /// failed — the lock expired during the flush (its source is [`Error::LockLost`]:
     /// another holder may have run at the same time) or Redis failed. The rows *are*
@@ -47,15 +49,12 @@ impl Flusher<'_> {
         wait: Duration,
         in_transaction: bool,
     ) -> Result<()> {
-        let locker = self.engine.locker(locker)?;
-        let lock =
-            locker
-                .obtain(lock_name, ttl, wait)
-                .await?
-                .ok_or_else(|| Error::LockNotObtained {
-                    name: lock_name.to_string(),
-                    wait,
-                })?;
+        // Not obtained: `Error::LockNotObtained`, as from `Locker::obtain` itself.
+        let lock = self
+            .engine
+            .locker(locker)?
+            .obtain(lock_name, ttl, wait)
+            .await?;
         let flushed = if in_transaction {
             self.flush_in_transaction().await
         } else {

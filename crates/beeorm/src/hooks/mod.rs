@@ -151,11 +151,7 @@ impl<E: Entity> HookTarget for E {
         Entity::visit_strings(self, visit)
     }
     fn set_field(&mut self, name: &str, value: Value) -> Result<()> {
-        Entity::set_field(self, name, value).map_err(|reason| Error::Decode {
-            entity: E::TYPE_NAME.to_string(),
-            field: name.to_string(),
-            reason,
-        })
+        Entity::set_field(self, name, value).map_err(|e| Error::set_field::<E>(name, e))
     }
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self

@@ -1,15 +1,20 @@
 //! The shared lock (E4): [`Locker`] and [`Lock`].
 //!
-//! A lock is the key `lock:<name>` holding a token only its holder knows, set with
-//! `SET NX PX ttl`, so it vanishes after its TTL if the holder dies. Release, refresh
+//! A lock is the key `lock:<locker>:<name>` holding a token only its holder knows, set
+//! with `SET NX PX ttl`, so it vanishes after its TTL if the holder dies. The key
+//! carries the locker's registered name: two lockers are two namespaces, even on one
+//! Redis pool (lock `invoice:42` of locker `billing` is not that of locker `export`),
+//! while every `Locker` handle of one name, in any process, shares its locks. Release, refresh
 //! and TTL are Lua scripts that act only while the key still holds *our* token
 //! (compare-and-delete): a holder whose lock expired and was taken by someone else
 //! gets [`Error::LockLost`] and can never delete or extend the new holder's lock.
 //!
-//! `obtain` polls (`SET NX`) with a short, growing pause until `wait` runs out; it
-//! returns `Ok(None)` when the lock was not obtained in time — an expected outcome,
-//! not an error. A `wait` of zero means one attempt. Redis errors are errors, and so
-//! are arguments no lock can honour ([`Error::InvalidArgument`]: an empty name, a TTL
+//! `obtain` polls (`SET NX`) with a short, growing pause until `wait` runs out. A lock
+//! not obtained in time is [`Error::LockNotObtained`] — the same error
+//! `Flusher::flush_with_lock` returns, so "someone else holds it" has one shape
+//! whichever call met it, and `?` cannot mistake it for success. Match on it to skip
+//! or retry. A `wait` of zero means one attempt. Redis errors are errors, and so are
+//! arguments no lock can honour ([`Error::InvalidArgument`]: an empty name, a TTL
 //! under 1 ms), refused before anything is sent.
 
 use std::hash::{BuildHasher, Hasher};
@@ -99,9 +104,13 @@ fn ttl_millis(call: &str, name: &str, ttl: Duration) -> Result<u64> {
 /// # use std::time::Duration;
 /// # async fn demo(engine: &beeorm::Engine) -> beeorm::Result<()> {
 /// let locker = engine.locker("default")?;
-/// if let Some(lock) = locker.obtain("invoice:42", Duration::from_secs(5), Duration::from_secs(1)).await? {
-///     // … work that must not run twice at once …
-///     lock.release().await?; // Err(LockLost) if the TTL ran out meanwhile
+/// match locker.obtain("invoice:42", Duration::from_secs(5), Duration::from_secs(1)).await {
+///     Ok(lock) => {
+///         // … work that must not run twice at once …
+///         lock.release().await?; // Err(LockLost) if the TTL ran out meanwhile
+///     }
+///     Err(beeorm::Error::LockNotObtained { .. }) => { /* someone else is on it */ }
+///     Err(e) => return Err(e),
 /// }
 /// # Ok(()) }
 /// ```
@@ -119,7 +128,7 @@ impl Locker {
         }
     }
 
-    /// The locker's registered name.
+    /// The locker's registered name: the namespace of its locks.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -129,13 +138,14 @@ impl Locker {
         &self.client
     }
 
-    /// Takes the lock `name` for `ttl`, trying again until `wait` has passed
-    /// (`Duration::ZERO`: one attempt). `Ok(None)`: someone else held it all along.
+    /// Takes the lock `name` of this locker for `ttl`, trying again until `wait` has
+    /// passed (`Duration::ZERO`: one attempt). [`Error::LockNotObtained`]: someone
+    /// else held it all along.
     ///
     /// Refused with [`Error::InvalidArgument`], before anything is sent: an empty
     /// `name`, and a `ttl` under 1 ms (Redis counts TTLs in whole milliseconds; a
     /// zero TTL would be no lock at all). A fraction of a millisecond is rounded down.
-    pub async fn obtain(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Option<Lock>> {
+    pub async fn obtain(&self, name: &str, ttl: Duration, wait: Duration) -> Result<Lock> {
         if name.is_empty() {
             return Err(Error::InvalidArgument {
                 call: "Locker::obtain(\"\")".to_string(),
@@ -143,7 +153,7 @@ impl Locker {
             });
         }
         let ttl_ms = ttl_millis("Locker::obtain", name, ttl)?;
-        let key = format!("lock:{name}");
+        let key = format!("lock:{}:{name}", self.name);
         let token = token();
         // `None`: a wait too long to add to the clock (`Duration::MAX`) waits for good.
         let deadline = Instant::now().checked_add(wait);
@@ -158,17 +168,22 @@ impl Locker {
                 )
                 .await?
             {
-                return Ok(Some(Lock {
+                return Ok(Lock {
                     client: self.client.clone(),
                     name: name.to_string(),
                     key,
                     token,
                     done: false,
-                }));
+                });
             }
             let now = Instant::now();
             let left = match deadline {
-                Some(d) if now >= d => return Ok(None),
+                Some(d) if now >= d => {
+                    return Err(Error::LockNotObtained {
+                        name: name.to_string(),
+                        wait,
+                    })
+                }
                 Some(d) => d - now,
                 None => pause,
             };

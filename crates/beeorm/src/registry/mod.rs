@@ -568,9 +568,9 @@ impl Registry {
                 (
                     *id,
                     (
-                        s.entity_name().to_string(),
                         s.table_name().to_string(),
                         s.pool_name().to_string(),
+                        s.id_column_name().to_string(),
                     ),
                 )
             })

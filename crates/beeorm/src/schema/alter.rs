@@ -99,7 +99,7 @@ fn fake_delete_from_bool(
 /// `UPDATE` that moves a migrated fake-delete flag (1 for deleted) to the row's ID.
 fn fake_delete_ids(quote: impl Fn(&str) -> String, table: &TableSchema, column: usize) -> String {
     let flag = quote(&table.columns()[column].name);
-    let id = quote("id");
+    let id = quote(table.id_column_name());
     format!(
         "UPDATE {} SET {flag} = {id} WHERE {flag} <> 0 AND {flag} <> {id}",
         quote(table.table_name())
@@ -218,7 +218,11 @@ fn sqlite_alter(
             .map(|c| {
                 if Some(&c.name) == flag {
                     // The old boolean flag becomes the deleted row's ID.
-                    format!("CASE WHEN {} THEN {} ELSE 0 END", q(&c.name), q("id"))
+                    format!(
+                        "CASE WHEN {} THEN {} ELSE 0 END",
+                        q(&c.name),
+                        q(table.id_column_name())
+                    )
                 } else {
                     dialect.copy_expression(c)
                 }
@@ -290,7 +294,7 @@ fn pg_alter(
             clauses.push(format!(
                 "ALTER COLUMN {name} TYPE {} USING CASE WHEN {name} THEN {} ELSE 0 END",
                 crate::sql::postgres::column_type(&cols[i].ty),
-                q("id")
+                q(table.id_column_name())
             ));
             clauses.push(format!("ALTER COLUMN {name} SET DEFAULT 0"));
             clauses.push(format!("ALTER COLUMN {name} SET NOT NULL"));

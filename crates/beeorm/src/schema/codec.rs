@@ -11,7 +11,8 @@ use rust_decimal::Decimal;
 use super::types::FieldType;
 use crate::Value;
 
-fn kind(v: &Value) -> &'static str {
+/// What a value is, in words (`"text"`, `"an integer"`, …), for error messages.
+pub fn value_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "NULL",
         Value::Bool(_) => "a boolean",
@@ -28,7 +29,7 @@ fn kind(v: &Value) -> &'static str {
 }
 
 pub(crate) fn unexpected(v: &Value, wanted: &str) -> String {
-    format!("expected {wanted}, found {}", kind(v))
+    format!("expected {wanted}, found {}", value_kind(v))
 }
 
 fn text(v: Value, wanted: &str) -> Result<String, String> {
@@ -289,6 +290,27 @@ pub struct DecodeError {
     pub field: String,
     /// What was wrong.
     pub reason: String,
+}
+
+/// Why [`Entity::set_field`](crate::Entity::set_field) refused a value; the field is
+/// left as it was. [`Tracked::set_field`](crate::Tracked::set_field) turns it into
+/// [`Error::UnknownField`](crate::Error::UnknownField) or
+/// [`Error::WrongFieldType`](crate::Error::WrongFieldType), naming the entity and
+/// the field: a write-side mistake of the caller, not a row that failed to decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetFieldError {
+    /// No stored, non-embedded field of that name (the primary key, `ignore`d and
+    /// embedded fields cannot be set by name).
+    UnknownField,
+    /// The value does not convert to the field's type.
+    WrongType {
+        /// The field's Rust type, as written (`Option<u8>`).
+        expected: &'static str,
+        /// What the value was ([`value_kind`]: `text`, `an integer`, …).
+        given: &'static str,
+        /// Why it does not convert (wrong kind, out of range, …).
+        reason: String,
+    },
 }
 
 impl DecodeError {

@@ -16,17 +16,26 @@ pub struct EntityDefinition {
     pub table: Option<&'static str>,
     /// `#[orm(pool = "...")]` (alias `mysql`): the relational pool; `default` when absent.
     pub pool: Option<&'static str>,
-    /// The primary key column, from the type of the `id` field.
+    /// The primary key column, from the type of the primary key field.
     pub id: IdColumn,
-    /// Every stored field except `id`, in declaration order (`ignore`d fields are absent).
+    /// The primary key's Rust field: the one marked `#[orm(primary_key)]`, else `id`.
+    pub id_field: &'static str,
+    /// The primary key's column: `#[orm(column = "...")]` on its field, else the
+    /// field's name.
+    pub id_column: &'static str,
+    /// Every stored field except the primary key, in declaration order (`ignore`d
+    /// fields are absent).
     pub fields: Vec<FieldDefinition>,
 }
 
 /// One stored field of an entity or of an embedded struct.
 #[derive(Debug, Clone)]
 pub struct FieldDefinition {
-    /// The Rust field name; the column name (embedded fields get `outer_` prefixes).
+    /// The Rust field name.
     pub name: &'static str,
+    /// The column name: `#[orm(column = "...")]`, else the field name (embedded
+    /// fields get their holder's column and `_` as a prefix).
+    pub column: &'static str,
     /// The field's Rust type as written, for error messages.
     pub rust_type: &'static str,
     /// The `#[orm(...)]` attributes of the field.
@@ -105,4 +114,7 @@ pub struct FieldAttributes {
     pub cascade: bool,
     /// `skip_fk` (`Ref<T>`): no foreign key constraint for this reference.
     pub skip_fk: bool,
+    /// `fake_delete` (`bool`, entity fields only): the fake-delete flag (B7). Its
+    /// column holds 0 while the row is alive and the row's ID once it is deleted.
+    pub fake_delete: bool,
 }

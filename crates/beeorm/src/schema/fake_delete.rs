@@ -1,6 +1,12 @@
-//! The `fake_delete: bool` field (B7): its column holds 0 while the row is alive and
-//! the row's ID once it is fake-deleted (as the Go original does), so any number of
-//! deleted rows can share the values of a unique index that includes the flag.
+//! The fake-delete flag (B7): the `bool` field marked `#[orm(fake_delete)]`, of any
+//! name. Its column holds 0 while the row is alive and the row's ID once it is
+//! fake-deleted (as the Go original does), so any number of deleted rows can share the
+//! values of a unique index that includes the flag.
+//!
+//! The attribute, not the field's name, switches it on: the name alone (the Go
+//! original's convention, and this crate's before) turned a typo or an `Option<bool>`
+//! silently into a plain column. The derive refuses a field named `fake_delete`
+//! without the attribute, and the attribute on anything but a `bool`.
 //!
 //! The field stays a `bool`: [`FakeDeleteCodec`] reads any non-zero value as `true`;
 //! the flusher writes the row's ID where the field says `true`. This module owns the
@@ -10,7 +16,7 @@
 use super::codec::{integer, unexpected, Codec};
 use crate::Value;
 
-/// The codec the derive gives a `fake_delete: bool` field.
+/// The codec the derive gives the `#[orm(fake_delete)]` field.
 #[derive(Debug)]
 pub struct FakeDeleteCodec;
 

@@ -14,7 +14,10 @@ mod table;
 mod types;
 
 pub use alter::Alter;
-pub use codec::{Codec, DecodeError, JsonCodec, NativeCodec, NullableJsonCodec, SetCodec};
+pub use codec::{
+    value_kind, Codec, DecodeError, JsonCodec, NativeCodec, NullableJsonCodec, SetCodec,
+    SetFieldError,
+};
 pub use definition::{
     EntityDefinition, FieldAttributes, FieldDefinition, FieldShape, IndexPosition, Length,
 };

@@ -1,4 +1,10 @@
 //! [`TableSchema`]: the validated description of one entity's table (B5).
+//!
+//! Column names come from the definition (`#[orm(column = "...")]`, else the field
+//! name), never from conventions: the primary key is column 0 whatever it is called
+//! ([`TableSchema::id_column_name`]), and the fake-delete column is the one whose
+//! field carries the attribute. Everything that renders SQL for a table reads the
+//! names from here, so an existing database with its own naming maps as it is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
@@ -21,6 +27,8 @@ pub struct Column {
     pub nullable: bool,
     /// The entity the column refers to (`Ref<T>`, `Vec<Ref<T>>` fields).
     pub reference: Option<Reference>,
+    /// The primary key (the first column): auto-increment, no default.
+    pub primary_key: bool,
 }
 
 /// A reference field (`Ref<T>`, `Option<Ref<T>>`, `Vec<Ref<T>>`) of an entity.
@@ -38,7 +46,7 @@ pub struct Reference {
     pub skip_fk: bool,
 }
 
-/// A foreign key of a table: `column` references `ref_table(id)`.
+/// A foreign key of a table: `column` references `ref_table(ref_column)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignKey {
     /// Constraint name: `fk_<table>_<column>` (cut to 63 characters).
@@ -47,6 +55,8 @@ pub struct ForeignKey {
     pub column: String,
     /// The referenced table.
     pub ref_table: String,
+    /// The referenced table's primary key column.
+    pub ref_column: String,
     /// ON DELETE CASCADE rather than RESTRICT.
     pub cascade: bool,
 }
@@ -92,7 +102,7 @@ pub struct TableSchema {
 pub(crate) struct Templates {
     /// Quoted table name.
     pub table: String,
-    /// Quoted column names; `[0]` is `id`.
+    /// Quoted column names; `[0]` is the primary key.
     pub columns: Vec<String>,
     /// `SELECT <all columns> FROM <table>`.
     pub select: String,
@@ -126,15 +136,17 @@ impl TableSchema {
             entity,
             enums,
             columns: vec![Column {
-                name: "id".into(),
-                field: "id".into(),
+                name: def.id_column.into(),
+                field: def.id_field.into(),
                 ty: ColumnType::Int {
                     bytes: def.id.bytes,
                     unsigned: true,
                 },
                 nullable: false,
                 reference: None,
+                primary_key: true,
             }],
+            fake_delete: None,
             index_parts: BTreeMap::new(),
         };
         builder.add_fields(&def.fields, "", "")?;
@@ -153,10 +165,17 @@ impl TableSchema {
             }
         }
         indexes.sort_by(|a, b| a.name.cmp(&b.name));
-        let fake_delete = builder
-            .columns
-            .iter()
-            .position(|c| c.name == "fake_delete" && c.ty == ColumnType::Bool && !c.nullable);
+        if def.id_column.len() > MAX_IDENTIFIER || def.id_column.is_empty() {
+            return Err(Error::definition(
+                entity,
+                Some(def.id_field),
+                format!(
+                    "column name `{}` must be 1 to {MAX_IDENTIFIER} characters",
+                    def.id_column
+                ),
+            ));
+        }
+        let fake_delete = builder.fake_delete;
         if let Some(column) = fake_delete.and_then(|i| builder.columns.get_mut(i)) {
             // The column holds the row's ID once deleted (0 while alive), so deleted
             // duplicates under a unique index that includes it never clash.
@@ -198,7 +217,13 @@ impl TableSchema {
         self.id
     }
 
-    /// All columns, `id` first, in declaration order.
+    /// The primary key column's name: `id`, or what `#[orm(column = "...")]` names
+    /// on the primary key field. Every statement beeorm generates uses it.
+    pub fn id_column_name(&self) -> &str {
+        &self.columns[0].name
+    }
+
+    /// All columns, the primary key first, then in declaration order.
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
@@ -221,7 +246,7 @@ impl TableSchema {
     }
 
     /// Checks that every referenced entity is registered in the same pool (`targets`:
-    /// type → (entity, table, pool)) and sets up the foreign keys.
+    /// type → (table, pool, primary key column)) and sets up the foreign keys.
     pub(crate) fn resolve_references(
         &mut self,
         targets: &HashMap<std::any::TypeId, (String, String, String)>,
@@ -229,7 +254,7 @@ impl TableSchema {
         let mut fks = Vec::new();
         for c in &self.columns {
             let Some(r) = &c.reference else { continue };
-            let Some((_, table, pool)) = targets.get(&r.target) else {
+            let Some((table, pool, id_column)) = targets.get(&r.target) else {
                 return Err(Error::definition(
                     self.entity,
                     Some(&c.field),
@@ -260,6 +285,7 @@ impl TableSchema {
                 name,
                 column: c.name.clone(),
                 ref_table: table.clone(),
+                ref_column: id_column.clone(),
                 cascade: r.cascade,
             });
         }
@@ -267,22 +293,24 @@ impl TableSchema {
         Ok(())
     }
 
-    /// Whether the entity has a `fake_delete: bool` field (B7). Its column is an
+    /// Whether the entity has an `#[orm(fake_delete)]` field (B7). Its column is an
     /// unsigned integer as wide as the ID: 0 while the row is alive, the row's ID once
     /// it is fake-deleted; the field reads `true` for any non-zero value.
     pub fn has_fake_delete(&self) -> bool {
         self.fake_delete.is_some()
     }
 
-    /// Position of `fake_delete` among all columns (`id` is 0).
+    /// Position of the fake-delete column among all columns (the primary key is 0).
     pub(crate) fn fake_delete_column(&self) -> Option<usize> {
         self.fake_delete
     }
 
     /// The name of the unique index over exactly these columns (any order).
     pub(crate) fn unique_index_on(&self, columns: &[&str]) -> Option<&str> {
-        if columns == ["id"] {
-            return Some("PRIMARY");
+        if let [only] = columns {
+            if *only == self.id_column_name() {
+                return Some("PRIMARY");
+            }
         }
         self.indexes
             .iter()
@@ -316,6 +344,8 @@ struct Builder<'a> {
     entity: &'static str,
     enums: &'a HashMap<String, EnumDefinition>,
     columns: Vec<Column>,
+    /// Position of the `#[orm(fake_delete)]` column, once seen.
+    fake_delete: Option<usize>,
     /// (name) → (unique, [(position, column, field)]).
     index_parts: BTreeMap<String, (bool, Vec<IndexMember>)>,
 }
@@ -323,7 +353,7 @@ struct Builder<'a> {
 impl Builder<'_> {
     fn add_fields(&mut self, fields: &[FieldDefinition], prefix: &str, path: &str) -> Result<()> {
         for f in fields {
-            let name = format!("{prefix}{}", f.name);
+            let name = format!("{prefix}{}", f.column);
             let field = format!("{path}{}", f.name);
             match f.shape {
                 FieldShape::Embedded(inner) => {
@@ -342,7 +372,8 @@ impl Builder<'_> {
                         && !a.mediumblob
                         && !a.longblob
                         && !a.cascade
-                        && !a.skip_fk;
+                        && !a.skip_fk
+                        && !a.fake_delete;
                     if !plain {
                         return Err(Error::definition(
                             self.entity,
@@ -394,12 +425,30 @@ impl Builder<'_> {
                         cascade: f.attributes.cascade,
                         skip_fk: f.attributes.skip_fk,
                     });
+                    if f.attributes.fake_delete {
+                        if ty != ColumnType::Bool || spec.nullable || !prefix.is_empty() {
+                            return Err(Error::definition(
+                                self.entity,
+                                Some(&field),
+                                "`fake_delete` goes on a `bool` field of the entity itself",
+                            ));
+                        }
+                        if self.fake_delete.is_some() {
+                            return Err(Error::definition(
+                                self.entity,
+                                Some(&field),
+                                "an entity has at most one `fake_delete` field",
+                            ));
+                        }
+                        self.fake_delete = Some(self.columns.len());
+                    }
                     self.columns.push(Column {
                         name,
                         field,
                         ty,
                         nullable: spec.nullable,
                         reference,
+                        primary_key: false,
                     });
                 }
             }

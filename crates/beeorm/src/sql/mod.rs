@@ -60,14 +60,14 @@ pub(crate) trait Dialect {
     fn foreign_key_key(&self, fk: &ForeignKey) -> String {
         format!("{}|{}|{}", fk.column, fk.ref_table, fk.on_delete())
     }
-    /// `CONSTRAINT name FOREIGN KEY (col) REFERENCES table (id) ON DELETE …`.
+    /// `CONSTRAINT name FOREIGN KEY (col) REFERENCES table (its key) ON DELETE …`.
     fn foreign_key_clause(&self, fk: &ForeignKey) -> String {
         format!(
             "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) ON DELETE {}",
             self.quote(&fk.name),
             self.quote(&fk.column),
             self.quote(&fk.ref_table),
-            self.quote("id"),
+            self.quote(&fk.ref_column),
             fk.on_delete()
         )
     }

@@ -65,7 +65,8 @@ pub async fn engine(r: &Registry) -> Engine {
 pub async fn cleanup(redis: &RedisClient, prefix: &str) {
     for pattern in [
         format!("{prefix}*"),
-        format!("lock:{prefix}*"),
+        // `lock:<locker>:<name>`.
+        format!("lock:*:{prefix}*"),
         format!("beeorm:rate:{prefix}*"),
     ] {
         let keys = redis.scan_match(&pattern).await.unwrap();

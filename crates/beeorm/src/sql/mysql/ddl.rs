@@ -94,7 +94,7 @@ fn is_numeric(ty: &ColumnType) -> bool {
 
 /// The default of a NOT NULL column, unquoted; `None` when the column has none.
 fn default_value(col: &Column) -> Option<String> {
-    if col.nullable || col.name == "id" {
+    if col.nullable || col.primary_key {
         return None;
     }
     Some(match &col.ty {
@@ -175,7 +175,7 @@ impl Dialect for MySqlDialect {
 
     fn column_definition(&self, col: &Column) -> String {
         let mut sql = format!("{} {}", self.quote(&col.name), column_type(&col.ty));
-        if col.name == "id" {
+        if col.primary_key {
             sql.push_str(" NOT NULL AUTO_INCREMENT");
             return sql;
         }
@@ -205,7 +205,7 @@ impl Dialect for MySqlDialect {
             default_value(col).map(|d| quote_literal(&d)).as_deref(),
             is_numeric(&col.ty),
         );
-        key(&ty, col.nullable, default.as_deref(), col.name == "id")
+        key(&ty, col.nullable, default.as_deref(), col.primary_key)
     }
 
     fn index_name(&self, _table: &TableSchema, index: &Index) -> String {
@@ -229,7 +229,10 @@ impl Dialect for MySqlDialect {
         for index in table.indexes() {
             lines.push(format!("  {}", self.index_clause(index)));
         }
-        lines.push("  PRIMARY KEY (`id`)".into());
+        lines.push(format!(
+            "  PRIMARY KEY ({})",
+            self.quote(table.id_column_name())
+        ));
         vec![format!(
             "CREATE TABLE {} (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET={}",
             self.quote(table.table_name()),

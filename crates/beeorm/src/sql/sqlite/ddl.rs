@@ -92,7 +92,7 @@ impl Dialect for SqliteDialect {
 
     fn column_definition(&self, col: &Column) -> String {
         let name = self.quote(&col.name);
-        if col.name == "id" {
+        if col.primary_key {
             return format!("{name} INTEGER PRIMARY KEY AUTOINCREMENT");
         }
         let mut sql = format!("{name} {}", column_type(&col.ty));
@@ -172,7 +172,7 @@ impl SqliteDialect {
     /// default when the column turned NOT NULL.
     pub(crate) fn copy_expression(&self, col: &Column) -> String {
         let name = self.quote(&col.name);
-        if col.nullable || col.name == "id" {
+        if col.nullable || col.primary_key {
             name
         } else {
             format!("COALESCE({name}, {})", default_literal(&col.ty))

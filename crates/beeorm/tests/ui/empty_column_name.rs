@@ -1,0 +1,10 @@
+use beeorm::Entity;
+
+#[derive(Entity)]
+struct Customer {
+    id: u32,
+    #[orm(column = "")]
+    first_name: String,
+}
+
+fn main() {}
