@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use crate::cache::LocalCache;
+use crate::db::Db;
 use crate::registry::ValidatedRegistry;
 use crate::schema::{Alter, TableSchema};
 use crate::sql::pool::SqlPool;
-use crate::sql::Db;
 use crate::{Error, Result};
 
 /// A cheap handle on a [`ValidatedRegistry`]: make one per request or task. Cloning

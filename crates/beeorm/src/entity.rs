@@ -2,7 +2,7 @@
 //! `#[derive(Embedded)]` generate, the plumbing between a struct and its row that the
 //! write path (flush), the read path (loaders) and references share.
 
-use crate::{hooks, schema, Result, Value};
+use crate::{hooks, schema, Error, Result, Value};
 
 /// The cells of one row as [`Entity::from_values`] reads them, in column order. The
 /// loaders drain one buffer per query into it, so a row costs no allocation of its own.
@@ -69,4 +69,14 @@ pub trait Embedded: Sized {
     const COLUMN_COUNT: usize = 4;
     /// Calls `visit` on every free-text field.
     fn visit_strings(&mut self, visit: &mut dyn FnMut(&mut String));
+}
+
+/// Decodes a row (`id` first, columns in schema order) into an entity, draining
+/// `row`.
+pub(crate) fn decode<E: Entity>(row: &mut Vec<Value>) -> Result<E> {
+    E::from_values(&mut row.drain(..)).map_err(|e| Error::Decode {
+        entity: E::TYPE_NAME.to_string(),
+        field: e.field,
+        reason: e.reason,
+    })
 }

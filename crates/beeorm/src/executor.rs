@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
+use crate::db::Transaction;
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
-use crate::sql::Transaction;
 use crate::{Engine, Error, Result, Value};
 
 /// A pool or a transaction: what the statements of a read run on.

@@ -7,6 +7,7 @@
 extern crate self as beeorm;
 
 mod cache;
+mod db;
 mod engine;
 mod entity;
 mod error;
@@ -26,12 +27,14 @@ mod reference;
 mod registry;
 pub mod schema;
 mod sql;
+mod sync;
 mod tracked;
 
 #[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
 pub use cache::LocalCache;
+pub use db::{Db, Transaction};
 pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};
 pub use error::{Error, Result};
@@ -44,7 +47,7 @@ pub use reference::Ref;
 pub use registry::{Registry, ValidatedRegistry, DEFAULT_POOL};
 pub use schema::enums::{EnumDefinition, OrmEnum};
 pub use sql::value::Value;
-pub use sql::{Db, DialectKind, ExecResult, Transaction};
+pub use sql::{DialectKind, ExecResult};
 pub use tracked::Tracked;
 
 #[doc(hidden)]

@@ -152,7 +152,7 @@ impl<E: Entity> Tracked<E> {
                 if let Some(p) = self.pending.take() {
                     let p = *p;
                     if let Some(mut row) = p.row {
-                        if let Ok(e) = crate::load::decode::<E>(&mut row) {
+                        if let Ok(e) = crate::entity::decode::<E>(&mut row) {
                             self.entity = e;
                         }
                     }

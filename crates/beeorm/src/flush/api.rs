@@ -2,7 +2,7 @@
 //! How a flush runs is in `execute.rs`, how it ends in `commit.rs`.
 
 use super::item::{Flushable, Op};
-use crate::sql::Transaction;
+use crate::db::Transaction;
 use crate::{Engine, Entity, Result, Tracked};
 
 /// A unit of work: track entities, then write them all with one [`Flusher::flush`].

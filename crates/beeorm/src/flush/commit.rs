@@ -16,10 +16,10 @@
 
 use super::api::Flusher;
 use super::item::{Flushable, Op};
+use crate::db::Transaction;
 use crate::hooks::{BoxFuture, HookEvent};
 use crate::observe::{Change, ChangeKind, ChangeSet, ColumnChange, ObserverTx};
 use crate::sql::pool::{Conn, SqlPool};
-use crate::sql::Transaction;
 use crate::{Error, Result, ValidatedRegistry, Value};
 
 /// An after-hook that runs, after a `flush_in` transaction committed, on a copy of

@@ -16,11 +16,11 @@ use super::commit::{Committed, Effect, UnitConn};
 use super::dialect;
 use super::item::{Flushable, Op};
 use super::plan::{plan, Planned, Statement, StatementKind};
+use crate::db::Transaction;
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
 use crate::observe::ChangeSet;
 use crate::schema::limits;
 use crate::sql::pool::{Conn, SqlPool};
-use crate::sql::Transaction;
 use crate::{Error, Result, Value};
 
 impl<'a> Flusher<'a> {

@@ -182,7 +182,7 @@ impl<E: Entity> Flushable for Tracked<E> {
         let mut row = self.row();
         Box::new(move || {
             Box::pin(async move {
-                let mut entity = crate::load::decode::<E>(&mut row)?;
+                let mut entity = crate::entity::decode::<E>(&mut row)?;
                 if E::HAS_OWN_HOOKS {
                     entity.run_own_hook(event).await?;
                 }
@@ -233,7 +233,7 @@ impl<E: Entity> Flushable for Tracked<E> {
     }
 
     fn reload(&mut self, mut row: Vec<Value>) -> Result<()> {
-        let fresh = crate::load::decode::<E>(&mut row)?;
+        let fresh = crate::entity::decode::<E>(&mut row)?;
         self.replace_loaded(fresh);
         Ok(())
     }

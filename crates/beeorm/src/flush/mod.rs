@@ -33,7 +33,6 @@ mod item;
 mod lock;
 mod plan;
 
-pub use crate::tracked::Tracked;
 pub(crate) use crate::tracked::TxOutcome;
 pub use api::Flusher;
 pub(crate) use commit::TxPending;

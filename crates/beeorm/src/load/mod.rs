@@ -24,26 +24,19 @@ mod source;
 
 use preload::PathTree;
 
+use crate::db::Transaction;
 use crate::executor::Executor;
-use crate::flush::Tracked;
 use crate::query::{Pager, Where};
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
-use crate::sql::{DialectKind, Transaction};
+use crate::sql::DialectKind;
+use crate::tracked::Tracked;
 use crate::{Engine, Entity, Error, Result, Value};
 
 /// The read front with preloading set: [`Engine::preload`] returns a [`Reader`].
 pub type Preload<'e> = Reader<'e>;
 
-/// Decodes a row (`id` first, columns in schema order) into an entity, draining
-/// `row`.
-pub(crate) fn decode<E: Entity>(row: &mut Vec<Value>) -> Result<E> {
-    E::from_values(&mut row.drain(..)).map_err(|e| Error::Decode {
-        entity: E::TYPE_NAME.to_string(),
-        field: e.field,
-        reason: e.reason,
-    })
-}
+pub(crate) use crate::entity::decode;
 
 /// `ids` without repeats, each where it first occurs.
 fn first_occurrences(ids: &[u64]) -> Vec<u64> {

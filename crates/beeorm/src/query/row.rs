@@ -59,7 +59,7 @@ impl<E: Entity> FromRow for E {
                     .unwrap_or(Value::Null),
             );
         }
-        crate::load::decode::<E>(&mut ordered)
+        crate::entity::decode::<E>(&mut ordered)
     }
 
     fn alive_column(engine: &Engine, table: &str) -> Option<String> {

@@ -1,10 +1,10 @@
-//! Entity metadata and schema sync.
+//! Entity metadata: what a table looks like.
 //!
 //! `#[derive(Entity)]` emits an [`EntityDefinition`]; `Registry::validate()` checks it
-//! and builds a [`TableSchema`]; [`TableSchema::schema_changes`] and
-//! `Engine::alters()` compare tables with the database and produce [`Alter`]s.
+//! and builds a [`TableSchema`]. Comparing tables with the database (schema sync,
+//! [`TableSchema::schema_changes`], `Engine::alters()` producing [`Alter`]s) lives a
+//! layer higher, in `crate::sync`, above the drivers it asks.
 
-mod alter;
 pub(crate) mod codec;
 mod definition;
 pub(crate) mod enums;
@@ -13,7 +13,7 @@ pub(crate) mod limits;
 mod table;
 mod types;
 
-pub use alter::Alter;
+pub use crate::sync::Alter;
 pub use codec::{
     value_kind, Codec, DecodeError, JsonCodec, NativeCodec, NullableJsonCodec, SetCodec,
     SetFieldError,
@@ -28,59 +28,3 @@ pub use types::{
     enum_column, enum_from_value, enum_to_value, json_column, nullable_json_column, BlobSize,
     ColumnSpec, ColumnType, EnumValues, FieldType, IdColumn, PrimaryKey, RefSpec,
 };
-
-use crate::{Engine, Result};
-
-impl TableSchema {
-    /// The alters that bring this table in line with its entity: `(false, [])` when it
-    /// already matches. Other tables of the pool are left alone.
-    pub async fn schema_changes(&self, engine: &Engine) -> Result<(bool, Vec<Alter>)> {
-        let pool = engine.sql_pool(self.pool_name())?;
-        let alters = alter::plan(&pool, &[self], false).await?;
-        Ok((!alters.is_empty(), alters))
-    }
-
-    /// Creates or alters the table to match its entity, unsafe changes included.
-    pub async fn update_schema(&self, engine: &Engine) -> Result<()> {
-        for alter in self.schema_changes(engine).await?.1 {
-            alter.exec(engine).await?;
-        }
-        Ok(())
-    }
-
-    /// Drops the table if it exists.
-    pub async fn drop_table(&self, engine: &Engine) -> Result<()> {
-        let pool = engine.sql_pool(self.pool_name())?;
-        let dialect = pool.dialect().await?;
-        let sql = format!(
-            "DROP TABLE IF EXISTS {}",
-            dialect.as_dialect().quote(self.table_name())
-        );
-        pool.execute_script(&sql).await
-    }
-
-    /// Deletes every row and restarts the ID sequence at 1.
-    pub async fn truncate_table(&self, engine: &Engine) -> Result<()> {
-        let pool = engine.sql_pool(self.pool_name())?;
-        let dialect = pool.dialect().await?;
-        let table = dialect.as_dialect().quote(self.table_name());
-        let sql = match pool.kind() {
-            crate::DialectKind::MySql => format!("TRUNCATE TABLE {table}"),
-            crate::DialectKind::Postgres => format!("TRUNCATE TABLE {table} RESTART IDENTITY"),
-            crate::DialectKind::Sqlite => format!(
-                "DELETE FROM {table};\nDELETE FROM sqlite_sequence WHERE name = {}",
-                crate::sql::quote_literal(self.table_name())
-            ),
-        };
-        pool.execute_script(&sql).await
-    }
-
-    /// Every alter of the registered tables of `pool`, and drops of unknown tables.
-    pub(crate) async fn pool_alters(
-        engine: &Engine,
-        pool: &str,
-        tables: &[&TableSchema],
-    ) -> Result<Vec<Alter>> {
-        alter::plan(&engine.sql_pool(pool)?, tables, true).await
-    }
-}

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use super::definition::{EntityDefinition, FieldDefinition, FieldShape, IndexPosition};
 use super::types::{ColumnType, EnumValues, IdColumn};
-use crate::registry::EnumDefinition;
+use crate::schema::enums::EnumDefinition;
 use crate::{Error, Result};
 
 /// One column of a table.

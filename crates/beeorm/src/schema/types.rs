@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::codec;
 use super::definition::{FieldAttributes, Length};
-use crate::registry::OrmEnum;
+use crate::schema::enums::OrmEnum;
 use crate::Value;
 
 /// The dialect-neutral type of a column.

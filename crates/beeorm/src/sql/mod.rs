@@ -22,7 +22,6 @@ compile_error!(
     "beeorm needs at least one relational driver: enable the cargo feature `mysql`, `postgres` or `sqlite`"
 );
 
-pub(crate) mod db;
 pub(crate) mod dialect;
 pub(crate) mod mysql;
 pub(crate) mod placeholders;
@@ -35,7 +34,6 @@ pub(crate) mod value;
 
 use std::collections::BTreeMap;
 
-pub use db::{Db, Transaction};
 pub use dialect::DialectKind;
 pub(crate) use placeholders::{compat_question_marks, SqlWriter};
 pub use pool::ExecResult;

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::TableSchema;
+use crate::schema::TableSchema;
 use crate::sql::mysql::MySqlDialect;
 use crate::sql::pool::{AnyDialect, SqlPool};
 use crate::sql::postgres::PgDialect;
@@ -42,7 +42,7 @@ struct TableDiff<'a> {
     changed: Vec<usize>,
     removed: Vec<String>,
     drop_indexes: Vec<String>,
-    add_indexes: Vec<&'a super::Index>,
+    add_indexes: Vec<&'a crate::schema::Index>,
     /// SQLite: the foreign keys differ (they live in CREATE TABLE: rebuild).
     fk_changed: bool,
     /// The fake-delete column (position), when the table still has it as a boolean:
@@ -131,7 +131,7 @@ fn diff<'a>(dialect: &dyn Dialect, table: &'a TableSchema, existing: &DbTable) -
         .filter(|(n, _)| !wanted.contains(n.as_str()))
         .map(|(n, _)| n.clone())
         .collect();
-    let expected: Vec<(String, String, &super::Index)> = table
+    let expected: Vec<(String, String, &crate::schema::Index)> = table
         .indexes()
         .iter()
         .map(|i| (dialect.index_name(table, i), dialect.index_key(table, i), i))
@@ -206,7 +206,7 @@ fn sqlite_alter(
         // references to NULL). The check before the commit proves the copy complete.
         let tmp = format!("_beeorm_new_{}", table.table_name());
         stmts.extend(dialect.create_table_named(table, &tmp));
-        let kept: Vec<&super::Column> = table
+        let kept: Vec<&crate::schema::Column> = table
             .columns()
             .iter()
             .filter(|c| existing.columns.iter().any(|(n, _)| *n == c.name))

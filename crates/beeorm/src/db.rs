@@ -1,9 +1,9 @@
 //! [`Db`]: plain SQL on a relational pool, for what the ORM does not cover.
 
-use super::pool::{Conn, ExecResult, SqlPool};
-use super::value::Value;
-use super::DialectKind;
 use crate::flush::{TxOutcome, TxPending};
+use crate::sql::pool::{Conn, ExecResult, SqlPool};
+use crate::sql::value::Value;
+use crate::sql::DialectKind;
 use crate::Result;
 use std::sync::Arc;
 
