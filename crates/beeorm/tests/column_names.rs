@@ -400,7 +400,10 @@ dialect_test!(
         assert_eq!(engine.all::<Tag>().await.unwrap().len(), 1);
 
         // A real delete of the tag cascades to the note through `TagRef`.
+        // Fake-deleted rows read as missing unless asked for.
         let mut old = engine
+            .read()
+            .include_deleted()
             .load_by_id::<Tag>(u64::from(rust.tag_id))
             .await
             .unwrap()

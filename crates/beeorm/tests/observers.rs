@@ -417,7 +417,14 @@ dialect_test!(
         assert!(!a.is_new() && !a.fake_delete && !a.is_dirty());
         engine.delete(&mut a).await.unwrap();
         assert!(!a.is_new() && a.fake_delete && !a.is_dirty());
-        let by_id = engine.load_by_id::<Item>(a.id).await.unwrap().unwrap();
+        assert!(engine.load_by_id::<Item>(a.id).await.unwrap().is_none());
+        let by_id = engine
+            .read()
+            .include_deleted()
+            .load_by_id::<Item>(a.id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(*by_id, *a, "the entity reads as its row");
         // Undelete through the field.
         a.fake_delete = false;
