@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::Either;
 use tokio::sync::Mutex;
 
 use crate::db::Transaction;
@@ -83,21 +84,25 @@ impl<'t> Executor<'t> {
     }
 
     /// Runs a query on `pool` (from [`Executor::pool`]) or on the transaction, turning
-    /// each row into a `T` as it arrives.
-    pub(crate) async fn query_map<T, F>(
-        &self,
-        pool: &SqlPool,
-        sql: &str,
+    /// each row into a `T` as it arrives. A plain function returning either future,
+    /// not an `async fn`: on the pool (the hot path) it adds no state machine of its
+    /// own around the pool's.
+    pub(crate) fn query_map<'s, T, F>(
+        &'s self,
+        pool: &'s SqlPool,
+        sql: &'s str,
         params: Vec<Value>,
         f: F,
-    ) -> Result<Vec<T>>
+    ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + use<'s, 't, T, F>
     where
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
         match self {
-            Executor::Pool => pool.query_map(sql, params, f).await,
-            Executor::Transaction(t) => t.tx.lock().await.conn.query_map(sql, params, f).await,
+            Executor::Pool => Either::Left(pool.query_map(sql, params, f)),
+            Executor::Transaction(t) => {
+                Either::Right(async move { t.tx.lock().await.conn.query_map(sql, params, f).await })
+            }
         }
     }
 

@@ -268,23 +268,6 @@ impl<'a> Reader<'a> {
         self.preloaded(rows, tree.as_ref()).await
     }
 
-    /// The seam for one ID, without preloading: the entity, if a source holds it.
-    pub(crate) async fn fetch_one<E: Entity>(&self, id: u64) -> Result<Option<E>> {
-        let (schema, pool) = self.schema_and_pool::<E>()?;
-        if id > max_id(&pool, schema) {
-            return Ok(None);
-        }
-        let ask = source::Ask {
-            schema,
-            pool: &pool,
-            exec: &self.exec,
-            include_deleted: self.include_deleted,
-        };
-        let mut found: Option<E> = None;
-        source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;
-        Ok(found)
-    }
-
     /// The seam for many IDs, without preloading: the entities in the order asked
     /// (each once) and the IDs no source holds.
     pub(crate) async fn fetch_many<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<E>, Vec<u64>)> {
@@ -319,7 +302,20 @@ impl<'a> Reader<'a> {
     /// SQLite) has no row: `None`, without a query.
     pub async fn load_by_id<E: Entity>(&self, id: u64) -> Result<Option<Tracked<E>>> {
         let tree = self.tree::<E>()?;
-        let row = self.fetch_one::<E>(id).await?.map(Tracked::loaded);
+        // The seam for one ID, inline (the hottest read: no extra state machine).
+        let (schema, pool) = self.schema_and_pool::<E>()?;
+        if id > max_id(&pool, schema) {
+            return Ok(None);
+        }
+        let ask = source::Ask {
+            schema,
+            pool: &pool,
+            exec: &self.exec,
+            include_deleted: self.include_deleted,
+        };
+        let mut found: Option<E> = None;
+        source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;
+        let row = found.map(Tracked::loaded);
         let Some(tree) = tree else {
             return Ok(row);
         };
