@@ -82,7 +82,7 @@ fn where_clause(
         parts.push(format!("({})", w.condition()));
     }
     if schema.has_fake_delete() && !include_deleted {
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         let col = schema
             .fake_delete_column()
             .map_or("fake_delete", |i| t.columns[i].as_str());
@@ -370,7 +370,7 @@ impl<'a> Reader<'a> {
 
     async fn search_rows<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         let sql = format!(
             "{}{}{}",
             t.select,
@@ -409,7 +409,7 @@ impl<'a> Reader<'a> {
     /// The IDs of one page of matching rows.
     pub async fn search_ids<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<u64>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         let sql = format!(
             "SELECT {} FROM {}{}{}",
             t.columns[0],
@@ -450,7 +450,7 @@ impl<'a> Reader<'a> {
             return Ok(got);
         }
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         // ORDER BY does not change a count; GROUP BY does, so count the groups.
         let sql = if w.tail().to_ascii_uppercase().starts_with("GROUP BY") {
             format!(
@@ -480,7 +480,7 @@ impl<'a> Reader<'a> {
     pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
         let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         let sql = format!(
             "{}{} ORDER BY {}",
             t.select,
@@ -512,7 +512,7 @@ impl<'a> Reader<'a> {
     async fn edge<E: Entity>(&self, dir: &str, what: &str) -> Result<Tracked<E>> {
         let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let t = schema.templates(pool.kind());
         let sql = format!(
             "{}{} ORDER BY {} {dir} LIMIT 1",
             t.select,

@@ -196,7 +196,7 @@ impl RowSource for Database {
         want: &[u64],
         found: &mut F,
     ) -> Result<()> {
-        let t = ask.schema.templates(|s| ask.pool.quote(s));
+        let t = ask.schema.templates(ask.pool.kind());
         let fake_delete = if ask.include_deleted {
             None
         } else {

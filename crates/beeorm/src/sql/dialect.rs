@@ -32,7 +32,6 @@ pub enum DialectKind {
 
 /// How an upsert statement reports the ID of the row it inserted or updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Used by the flush once it plans through the dialect.
 pub(crate) enum UpsertId {
     /// As the statement's `last_insert_id` (MySQL: `LAST_INSERT_ID(id)`).
     LastInsertId,
@@ -43,7 +42,6 @@ pub(crate) enum UpsertId {
     ReturnedOrLookup,
 }
 
-#[allow(dead_code)] // The flush-facing part is used once the flush plans through it.
 impl DialectKind {
     /// Lower-case name, as in traces (`mysql`, `postgres`, `sqlite`).
     pub(crate) const fn name(self) -> &'static str {
@@ -203,6 +201,27 @@ impl DialectKind {
         }
     }
 
+    /// Whether an upsert inserted its row (`Some(true)`) or took an existing one
+    /// (`Some(false)`), from what its statement reported: on MySQL its affected rows
+    /// (1 for an insert, 2 for a changed existing row, 0 for an unchanged one); on
+    /// PostgreSQL whether `ON CONFLICT DO NOTHING` returned the new ID. SQLite's
+    /// upsert reports neither: `None`.
+    pub(crate) const fn upsert_inserted(
+        self,
+        affected_rows: Option<u64>,
+        returned: bool,
+    ) -> Option<bool> {
+        match self {
+            DialectKind::MySql => match affected_rows {
+                Some(1) => Some(true),
+                Some(0 | 2) => Some(false),
+                _ => None,
+            },
+            DialectKind::Postgres => Some(returned),
+            DialectKind::Sqlite => None,
+        }
+    }
+
     /// After an upsert that returned no row ([`UpsertId::ReturnedOrLookup`]): the
     /// statements that find (and update with `set`) the row it clashed with, one per
     /// unique key, in the order to try them; each returns the row's ID. Empty on
@@ -282,6 +301,38 @@ mod tests {
                 kind != DialectKind::Postgres
             );
         }
+    }
+
+    #[test]
+    fn upserts_report_whether_they_inserted() {
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(1), false),
+            Some(true)
+        );
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(2), false),
+            Some(false)
+        );
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(0), false),
+            Some(false)
+        );
+        assert_eq!(DialectKind::MySql.upsert_inserted(None, false), None);
+        assert_eq!(
+            DialectKind::Postgres.upsert_inserted(None, true),
+            Some(true)
+        );
+        assert_eq!(
+            DialectKind::Postgres.upsert_inserted(None, false),
+            Some(false)
+        );
+        assert_eq!(DialectKind::Sqlite.upsert_inserted(None, true), None);
+        assert_eq!(DialectKind::MySql.upsert_id(), UpsertId::LastInsertId);
+        assert_eq!(DialectKind::Sqlite.upsert_id(), UpsertId::Returned);
+        assert_eq!(
+            DialectKind::Postgres.upsert_id(),
+            UpsertId::ReturnedOrLookup
+        );
     }
 
     #[test]
