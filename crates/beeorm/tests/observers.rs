@@ -112,11 +112,14 @@ impl Observer for Recorder {
         Box::pin(async move {
             self.inside.lock().unwrap().push(summary(changes));
             for change in changes {
-                tx.execute(
-                    "INSERT INTO change_log (tbl, row_id) VALUES (?, ?)",
-                    vec![change.table.as_str().into(), change.id.into()],
-                )
-                .await?;
+                // The SQL is sent as written: PostgreSQL numbers its placeholders.
+                let sql = if tx.kind() == DialectKind::Postgres {
+                    "INSERT INTO change_log (tbl, row_id) VALUES ($1, $2)"
+                } else {
+                    "INSERT INTO change_log (tbl, row_id) VALUES (?, ?)"
+                };
+                tx.execute(sql, vec![change.table.as_str().into(), change.id.into()])
+                    .await?;
             }
             if self.fail.load(Ordering::SeqCst) {
                 return Err(beeorm::Error::Hook("the observer refuses".into()));
