@@ -280,6 +280,7 @@ impl TableSchema {
     }
 
     /// The name of the unique index over exactly these columns (any order).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite's errors name columns.
     pub(crate) fn unique_index_on(&self, columns: &[&str]) -> Option<&str> {
         if columns == ["id"] {
             return Some("PRIMARY");
