@@ -70,7 +70,7 @@ dialect_test!(
         counter.take();
 
         // A multi-row INSERT, an UPDATE, a DELETE (fake), loads by ID.
-        let mut docs = vec![
+        let mut docs = [
             doc("?", &["a"]),
             doc("ann", &["b"]),
             doc("bob", &["a", "b"]),
@@ -180,7 +180,7 @@ async fn jsonb_question_mark_operators_reach_postgres_verbatim() {
     let engine = r.validate().await.unwrap().create_engine();
     sync(&engine).await;
 
-    let mut docs = vec![doc("ann", &["a"]), doc("bob", &["a", "b"])];
+    let mut docs = [doc("ann", &["a"]), doc("bob", &["a", "b"])];
     engine
         .flusher()
         .track_all(docs.iter_mut())
