@@ -47,12 +47,12 @@ impl Db {
 
     /// Runs one statement that returns no rows.
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.pool.execute_raw(sql, params).await
+        self.pool.execute(sql, params).await
     }
 
     /// Runs one query and returns every row as values in column order.
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.pool.query_raw(sql, params).await
+        self.pool.query(sql, params).await
     }
 }
 
@@ -126,14 +126,15 @@ impl Transaction {
         &self.pool
     }
 
-    /// Runs one statement that returns no rows.
+    /// Runs one statement that returns no rows. The SQL reaches the server as
+    /// written, as for [`Db`]: `$1`, `$2`, … placeholders on PostgreSQL.
     pub async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.conn.execute_raw(sql, params).await
+        self.conn.execute(sql, params).await
     }
 
-    /// Runs one query and returns every row.
+    /// Runs one query and returns every row (SQL as written, as for [`Db`]).
     pub async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
-        self.conn.query_raw(sql, params).await
+        self.conn.query(sql, params).await
     }
 
     /// Makes every change of the transaction permanent, then runs the after-hooks of

@@ -184,7 +184,7 @@ impl ColumnChange {
 /// use std::sync::Arc;
 /// use beeorm::hooks::BoxFuture;
 /// use beeorm::prelude::*;
-/// use beeorm::{ChangeKind, ChangeSet, Observer, ObserverTx};
+/// use beeorm::{ChangeKind, ChangeSet, DialectKind, Observer, ObserverTx};
 ///
 /// /// Writes one `change_log` row per changed entity, in the flush's transaction.
 /// struct ChangeLog;
@@ -204,8 +204,14 @@ impl ColumnChange {
 ///                     ChangeKind::Upserted { .. } => "upsert",
 ///                     _ => "other",
 ///                 };
+///                 // The SQL is sent as written: PostgreSQL numbers its placeholders.
+///                 let sql = if tx.kind() == DialectKind::Postgres {
+///                     "INSERT INTO change_log (tbl, row_id, what) VALUES ($1, $2, $3)"
+///                 } else {
+///                     "INSERT INTO change_log (tbl, row_id, what) VALUES (?, ?, ?)"
+///                 };
 ///                 tx.execute(
-///                     "INSERT INTO change_log (tbl, row_id, what) VALUES (?, ?, ?)",
+///                     sql,
 ///                     vec![change.table.clone().into(), change.id.into(), what.into()],
 ///                 )
 ///                 .await?;
@@ -253,7 +259,8 @@ pub trait Observer: Send + Sync + 'static {
 
 /// The transaction a unit of work runs in, as [`Observer::in_transaction`] sees it:
 /// statements run on the flush's own connection, inside its transaction.
-/// Placeholders are `?` on every dialect (as for [`Db`](crate::Db)).
+/// The SQL reaches the server as written, as for [`Db`](crate::Db): placeholders are
+/// `?` on MySQL and SQLite and `$1`, `$2`, … on PostgreSQL (see [`ObserverTx::kind`]).
 pub struct ObserverTx<'c> {
     pub(crate) conn: &'c mut Conn,
     pub(crate) pool: &'c str,

@@ -6,6 +6,11 @@
 //! entities. The effects are applied by the one commit function (`commit.rs`), never
 //! here: until the COMMIT, the entities are as they were.
 //!
+//! What a statement's result means differs per dialect (IDs as returned rows or as
+//! the insert ID, upserts, sequences after explicit IDs); each difference is asked of
+//! [`DialectKind`](crate::DialectKind), never matched on here. A duplicate key names
+//! its index through the driver (the dialect's `name_duplicated_index`).
+//!
 //! Several pools are committed one after another, in pool-name order; see
 //! [`Flusher::flush`] for what a failure in a later pool means.
 
@@ -13,15 +18,15 @@ use std::collections::BTreeMap;
 
 use super::api::Flusher;
 use super::commit::{Committed, Effect, UnitConn};
-use super::dialect;
 use super::item::{Flushable, Op};
 use super::plan::{plan, Planned, Statement, StatementKind};
 use crate::db::Transaction;
 use crate::hooks::{BoxFuture, HookEvent, Hooks};
 use crate::observe::ChangeSet;
 use crate::schema::limits;
+use crate::sql::dialect::UpsertId;
 use crate::sql::pool::{Conn, SqlPool};
-use crate::{Error, Result, Value};
+use crate::{DialectKind, Error, Result, Value};
 
 impl<'a> Flusher<'a> {
     /// Every write of the flusher: `in_transaction` asks for a transaction per pool;
@@ -354,14 +359,12 @@ impl<'a> Flusher<'a> {
             // The values move into the driver's parameters; nothing is copied.
             let params = std::mem::take(&mut st.params);
             let st = &st;
-            if dialect::insert_returns_ids(kind)
-                && st.kind == (StatementKind::Insert { auto_ids: true })
-            {
+            if kind.insert_returns_ids() && st.kind == (StatementKind::Insert { auto_ids: true }) {
                 // `… RETURNING id`: the IDs in the order of the VALUES rows.
                 let rows = conn
                     .query(&st.sql, params)
                     .await
-                    .map_err(|e| self.name_index(e, st))?;
+                    .map_err(|e| self.name_index(kind, e, st))?;
                 if rows.len() != st.items.len() {
                     return Err(Error::Flush {
                         entity: self.items[st.items[0]].entity_name().to_string(),
@@ -382,15 +385,15 @@ impl<'a> Flusher<'a> {
                 }
                 continue;
             }
-            if st.kind == StatementKind::Upsert && dialect::upsert_returns_id(kind) {
+            if st.kind == StatementKind::Upsert && kind.upsert_id() != UpsertId::LastInsertId {
                 let rows = conn
                     .query(&st.sql, params)
                     .await
-                    .map_err(|e| self.name_index(e, st))?;
+                    .map_err(|e| self.name_index(kind, e, st))?;
                 let mut id = returned_id(&rows);
-                let inserted = dialect::upsert_inserted(kind, None, id.is_some());
-                if id.is_none() && kind == crate::DialectKind::Postgres {
-                    id = self.pg_upsert_existing(pool, conn, st).await?;
+                let inserted = kind.upsert_inserted(None, id.is_some());
+                if id.is_none() && kind.upsert_id() == UpsertId::ReturnedOrLookup {
+                    id = self.upsert_existing(pool, conn, st).await?;
                 }
                 effects.push(Effect::Upserted {
                     item: st.items[0],
@@ -402,7 +405,7 @@ impl<'a> Flusher<'a> {
             let result = conn
                 .execute(&st.sql, params)
                 .await
-                .map_err(|e| self.name_index(e, st))?;
+                .map_err(|e| self.name_index(kind, e, st))?;
             match st.kind {
                 StatementKind::Insert { auto_ids } => {
                     if auto_ids {
@@ -412,7 +415,7 @@ impl<'a> Flusher<'a> {
                             entity: self.items[st.items[0]].entity_name().to_string(),
                             reason: "the server returned no insert ID".into(),
                         })?;
-                        let first = dialect::first_insert_id(kind, reported, n, step);
+                        let first = kind.first_insert_id(reported, n, step);
                         for (k, &item) in st.items.iter().enumerate() {
                             effects.push(Effect::Inserted {
                                 item,
@@ -420,9 +423,13 @@ impl<'a> Flusher<'a> {
                             });
                         }
                     } else {
-                        if dialect::explicit_ids_move_sequence(kind) {
-                            let schema = self.schema_of(st.items[0])?;
-                            let sql = dialect::sequence_after_explicit_ids(pool, schema);
+                        let schema = self.schema_of(st.items[0])?;
+                        let t = schema.templates(kind);
+                        if let Some(sql) = kind.sequence_past_explicit_ids(
+                            &t.table,
+                            &t.columns[0],
+                            schema.id_column_name(),
+                        ) {
                             conn.query(&sql, vec![]).await?;
                         }
                         effects.extend(st.items.iter().map(|&item| Effect::Saved { item }));
@@ -431,8 +438,7 @@ impl<'a> Flusher<'a> {
                 StatementKind::Upsert => {
                     let item = st.items[0];
                     let id = result.last_insert_id.filter(|i| *i > 0);
-                    let inserted =
-                        dialect::upsert_inserted(kind, Some(result.affected_rows), false);
+                    let inserted = kind.upsert_inserted(Some(result.affected_rows), false);
                     effects.push(Effect::Upserted { item, id, inserted });
                 }
                 StatementKind::Update => {
@@ -459,7 +465,7 @@ impl<'a> Flusher<'a> {
             if let Effect::Upserted { item, id, inserted } = effect {
                 let it = &self.items[*item];
                 let schema = self.schema_of(*item)?;
-                let t = schema.templates(|s| pool.quote(s));
+                let t = schema.templates(kind);
                 let id = match id {
                     Some(id) => *id,
                     None => {
@@ -469,9 +475,8 @@ impl<'a> Flusher<'a> {
                         })
                     }
                 };
-                let sql = format!("{} WHERE {} = ?", t.select, t.columns[0]);
                 let row = conn
-                    .query(&sql, vec![Value::U64(id)])
+                    .query(&t.select_by_id, vec![Value::U64(id)])
                     .await?
                     .into_iter()
                     .next();
@@ -494,13 +499,14 @@ impl<'a> Flusher<'a> {
             .ok_or_else(|| Error::UnknownEntity(it.entity_name().to_string()))
     }
 
-    /// PostgreSQL, after an upsert's `INSERT … ON CONFLICT DO NOTHING` inserted
-    /// nothing: updates (or, with nothing to set, finds) the row that clashed, looked
+    /// After an upsert that inserted nothing and returned no ID
+    /// ([`UpsertId::ReturnedOrLookup`], PostgreSQL's `INSERT … ON CONFLICT DO
+    /// NOTHING`): updates (or, with nothing to set, finds) the row that clashed, looked
     /// up by each unique key in turn — the ID when it was given, then the unique
     /// indexes in name order — and returns its ID. Runs on the flush's connection,
     /// so inside its transaction when it has one; without one, the insert wrote
     /// nothing and the update is one statement, so no half-done upsert is left.
-    async fn pg_upsert_existing(
+    async fn upsert_existing(
         &self,
         pool: &SqlPool,
         conn: &mut Conn,
@@ -511,11 +517,12 @@ impl<'a> Flusher<'a> {
             return Ok(None);
         };
         let schema = self.schema_of(st.items[0])?;
-        for (sql, params) in dialect::pg_upsert_lookups(pool, schema, id, &values, &set) {
+        let kind = pool.kind();
+        for (sql, params) in kind.upsert_lookups(schema, id, &values, &set) {
             let rows = conn
                 .query(&sql, params)
                 .await
-                .map_err(|e| self.name_index(e, st))?;
+                .map_err(|e| self.name_index(kind, e, st))?;
             if let Some(found) = returned_id(&rows) {
                 return Ok(Some(found));
             }
@@ -557,10 +564,13 @@ impl<'a> Flusher<'a> {
         })
     }
 
-    /// A server error of statement `st` with the broken unique index named.
-    fn name_index(&self, e: Error, st: &Statement) -> Error {
-        let schema = st.items.first().and_then(|&i| self.schema_of(i).ok());
-        dialect::name_index(e, schema)
+    /// A server error of statement `st` with the broken unique index named, by the
+    /// driver of `kind` (SQLite reports the index's columns).
+    fn name_index(&self, kind: DialectKind, e: Error, st: &Statement) -> Error {
+        match st.items.first().and_then(|&i| self.schema_of(i).ok()) {
+            Some(schema) => kind.name_duplicated_index(e, schema),
+            None => e,
+        }
     }
 }
 

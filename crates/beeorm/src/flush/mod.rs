@@ -20,13 +20,10 @@
 //! * `execute.rs` — hooks before, connections, running statements, their effects;
 //! * `commit.rs` — THE commit function and THE after-commit step: the write seam,
 //!   where the change set ([`crate::ChangeSet`]) is built and observers are called;
-//! * `dialect.rs` — every per-dialect difference of the write path, one small
-//!   function each, to move into the drivers' dialect objects;
 //! * `lock.rs` — flushing under a Redis lock.
 
 mod api;
 mod commit;
-mod dialect;
 mod execute;
 mod item;
 #[cfg(feature = "redis")]

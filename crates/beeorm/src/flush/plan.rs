@@ -4,14 +4,19 @@
 //! updates (one statement each), then deletes (one per table, children first). Every
 //! value written is checked against its column here (`schema::limits`), and so are the
 //! column names of an upsert's update list: a flush that cannot succeed fails before
-//! anything is sent. What differs per dialect is asked of `super::dialect`.
+//! anything is sent.
+//!
+//! What differs per dialect (RETURNING, the upsert clause, placeholders) is asked of
+//! [`DialectKind`](crate::DialectKind): no branch on the server here. Every statement
+//! is rendered in its dialect's placeholder style (`?`, or `$1`, `$2`, … on
+//! PostgreSQL) with [`SqlWriter`] as it is planned, and reaches the server verbatim.
 
 use std::collections::BTreeMap;
 
-use super::dialect;
 use super::item::{Flushable, Op};
 use crate::schema::{fake_delete, limits, TableSchema};
 use crate::sql::pool::SqlPool;
+use crate::sql::SqlWriter;
 use crate::tracked::DeleteMode;
 use crate::{Error, Result, Value};
 
@@ -60,7 +65,6 @@ pub(super) fn plan(
     tracked: &[&mut dyn Flushable],
 ) -> Result<Vec<Statement>> {
     let kind = pool.kind();
-    let quote = |s: &str| pool.quote(s);
     // (table, explicit id?) → rows; (table, fake?) → ids.
     let mut inserts: BTreeMap<(&str, bool), InsertRows<'_>> = BTreeMap::new();
     let mut deletes: BTreeMap<(&str, bool), DeleteRows<'_>> = BTreeMap::new();
@@ -118,9 +122,10 @@ pub(super) fn plan(
     let mut deletes: Vec<_> = deletes.into_iter().collect();
     deletes.sort_by_key(|((table, _), _)| std::cmp::Reverse(rank(table)));
     for ((_, explicit_id), (schema, rows)) in inserts {
-        let t = schema.templates(quote);
+        let t = schema.templates(kind);
         let width = schema.columns().len() - usize::from(!explicit_id);
-        let row = format!("({})", vec!["?"; width].join(","));
+        // `(?,?,…)`: an upper bound of one VALUES row's length (`$n` is longer).
+        let row_len = 2 + width * if kind.numbered_placeholders() { 7 } else { 2 };
         // Without the promise of consecutive IDs, one row per statement.
         let per_statement = if explicit_id || step.is_some() {
             (MAX_PARAMS / width.max(1)).max(1)
@@ -132,7 +137,12 @@ pub(super) fn plan(
         } else {
             &t.insert
         };
-        let returning = dialect::insert_returning(kind, &t.columns[0], explicit_id);
+        let returning = if explicit_id {
+            None
+        } else {
+            kind.insert_returning(&t.columns[0])
+        };
+        let returning = returning.as_deref().unwrap_or("");
         // A row written fake-deleted holds its ID in the flag: put there now when the
         // ID is given; with a server-given ID the row is set aside (below).
         let flag = schema.fake_delete_column().and_then(|i| i.checked_sub(1));
@@ -140,7 +150,7 @@ pub(super) fn plan(
         let mut rows = rows.into_iter();
         while rows.len() > 0 {
             let n = rows.len().min(per_statement);
-            let mut sql = String::with_capacity(head.len() + n * (row.len() + 1));
+            let mut sql = kind.writer(head.len() + n * (row_len + 1) + returning.len());
             sql.push_str(head);
             let mut params = Vec::with_capacity(n * width);
             let mut items = Vec::with_capacity(n);
@@ -166,17 +176,17 @@ pub(super) fn plan(
                     }
                 }
                 if !items.is_empty() {
-                    sql.push(',');
+                    sql.push_str(",");
                 }
-                sql.push_str(&row);
+                values_row(&mut sql, width);
                 items.push(pos);
             }
             if items.is_empty() {
                 continue;
             }
-            sql.push_str(&returning);
+            sql.push_str(returning);
             out.push(Statement {
-                sql,
+                sql: sql.finish(),
                 params,
                 kind: StatementKind::Insert {
                     auto_ids: !explicit_id,
@@ -190,9 +200,12 @@ pub(super) fn plan(
         for pos in deleted_without_id {
             let mut params = Vec::with_capacity(width);
             tracked[pos].write_values(&mut params);
-            let sql = format!("{head}{row}{returning}");
+            let mut sql = kind.writer(head.len() + row_len + returning.len());
+            sql.push_str(head);
+            values_row(&mut sql, width);
+            sql.push_str(returning);
             out.push(Statement {
-                sql,
+                sql: sql.finish(),
                 params,
                 kind: StatementKind::Insert { auto_ids: true },
                 items: vec![pos],
@@ -202,26 +215,32 @@ pub(super) fn plan(
     }
     out.extend(singles);
     for ((_, fake), (schema, ids)) in deletes {
-        let t = schema.templates(quote);
+        let t = schema.templates(kind);
+        let id_col = &t.columns[0];
         for chunk in ids.chunks(MAX_PARAMS) {
-            let marks = vec!["?"; chunk.len()].join(",");
-            let sql = if fake {
+            let mut sql = kind.writer(64 + t.table.len() + chunk.len() * 4);
+            if fake {
                 let column = schema
                     .fake_delete_column()
-                    .map_or_else(|| "fake_delete".to_string(), |i| t.columns[i].clone());
+                    .map_or("fake_delete", |i| t.columns[i].as_str());
                 // The row's ID, not a flag: deleted duplicates never clash.
-                format!(
-                    "UPDATE {} SET {column} = {} WHERE {} IN ({marks})",
-                    t.table, t.columns[0], t.columns[0]
-                )
+                sql.push_str("UPDATE ");
+                sql.push_str(&t.table);
+                sql.push_str(" SET ");
+                sql.push_str(column);
+                sql.push_str(" = ");
+                sql.push_str(id_col);
             } else {
-                format!(
-                    "DELETE FROM {} WHERE {} IN ({marks})",
-                    t.table, t.columns[0]
-                )
-            };
+                sql.push_str("DELETE FROM ");
+                sql.push_str(&t.table);
+            }
+            sql.push_str(" WHERE ");
+            sql.push_str(id_col);
+            sql.push_str(" IN (");
+            sql.params(chunk.len());
+            sql.push_str(")");
             out.push(Statement {
-                sql,
+                sql: sql.finish(),
                 params: chunk.iter().map(|(_, id)| Value::U64(*id)).collect(),
                 kind: StatementKind::Delete { fake },
                 items: chunk.iter().map(|(pos, _)| *pos).collect(),
@@ -229,6 +248,13 @@ pub(super) fn plan(
         }
     }
     Ok(out)
+}
+
+/// Appends one VALUES row of `width` placeholders: `(?,?,…)`.
+fn values_row(sql: &mut SqlWriter, width: usize) {
+    sql.push_str("(");
+    sql.params(width);
+    sql.push_str(")");
 }
 
 /// Each table's depth in the foreign-key graph of `schemas` (the tables one flush
@@ -300,7 +326,7 @@ pub(super) fn fake_delete_ids(
     if items.is_empty() {
         return None;
     }
-    let t = schema.templates(|s| pool.quote(s));
+    let t = schema.templates(pool.kind());
     let (flag, id) = (&t.columns[column], &t.columns[0]);
     Some(Statement {
         sql: format!(
@@ -313,7 +339,7 @@ pub(super) fn fake_delete_ids(
     })
 }
 
-/// `UPDATE t SET <changed columns> WHERE id = ?`.
+/// `UPDATE t SET <changed columns> WHERE id = ?` (`$n` on PostgreSQL).
 pub(super) fn update(
     pool: &SqlPool,
     pos: usize,
@@ -329,20 +355,27 @@ pub(super) fn update(
             }
         }
     }
-    let t = schema.templates(|s| pool.quote(s));
-    let sets: Vec<String> = changed
-        .iter()
-        .map(|(i, _)| format!("{} = ?", t.columns[i + 1]))
-        .collect();
+    let t = schema.templates(pool.kind());
+    let mut sql = pool.kind().writer(32 + t.table.len() + changed.len() * 24);
+    sql.push_str("UPDATE ");
+    sql.push_str(&t.table);
+    sql.push_str(" SET ");
+    for (k, (i, _)) in changed.iter().enumerate() {
+        if k > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&t.columns[i + 1]);
+        sql.push_str(" = ");
+        sql.param();
+    }
+    sql.push_str(" WHERE ");
+    sql.push_str(&t.columns[0]);
+    sql.push_str(" = ");
+    sql.param();
     let mut params: Vec<Value> = changed.into_iter().map(|(_, v)| v).collect();
     params.push(Value::U64(id));
     Statement {
-        sql: format!(
-            "UPDATE {} SET {} WHERE {} = ?",
-            t.table,
-            sets.join(", "),
-            t.columns[0]
-        ),
+        sql: sql.finish(),
         params,
         kind: StatementKind::Update,
         items: vec![pos],
@@ -353,8 +386,9 @@ pub(super) fn update(
 /// explicit ID) already holds the row. MySQL (`ON DUPLICATE KEY UPDATE`) and SQLite
 /// (`ON CONFLICT DO UPDATE` without a target) take whichever key clashed; PostgreSQL
 /// inserts with `ON CONFLICT DO NOTHING` and looks the clashing row up by each key
-/// ([`pg_upsert_lookups`]), so all three take the existing row whichever unique key
-/// it clashed on.
+/// (the dialect's `upsert_lookups`), so all three take the existing row whichever
+/// unique key it clashed on. The clause is the dialect's
+/// (the dialect's `write_upsert_tail`).
 pub(super) fn upsert(
     pool: &SqlPool,
     pos: usize,
@@ -363,7 +397,7 @@ pub(super) fn upsert(
     mut set: Vec<(String, Value)>,
     schema: &TableSchema,
 ) -> (Statement, bool) {
-    let t = schema.templates(|s| pool.quote(s));
+    let t = schema.templates(pool.kind());
     let explicit_id = id != 0;
     // A fake-deleted row holds its ID in the flag; when the ID is not known yet, or
     // the update list sets the flag, a statement after this one puts it there.
@@ -393,29 +427,29 @@ pub(super) fn upsert(
     } else {
         &t.insert
     };
-    let mut sql = format!("{head}({})", vec!["?"; width].join(","));
+    let kind = pool.kind();
+    let mut sql = kind.writer(head.len() + 64 + width * 4 + set.len() * 24);
+    sql.push_str(head);
+    values_row(&mut sql, width);
     let mut params = Vec::with_capacity(width + set.len());
     if explicit_id {
         params.push(Value::U64(id));
     }
     params.extend(values);
-    let id_col = &t.columns[0];
-    let assignments: Vec<String> = set
-        .iter()
-        .map(|(c, _)| format!("{} = ?", pool.quote(c)))
-        .collect();
-    params.extend(set.into_iter().map(|(_, v)| v));
-    dialect::upsert_clause(
-        pool.kind(),
+    let set_columns: Vec<String> = set.iter().map(|(c, _)| kind.quote(c)).collect();
+    kind.write_upsert_tail(
         &mut sql,
-        &mut params,
-        width,
-        id_col,
-        &assignments,
+        &t.columns[0],
+        set_columns.iter().map(String::as_str),
     );
+    // Where the update list is not part of the statement, its values go to the
+    // lookups after it (the dialect's `upsert_lookups`), which read the operation.
+    if kind.upsert_binds_set_values() {
+        params.extend(set.into_iter().map(|(_, v)| v));
+    }
     (
         Statement {
-            sql,
+            sql: sql.finish(),
             params,
             kind: StatementKind::Upsert,
             items: vec![pos],

@@ -61,37 +61,56 @@ fn decode_tracked<E: Entity>(row: &mut Vec<Value>) -> Result<Tracked<E>> {
     decode(row).map(Tracked::loaded)
 }
 
-/// The `WHERE …` of a search: the user's condition in parentheses, the fake-delete
-/// filter (unless `include_deleted`), then the user's `ORDER BY`/`GROUP BY`.
-fn where_clause(
-    pool: &SqlPool,
+/// A search statement: `head` (the table's SELECT), then the `WHERE …` — the
+/// user's condition in parentheses, the fake-delete filter (unless
+/// `include_deleted`) — then, with `tail`, the user's `ORDER BY`/`GROUP BY`, then
+/// `after` (a LIMIT, an ORDER BY). Rendered in the pool's placeholder style: the
+/// user's `?` become `$n` on PostgreSQL, `?` inside quotes stay text.
+fn search_sql(
+    kind: DialectKind,
     schema: &TableSchema,
+    head: &str,
     w: &Where,
     include_deleted: bool,
+    tail: bool,
+    after: &str,
 ) -> Result<String> {
     w.check()?;
-    let mut parts = Vec::new();
-    if !w.condition().is_empty() {
-        parts.push(format!("({})", w.condition()));
-    }
-    if schema.has_fake_delete() && !include_deleted {
-        let t = schema.templates(|s| pool.quote(s));
-        let col = schema
-            .fake_delete_column()
-            .map_or("fake_delete", |i| t.columns[i].as_str());
-        // 0 while alive; a deleted row holds its ID.
-        parts.push(format!("{col} = 0"));
-    }
-    let mut sql = String::new();
-    if !parts.is_empty() {
+    let t = schema.templates(kind);
+    let alive = if schema.has_fake_delete() && !include_deleted {
+        Some(
+            schema
+                .fake_delete_column()
+                .map_or("fake_delete", |i| t.columns[i].as_str()),
+        )
+    } else {
+        None
+    };
+    let mut sql = kind.writer(head.len() + w.condition().len() + w.tail().len() + after.len() + 48);
+    sql.push_str(head);
+    let condition = !w.condition().is_empty();
+    if condition || alive.is_some() {
         sql.push_str(" WHERE ");
-        sql.push_str(&parts.join(" AND "));
     }
-    if !w.tail().is_empty() {
-        sql.push(' ');
-        sql.push_str(w.tail());
+    if condition {
+        sql.push_str("(");
+        w.write_condition(&mut sql);
+        sql.push_str(")");
     }
-    Ok(sql)
+    if let Some(col) = alive {
+        if condition {
+            sql.push_str(" AND ");
+        }
+        // 0 while alive; a deleted row holds its ID.
+        sql.push_str(col);
+        sql.push_str(" = 0");
+    }
+    if tail && !w.tail().is_empty() {
+        sql.push_str(" ");
+        w.write_tail(&mut sql);
+    }
+    sql.push_str(after);
+    Ok(sql.finish())
 }
 
 /// The largest ID the table's `id` column can hold: the entity's key type bounds it,
@@ -359,13 +378,10 @@ impl<'a> Reader<'a> {
 
     async fn search_rows<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<Tracked<E>>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
-        let sql = format!(
-            "{}{}{}",
-            t.select,
-            where_clause(&pool, schema, w, self.include_deleted)?,
-            pager.limit_clause()
-        );
+        let kind = pool.kind();
+        let head = &schema.templates(kind).select;
+        let limit = pager.limit_clause();
+        let sql = search_sql(kind, schema, head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
             .query_map(&pool, &sql, params, decode_tracked::<E>)
@@ -398,14 +414,11 @@ impl<'a> Reader<'a> {
     /// The IDs of one page of matching rows.
     pub async fn search_ids<E: Entity>(&self, w: &Where, pager: Pager) -> Result<Vec<u64>> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
-        let sql = format!(
-            "SELECT {} FROM {}{}{}",
-            t.columns[0],
-            t.table,
-            where_clause(&pool, schema, w, self.include_deleted)?,
-            pager.limit_clause()
-        );
+        let kind = pool.kind();
+        let t = schema.templates(kind);
+        let head = format!("SELECT {} FROM {}", t.columns[0], t.table);
+        let limit = pager.limit_clause();
+        let sql = search_sql(kind, schema, &head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
             .query(&pool, &sql, params)
@@ -439,21 +452,15 @@ impl<'a> Reader<'a> {
             return Ok(got);
         }
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
+        let kind = pool.kind();
+        let t = schema.templates(kind);
         // ORDER BY does not change a count; GROUP BY does, so count the groups.
         let sql = if w.tail().to_ascii_uppercase().starts_with("GROUP BY") {
-            format!(
-                "SELECT COUNT(1) FROM (SELECT 1 FROM {}{}) AS c",
-                t.table,
-                where_clause(&pool, schema, w, self.include_deleted)?
-            )
+            let head = format!("SELECT COUNT(1) FROM (SELECT 1 FROM {}", t.table);
+            search_sql(kind, schema, &head, w, self.include_deleted, true, ") AS c")?
         } else {
-            let counted = w.without_tail();
-            format!(
-                "SELECT COUNT(1) FROM {}{}",
-                t.table,
-                where_clause(&pool, schema, &counted, self.include_deleted)?
-            )
+            let head = format!("SELECT COUNT(1) FROM {}", t.table);
+            search_sql(kind, schema, &head, w, self.include_deleted, false, "")?
         };
         let params = self.engine.registry().hooks().prepare_params(w.params());
         let rows = self.exec.query(&pool, &sql, params).await?;
@@ -469,13 +476,19 @@ impl<'a> Reader<'a> {
     pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
         let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
-        let sql = format!(
-            "{}{} ORDER BY {}",
-            t.select,
-            where_clause(&pool, schema, &Where::all(), self.include_deleted)?,
-            t.columns[0]
-        );
+        let kind = pool.kind();
+        let t = schema.templates(kind);
+        let order = format!(" ORDER BY {}", t.columns[0]);
+        let all = Where::all();
+        let sql = search_sql(
+            kind,
+            schema,
+            &t.select,
+            &all,
+            self.include_deleted,
+            true,
+            &order,
+        )?;
         let mut rows = self
             .exec
             .query_map(&pool, &sql, vec![], decode_tracked::<E>)
@@ -501,13 +514,19 @@ impl<'a> Reader<'a> {
     async fn edge<E: Entity>(&self, dir: &str, what: &str) -> Result<Tracked<E>> {
         let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        let t = schema.templates(|s| pool.quote(s));
-        let sql = format!(
-            "{}{} ORDER BY {} {dir} LIMIT 1",
-            t.select,
-            where_clause(&pool, schema, &Where::all(), self.include_deleted)?,
-            t.columns[0]
-        );
+        let kind = pool.kind();
+        let t = schema.templates(kind);
+        let order = format!(" ORDER BY {} {dir} LIMIT 1", t.columns[0]);
+        let all = Where::all();
+        let sql = search_sql(
+            kind,
+            schema,
+            &t.select,
+            &all,
+            self.include_deleted,
+            true,
+            &order,
+        )?;
         let mut rows = self
             .exec
             .query_map(&pool, &sql, vec![], decode_tracked::<E>)

@@ -195,7 +195,7 @@ impl RowSource for Database {
         want: &[u64],
         found: &mut F,
     ) -> Result<()> {
-        let t = ask.schema.templates(|s| ask.pool.quote(s));
+        let t = ask.schema.templates(ask.pool.kind());
         let fake_delete = if ask.include_deleted {
             None
         } else {
@@ -216,16 +216,18 @@ impl RowSource for Database {
             }
             return Ok(());
         }
+        let kind = ask.pool.kind();
         for chunk in want.chunks(10_000) {
-            let mut sql = String::with_capacity(t.select.len() + 24 + chunk.len() * 2);
+            // `$n` takes up to 7 bytes on PostgreSQL.
+            let per_id = if kind.numbered_placeholders() { 7 } else { 2 };
+            let mut sql = kind.writer(t.select.len() + 24 + chunk.len() * per_id);
             sql.push_str(&t.select);
             sql.push_str(" WHERE ");
             sql.push_str(&t.columns[0]);
             sql.push_str(" IN (");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "?" } else { ",?" });
-            }
-            sql.push(')');
+            sql.params(chunk.len());
+            sql.push_str(")");
+            let sql = sql.finish();
             let rows = ask
                 .exec
                 .query_map(

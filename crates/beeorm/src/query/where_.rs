@@ -293,25 +293,15 @@ impl Where {
         }
     }
 
-    /// The same condition without its `ORDER BY`/`GROUP BY` tail (for counting).
-    pub(crate) fn without_tail(&self) -> Where {
-        Where {
-            tail: String::new(),
-            ..self.clone()
-        }
-    }
-
     /// Writes the condition (without its tail) into a statement being built: each
     /// `?` outside quotes becomes the statement's next placeholder in its dialect's
     /// style (`$n` on PostgreSQL, numbered after the placeholders already written),
     /// backtick identifiers become the dialect's; `?` inside quotes stays text.
-    #[allow(dead_code)] // The loaders render through this once they use `SqlWriter`.
     pub(crate) fn write_condition(&self, w: &mut crate::sql::SqlWriter) {
         w.push_question_sql(&self.condition);
     }
 
     /// Writes the `ORDER BY …` / `GROUP BY …` tail like [`Where::write_condition`].
-    #[allow(dead_code)] // See `write_condition`.
     pub(crate) fn write_tail(&self, w: &mut crate::sql::SqlWriter) {
         w.push_question_sql(&self.tail);
     }

@@ -106,7 +106,7 @@ pub(crate) struct Templates {
     pub columns: Vec<String>,
     /// `SELECT <all columns> FROM <table>`.
     pub select: String,
-    /// `SELECT <all columns> FROM <table> WHERE <id> = ?`.
+    /// `SELECT <all columns> FROM <table> WHERE <id> = ?` (`$1` on PostgreSQL).
     pub select_by_id: String,
     /// `INSERT INTO <table> (<columns but id>) VALUES `.
     pub insert: String,
@@ -306,6 +306,7 @@ impl TableSchema {
     }
 
     /// The name of the unique index over exactly these columns (any order).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // SQLite's errors name columns.
     pub(crate) fn unique_index_on(&self, columns: &[&str]) -> Option<&str> {
         if let [only] = columns {
             if *only == self.id_column_name() {
@@ -319,14 +320,21 @@ impl TableSchema {
             .map(|i| i.name.as_str())
     }
 
-    /// SQL fragments, rendered on first use with `quote`.
-    pub(crate) fn templates(&self, quote: impl Fn(&str) -> String) -> &Templates {
+    /// SQL fragments, rendered on first use in `kind`'s quoting and placeholder
+    /// style (a table lives in one pool, so always the same `kind`).
+    pub(crate) fn templates(&self, kind: crate::DialectKind) -> &Templates {
         self.templates.get_or_init(|| {
-            let table = quote(&self.table);
-            let columns: Vec<String> = self.columns.iter().map(|c| quote(&c.name)).collect();
+            let table = kind.quote(&self.table);
+            let columns: Vec<String> = self.columns.iter().map(|c| kind.quote(&c.name)).collect();
             let select = format!("SELECT {} FROM {table}", columns.join(","));
+            let mut by_id = kind.writer(select.len() + columns[0].len() + 12);
+            by_id.push_str(&select);
+            by_id.push_str(" WHERE ");
+            by_id.push_str(&columns[0]);
+            by_id.push_str(" = ");
+            by_id.param();
             Templates {
-                select_by_id: format!("{select} WHERE {} = ?", columns[0]),
+                select_by_id: by_id.finish(),
                 select,
                 insert: format!("INSERT INTO {table} ({}) VALUES ", columns[1..].join(",")),
                 insert_with_id: format!("INSERT INTO {table} ({}) VALUES ", columns.join(",")),

@@ -32,7 +32,6 @@ pub enum DialectKind {
 
 /// How an upsert statement reports the ID of the row it inserted or updated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Used by the flush once it plans through the dialect.
 pub(crate) enum UpsertId {
     /// As the statement's `last_insert_id` (MySQL: `LAST_INSERT_ID(id)`).
     LastInsertId,
@@ -43,7 +42,6 @@ pub(crate) enum UpsertId {
     ReturnedOrLookup,
 }
 
-#[allow(dead_code)] // The flush-facing part is used once the flush plans through it.
 impl DialectKind {
     /// Lower-case name, as in traces (`mysql`, `postgres`, `sqlite`).
     pub(crate) const fn name(self) -> &'static str {
@@ -120,12 +118,19 @@ impl DialectKind {
 
     /// The statement to run after rows were inserted with explicit IDs, when the
     /// server's ID generator does not move past them by itself (a PostgreSQL
-    /// identity sequence). `table` and `id_column` are quoted.
-    pub(crate) fn sequence_past_explicit_ids(self, table: &str, id_column: &str) -> Option<String> {
+    /// identity sequence). `table` and `id_column` are quoted; `id_name` is the key
+    /// column's name as it is (PostgreSQL takes it literally).
+    pub(crate) fn sequence_past_explicit_ids(
+        self,
+        table: &str,
+        id_column: &str,
+        id_name: &str,
+    ) -> Option<String> {
         match self {
             DialectKind::Postgres => Some(format!(
-                "SELECT setval(pg_get_serial_sequence('{}', 'id'), (SELECT MAX({id_column}) FROM {table}))",
+                "SELECT setval(pg_get_serial_sequence('{}', '{}'), (SELECT MAX({id_column}) FROM {table}))",
                 table.replace('\'', "''"),
+                id_name.replace('\'', "''"),
             )),
             DialectKind::MySql | DialectKind::Sqlite => None,
         }
@@ -200,6 +205,27 @@ impl DialectKind {
                 w.push_str(" RETURNING ");
                 w.push_str(id_column);
             }
+        }
+    }
+
+    /// Whether an upsert inserted its row (`Some(true)`) or took an existing one
+    /// (`Some(false)`), from what its statement reported: on MySQL its affected rows
+    /// (1 for an insert, 2 for a changed existing row, 0 for an unchanged one); on
+    /// PostgreSQL whether `ON CONFLICT DO NOTHING` returned the new ID. SQLite's
+    /// upsert reports neither: `None`.
+    pub(crate) const fn upsert_inserted(
+        self,
+        affected_rows: Option<u64>,
+        returned: bool,
+    ) -> Option<bool> {
+        match self {
+            DialectKind::MySql => match affected_rows {
+                Some(1) => Some(true),
+                Some(0 | 2) => Some(false),
+                _ => None,
+            },
+            DialectKind::Postgres => Some(returned),
+            DialectKind::Sqlite => None,
         }
     }
 
@@ -285,6 +311,38 @@ mod tests {
     }
 
     #[test]
+    fn upserts_report_whether_they_inserted() {
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(1), false),
+            Some(true)
+        );
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(2), false),
+            Some(false)
+        );
+        assert_eq!(
+            DialectKind::MySql.upsert_inserted(Some(0), false),
+            Some(false)
+        );
+        assert_eq!(DialectKind::MySql.upsert_inserted(None, false), None);
+        assert_eq!(
+            DialectKind::Postgres.upsert_inserted(None, true),
+            Some(true)
+        );
+        assert_eq!(
+            DialectKind::Postgres.upsert_inserted(None, false),
+            Some(false)
+        );
+        assert_eq!(DialectKind::Sqlite.upsert_inserted(None, true), None);
+        assert_eq!(DialectKind::MySql.upsert_id(), UpsertId::LastInsertId);
+        assert_eq!(DialectKind::Sqlite.upsert_id(), UpsertId::Returned);
+        assert_eq!(
+            DialectKind::Postgres.upsert_id(),
+            UpsertId::ReturnedOrLookup
+        );
+    }
+
+    #[test]
     fn first_ids_and_returning() {
         // MySQL reports the first row's ID, SQLite the last one's.
         assert_eq!(DialectKind::MySql.first_insert_id(10, 3, 2), 10);
@@ -298,12 +356,12 @@ mod tests {
         assert_eq!(DialectKind::Sqlite.insert_returning("\"id\""), None);
         assert_eq!(
             DialectKind::Postgres
-                .sequence_past_explicit_ids("\"it's\"", "\"id\"")
+                .sequence_past_explicit_ids("\"it's\"", "\"id\"", "id")
                 .as_deref(),
             Some("SELECT setval(pg_get_serial_sequence('\"it''s\"', 'id'), (SELECT MAX(\"id\") FROM \"it's\"))")
         );
         assert_eq!(
-            DialectKind::MySql.sequence_past_explicit_ids("t", "id"),
+            DialectKind::MySql.sequence_past_explicit_ids("t", "id", "id"),
             None
         );
     }

@@ -13,7 +13,8 @@
 //!   the first inserted ID is reported, sequences, upserts — as cheap `match`es (no
 //!   dynamic call per row). [`Dialect`] is the DDL side, used by schema sync.
 //! - [`SqlWriter`] ([`placeholders`]): SQL rendered in the dialect's own placeholder
-//!   style (`?`, or `$1`, `$2`, … on PostgreSQL) when it is generated.
+//!   style (`?`, or `$1`, `$2`, … on PostgreSQL) when it is generated; every
+//!   statement is then sent verbatim (nothing rewrites SQL at execution).
 //!
 //! Nothing outside `sql/` knows which server it talks to beyond [`DialectKind`].
 
@@ -35,7 +36,7 @@ pub(crate) mod value;
 use std::collections::BTreeMap;
 
 pub use dialect::DialectKind;
-pub(crate) use placeholders::{compat_question_marks, SqlWriter};
+pub(crate) use placeholders::SqlWriter;
 pub use pool::ExecResult;
 
 use crate::schema::{Column, ForeignKey, Index, TableSchema};

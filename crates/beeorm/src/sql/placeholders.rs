@@ -6,17 +6,11 @@
 //! so SQL is now rendered in the right style where it is built ([`SqlWriter`]), and
 //! SQL given by callers reaches the server verbatim.
 //!
-//! Two places still read `?`:
-//! - condition text written by users in [`Where::new`](crate::Where::new), whose
-//!   documented contract is `?` placeholders with backtick identifiers:
-//!   [`SqlWriter::push_question_sql`] renders it into the statement being built,
-//!   leaving `?` inside quotes alone;
-//! - [`compat_question_marks`]: the compatibility rewrite for internal SQL still
-//!   written with `?` (the flush planner, the loaders) until they render through
-//!   [`SqlWriter`]; the pool front applies it on PostgreSQL to `execute`/`query`
-//!   only, never to the `*_raw` calls that carry callers' SQL.
-
-use std::borrow::Cow;
+//! One place still reads `?`: condition text written by users in
+//! [`Where::new`](crate::Where::new), whose documented contract is `?` placeholders
+//! with backtick identifiers. [`SqlWriter::push_question_sql`] renders it into the
+//! statement being built, leaving `?` inside quotes alone. Nothing rewrites SQL when
+//! it is sent.
 
 use super::DialectKind;
 
@@ -63,7 +57,6 @@ impl SqlWriter {
     }
 
     /// Appends `n` placeholders separated by commas.
-    #[allow(dead_code)] // The flush's VALUES rows, once it plans through the dialect.
     pub(crate) fn params(&mut self, n: usize) {
         for i in 0..n {
             if i > 0 {
@@ -110,13 +103,13 @@ impl SqlWriter {
     }
 
     /// Placeholders written so far.
-    #[allow(dead_code)] // Tests; the flush's parameter checks once it plans through it.
+    #[cfg_attr(not(test), allow(dead_code))] // Tests.
     pub(crate) fn param_count(&self) -> usize {
         self.count
     }
 
     /// The SQL so far.
-    #[allow(dead_code)] // Tests; the flush's statement size checks later.
+    #[cfg_attr(not(test), allow(dead_code))] // Tests.
     pub(crate) fn as_str(&self) -> &str {
         &self.sql
     }
@@ -145,38 +138,9 @@ fn count_marks(sql: &str) -> usize {
     n
 }
 
-/// Compatibility path for internal SQL still written with `?` (see the module
-/// docs): rewrites `?` placeholders to `$1…$n` and `` `identifiers` `` to
-/// `"identifiers"` for PostgreSQL, leaving string literals and quoted identifiers
-/// alone. Never applied to SQL that callers give.
-pub(crate) fn compat_question_marks(sql: &str) -> Cow<'_, str> {
-    if !sql.contains(['?', '`']) {
-        return Cow::Borrowed(sql);
-    }
-    let mut w = SqlWriter::with_capacity(DialectKind::Postgres, sql.len() + 16);
-    w.push_question_sql(sql);
-    Cow::Owned(w.finish())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_and_backticks_are_rewritten() {
-        assert_eq!(
-            compat_question_marks("SELECT `a` FROM `t` WHERE `a` = ? AND b IN (?,?)"),
-            "SELECT \"a\" FROM \"t\" WHERE \"a\" = $1 AND b IN ($2,$3)"
-        );
-        assert_eq!(
-            compat_question_marks("SELECT '?', \"?\" FROM t WHERE x = ?"),
-            "SELECT '?', \"?\" FROM t WHERE x = $1"
-        );
-        assert!(matches!(
-            compat_question_marks("SELECT 1"),
-            Cow::Borrowed(_)
-        ));
-    }
 
     #[test]
     fn writers_number_placeholders_per_dialect() {

@@ -9,14 +9,13 @@
 //! only dispatches, bounds each statement by the pool's timeouts and keeps the state
 //! that makes a connection safe to drop at any await point (see [`Conn`]).
 //!
-//! Placeholders: SQL that callers give ([`Db`](crate::Db), [`Transaction`](crate::Transaction))
-//! reaches the server verbatim (`execute_raw`, `query_raw`; `$1` on PostgreSQL).
-//! Internal SQL still written with `?` (the flush planner, the loaders) goes through
-//! `execute` / `query` / `query_map`, which rewrite it for PostgreSQL
-//! ([`compat_question_marks`](super::compat_question_marks)) until it is rendered in
-//! the dialect's own style ([`SqlWriter`](super::SqlWriter)).
+//! Placeholders: every statement reaches the server verbatim, nothing rewrites SQL
+//! here. The library renders its own statements in the dialect's placeholder style
+//! when it builds them ([`SqlWriter`](super::SqlWriter): `?`, or `$1`, `$2`, … on
+//! PostgreSQL); SQL that callers give ([`Db`](crate::Db),
+//! [`Transaction`](crate::Transaction)) is theirs, so a jsonb `?` operator in it
+//! stays an operator.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -408,10 +407,10 @@ impl SqlPool {
         Ok(conn)
     }
 
-    /// Runs a statement that returns no rows, its SQL verbatim (the caller's own
-    /// placeholders: `$1` on PostgreSQL).
-    pub(crate) async fn execute_raw(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.conn().await?.execute_raw(sql, params).await
+    /// Runs a statement that returns no rows, its SQL verbatim (placeholders in the
+    /// dialect's style: `$1` on PostgreSQL).
+    pub(crate) async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
+        self.conn().await?.execute(sql, params).await
     }
 
     /// Runs several `;`-separated statements without parameters, all or nothing where
@@ -420,14 +419,9 @@ impl SqlPool {
         self.conn().await?.execute_script(sql).await
     }
 
-    /// Runs a query and returns every row; internal SQL with `?` placeholders.
+    /// Runs a query and returns every row, its SQL verbatim.
     pub(crate) async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
         self.conn().await?.query(sql, params).await
-    }
-
-    /// Runs a query and returns every row, its SQL verbatim.
-    pub(crate) async fn query_raw(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        self.conn().await?.query_raw(sql, params).await
     }
 
     /// Runs a query on a pooled connection and turns each row into a `T` as it
@@ -456,11 +450,7 @@ impl SqlPool {
         let r = traced(
             self,
             sql,
-            limited(
-                self,
-                sql,
-                conn.query_inner(sql, false, params, true, take_row),
-            ),
+            limited(self, sql, conn.query_inner(sql, params, true, take_row)),
         )
         .await;
         conn.settle(&r);
@@ -537,27 +527,14 @@ fn gone(pool: &SqlPool) -> Error {
 }
 
 impl Conn {
-    /// Runs a statement that returns no rows; internal SQL with `?` placeholders.
-    pub(crate) async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.execute_as(sql, false, params).await
-    }
-
     /// Runs a statement that returns no rows, its SQL verbatim.
-    pub(crate) async fn execute_raw(
-        &mut self,
-        sql: &str,
-        params: Vec<Value>,
-    ) -> Result<ExecResult> {
-        self.execute_as(sql, true, params).await
-    }
-
-    async fn execute_as(&mut self, sql: &str, raw: bool, params: Vec<Value>) -> Result<ExecResult> {
+    pub(crate) async fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
         self.start()?;
         let pool = self.pool.clone();
         let r = traced(
             &pool,
             sql,
-            limited(&pool, sql, self.execute_inner(sql, raw, params)),
+            limited(&pool, sql, self.execute_inner(sql, params)),
         )
         .await;
         self.settle(&r);
@@ -585,35 +562,19 @@ impl Conn {
         self.dirty = matches!(r, Err(Error::Timeout { .. } | Error::Connection { .. }));
     }
 
-    /// The SQL the server gets: verbatim, or internal `?` SQL rewritten for
-    /// PostgreSQL.
-    fn server_sql<'s>(&self, sql: &'s str, raw: bool) -> Cow<'s, str> {
-        if raw || self.pool.kind() != DialectKind::Postgres {
-            Cow::Borrowed(sql)
-        } else {
-            super::compat_question_marks(sql)
-        }
-    }
-
     #[cfg_attr(
         not(all(feature = "mysql", feature = "postgres", feature = "sqlite")),
         allow(unused_variables)
     )]
-    async fn execute_inner(
-        &mut self,
-        sql: &str,
-        raw: bool,
-        params: Vec<Value>,
-    ) -> Result<ExecResult> {
+    async fn execute_inner(&mut self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
         check_param_count(&self.pool, sql, params.len())?;
-        let server_sql = self.server_sql(sql, raw);
         let name = self.pool.name();
         let limit = self.pool.timeouts().query;
         match &mut self.inner {
             #[cfg(feature = "postgres")]
             ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => {
                 let client = postgres::connection::client(name, c)?;
-                postgres::connection::execute(name, client, &server_sql, sql, params).await
+                postgres::connection::execute(name, client, sql, params).await
             }
             #[cfg(feature = "sqlite")]
             ConnInner::Sqlite(c) | ConnInner::SqliteTx(c) => {
@@ -627,38 +588,19 @@ impl Conn {
         }
     }
 
-    /// Runs a query and returns every row; internal SQL with `?` placeholders. MySQL
-    /// queries are prepared (and cached per connection), so values arrive typed.
+    /// Runs a query and returns every row, its SQL verbatim. MySQL queries are
+    /// prepared (and cached per connection), so values arrive typed.
     pub(crate) async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
         self.query_map(sql, params, take_row).await
     }
 
-    /// Runs a query and returns every row, its SQL verbatim.
-    pub(crate) async fn query_raw(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        self.query_map_as(sql, true, params, take_row).await
-    }
-
     /// Runs a query and turns each row into a `T` with `f` as the rows arrive. `f`
     /// gets the row's cells in one buffer reused from row to row; it takes what it
-    /// needs and the rest is cleared. Its first error ends the query. Internal SQL
-    /// with `?` placeholders.
+    /// needs and the rest is cleared. Its first error ends the query. The SQL is
+    /// sent verbatim.
     pub(crate) async fn query_map<T, F>(
         &mut self,
         sql: &str,
-        params: Vec<Value>,
-        f: F,
-    ) -> Result<Vec<T>>
-    where
-        T: Send + 'static,
-        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
-    {
-        self.query_map_as(sql, false, params, f).await
-    }
-
-    async fn query_map_as<T, F>(
-        &mut self,
-        sql: &str,
-        raw: bool,
         params: Vec<Value>,
         f: F,
     ) -> Result<Vec<T>>
@@ -671,7 +613,7 @@ impl Conn {
         let r = traced(
             &pool,
             sql,
-            limited(&pool, sql, self.query_inner(sql, raw, params, false, f)),
+            limited(&pool, sql, self.query_inner(sql, params, false, f)),
         )
         .await;
         self.settle(&r);
@@ -686,7 +628,6 @@ impl Conn {
     async fn query_inner<T, F>(
         &mut self,
         sql: &str,
-        raw: bool,
         params: Vec<Value>,
         names: bool,
         f: F,
@@ -696,14 +637,13 @@ impl Conn {
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
         check_param_count(&self.pool, sql, params.len())?;
-        let server_sql = self.server_sql(sql, raw);
         let name = self.pool.name();
         let limit = self.pool.timeouts().query;
         match &mut self.inner {
             #[cfg(feature = "postgres")]
             ConnInner::Postgres(c) | ConnInner::PostgresTx(c) => {
                 let client = postgres::connection::client(name, c)?;
-                postgres::connection::query(name, client, &server_sql, sql, params, names, f).await
+                postgres::connection::query(name, client, sql, params, names, f).await
             }
             #[cfg(feature = "sqlite")]
             ConnInner::Sqlite(c) | ConnInner::SqliteTx(c) => {

@@ -118,21 +118,19 @@ macro_rules! pg_refs {
     };
 }
 
-/// Runs a statement that returns no rows: `server_sql` is sent, `sql` is what an
-/// error shows (the same text unless placeholders were rewritten).
+/// Runs a statement that returns no rows, its SQL verbatim (`$n` placeholders).
 pub(crate) async fn execute(
     pool: &str,
     client: &mut deadpool_postgres::Object,
-    server_sql: &str,
     sql: &str,
     params: Vec<Value>,
 ) -> Result<ExecResult> {
     let params: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
     let refs = pg_refs!(params);
     let affected = if refs.is_empty() {
-        client.execute(server_sql, &[]).await
+        client.execute(sql, &[]).await
     } else {
-        match client.prepare_cached(server_sql).await {
+        match client.prepare_cached(sql).await {
             Ok(stmt) => client.execute(&stmt, &refs).await,
             Err(e) => Err(e),
         }
@@ -145,11 +143,10 @@ pub(crate) async fn execute(
 }
 
 /// Runs a query and turns each row into a `T` with `f`; the column names too when
-/// `names` is set (see [`execute`] for `server_sql` and `sql`).
+/// `names` is set. The SQL is sent verbatim (`$n` placeholders).
 pub(crate) async fn query<T, F>(
     pool: &str,
     client: &mut deadpool_postgres::Object,
-    server_sql: &str,
     sql: &str,
     params: Vec<Value>,
     names: bool,
@@ -161,7 +158,7 @@ where
     let params: Vec<PgParam<'_>> = params.iter().map(PgParam).collect();
     let refs = pg_refs!(params);
     let stmt = client
-        .prepare_cached(server_sql)
+        .prepare_cached(sql)
         .await
         .map_err(|e| map_error(pool, sql, e))?;
     let rows = client

@@ -311,7 +311,7 @@ pub(crate) fn upsert_lookups(
 ) -> Vec<(String, Vec<crate::Value>)> {
     use crate::sql::{DialectKind, SqlWriter};
     use crate::Value;
-    let t = schema.templates(|s| PgDialect.quote(s));
+    let t = schema.templates(DialectKind::Postgres);
     let id_col = &t.columns[0];
     let mut keys: Vec<Vec<(&str, Value)>> = Vec::new();
     if id != 0 {

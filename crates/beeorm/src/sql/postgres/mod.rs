@@ -11,8 +11,8 @@
 //! - [`ddl`]: SQL text of the schema ([`PgDialect`]).
 //!
 //! PostgreSQL numbers its placeholders (`$1`, `$2`, …): SQL generated for it is
-//! rendered that way ([`crate::sql::SqlWriter`]); only internal SQL still written
-//! with `?` goes through the compatibility rewrite of the pool front.
+//! rendered that way when it is built ([`crate::sql::SqlWriter`]) and every
+//! statement is sent verbatim, so `?` stays the jsonb operator.
 //!
 //! `ddl` and `introspect` need no driver crate, so they compile without the feature.
 
