@@ -362,52 +362,79 @@ async fn start_mariadb() -> Option<Throwaway> {
     }
     let installed = cmd.status().unwrap();
     assert!(installed.success(), "mariadb-install-db failed");
-    let port = free_port();
-    let mut cmd = std::process::Command::new(&server);
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg(format!("--socket={}", dir.path().join("sock").display()))
-        .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-        .arg("--skip-name-resolve")
-        .arg("--skip-log-bin")
-        .arg("--innodb-buffer-pool-size=16M")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if !user.is_empty() {
-        cmd.arg(&user);
-    }
-    let child = cmd.spawn().unwrap();
-    let server = Throwaway {
-        child,
-        port,
-        _dir: dir,
-    };
-    // Ready when it answers a query.
-    let mut r = Registry::new();
-    r.register_mysql_pool("probe", &format!("mysql://root@127.0.0.1:{port}/mysql"));
-    let v = r.validate().await.unwrap();
-    let started = Instant::now();
-    loop {
-        let ok = v
-            .create_engine()
-            .db("probe")
-            .unwrap()
-            .query("SELECT 1", vec![])
-            .await
-            .is_ok();
-        if ok {
-            break;
+    // `free_port` releases the port before the server binds it: under load another
+    // test's listener (a proxy to the shared MariaDB) can take it in between, and a
+    // readiness check would then be answered by the wrong server. The server must
+    // report its own port, else it starts again on another one.
+    let mut dir = Some(dir);
+    for _attempt in 0..5 {
+        let dir_ref = dir.as_ref().unwrap();
+        let port = free_port();
+        let mut cmd = std::process::Command::new(&server);
+        cmd.arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!(
+                "--socket={}",
+                dir_ref.path().join("sock").display()
+            ))
+            .arg(format!(
+                "--pid-file={}",
+                dir_ref.path().join("pid").display()
+            ))
+            .arg("--skip-name-resolve")
+            .arg("--skip-log-bin")
+            .arg("--innodb-buffer-pool-size=16M")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if !user.is_empty() {
+            cmd.arg(&user);
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the throwaway MariaDB server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let child = cmd.spawn().unwrap();
+        let mut server = Throwaway {
+            child,
+            port,
+            _dir: dir.take().unwrap(),
+        };
+        // Ready when it answers a query with its own port.
+        let mut r = Registry::new();
+        r.register_mysql_pool("probe", &format!("mysql://root@127.0.0.1:{port}/mysql"));
+        let v = r.validate().await.unwrap();
+        let started = Instant::now();
+        let mut ours = false;
+        loop {
+            if server.child.try_wait().unwrap().is_some() {
+                break; // exited: the port was taken
+            }
+            let answer = v
+                .create_engine()
+                .db("probe")
+                .unwrap()
+                .query("SELECT @@port", vec![])
+                .await;
+            if let Ok(rows) = answer {
+                ours = rows[0][0].as_i64() == Some(i64::from(port));
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the throwaway MariaDB server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        v.close().await;
+        if ours {
+            return Some(server);
+        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        dir = Some(std::mem::replace(
+            &mut server._dir,
+            tempfile::tempdir().unwrap(),
+        ));
     }
-    v.close().await;
-    Some(server)
+    panic!("the throwaway MariaDB server never got a port of its own");
 }
 
 /// The fault test: a real throwaway server frozen with SIGSTOP. Before, every
