@@ -570,6 +570,7 @@ dialect_test!(
     }
 );
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_pool_reuses_connections() {
     let db = TestDb::new(Kind::MySql, "reuse_my").await;

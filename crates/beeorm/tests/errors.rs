@@ -371,6 +371,7 @@ async fn pg_cell(pool: &beeorm::Db, sql: &str) -> Value {
 
 // Item 19: `Db::query` on PostgreSQL decodes uuid, arrays, interval, inet/cidr and
 // void columns; a type it cannot decode is an error naming the column and its type.
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_uuid_decodes_as_text() {
     let (db, pool) = pg("pg_uuid").await;
@@ -408,6 +409,7 @@ async fn postgres_uuid_decodes_as_text() {
     db.drop().await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_arrays_decode_as_json() {
     let (db, pool) = pg("pg_arrays").await;
@@ -458,6 +460,7 @@ async fn postgres_arrays_decode_as_json() {
     db.drop().await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_interval_decodes_as_text() {
     let (db, pool) = pg("pg_interval").await;
@@ -481,6 +484,7 @@ async fn postgres_interval_decodes_as_text() {
     db.drop().await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_inet_decodes_as_text() {
     let (db, pool) = pg("pg_inet").await;
@@ -503,6 +507,7 @@ async fn postgres_inet_decodes_as_text() {
     db.drop().await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_void_decodes_as_null() {
     let (db, pool) = pg("pg_void").await;
@@ -510,6 +515,7 @@ async fn postgres_void_decodes_as_null() {
     db.drop().await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_undecodable_type_names_column_and_type() {
     let (db, pool) = pg("pg_undecodable").await;
@@ -556,6 +562,7 @@ async fn postgres_undecodable_type_names_column_and_type() {
 // column types: name, oid, regproc, oidvector, char, arrays, pg_lsn, inet, xid, …)
 // reads through `Db::query` or fails with a typed error that names the column and its
 // type (or the server's own refusal); never a panic, never a connection error.
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_every_catalog_relation_reads_or_names_the_column() {
     let (db, pool) = pg("pg_catalog_scan").await;
@@ -600,6 +607,7 @@ async fn postgres_every_catalog_relation_reads_or_names_the_column() {
 }
 
 /// Prints what users see (run with `--nocapture`); asserts are in the tests above.
+#[cfg(all(feature = "mysql", feature = "postgres"))]
 #[tokio::test]
 async fn show_error_messages() {
     for kind in [Kind::MySql, Kind::Postgres, Kind::Sqlite] {

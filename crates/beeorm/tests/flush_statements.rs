@@ -182,6 +182,7 @@ async fn killed_connection_leaves_no_rows() {
     db.drop().await;
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn flush_sends_the_fewest_statements_mysql() {
     scenario(Kind::MySql).await;
@@ -192,11 +193,13 @@ async fn flush_sends_the_fewest_statements_sqlite() {
     scenario(Kind::Sqlite).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn flush_sends_the_fewest_statements_postgres() {
     scenario(Kind::Postgres).await;
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn a_killed_connection_leaves_no_rows() {
     killed_connection_leaves_no_rows().await;

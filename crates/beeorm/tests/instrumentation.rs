@@ -2,6 +2,8 @@
 //! pool, SQL without values, rows, success — and every transaction step, including
 //! the rollback of a dropped transaction, on every dialect. And plain SQL reaches
 //! PostgreSQL verbatim: `$n` parameters, jsonb `?` operators.
+// Some helpers serve only the tests of one driver: unused in single-driver builds.
+#![cfg_attr(not(all(feature = "mysql", feature = "postgres")), allow(unused))]
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -125,6 +127,7 @@ dialect_test!(
 
 /// Plain SQL on PostgreSQL is sent as written: `$n` parameters, and `?` is the
 /// jsonb operator (before, every `?` became a placeholder).
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres_plain_sql_is_verbatim() {
     let db = TestDb::new(Kind::Postgres, "verbatim_pg").await;

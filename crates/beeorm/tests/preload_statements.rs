@@ -104,6 +104,7 @@ async fn scenario(kind: Kind) {
     db.drop().await;
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn three_level_preload_of_100_rows_costs_one_query_per_level_mysql() {
     scenario(Kind::MySql).await;
@@ -114,6 +115,7 @@ async fn three_level_preload_of_100_rows_costs_one_query_per_level_sqlite() {
     scenario(Kind::Sqlite).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn three_level_preload_of_100_rows_costs_one_query_per_level_postgres() {
     scenario(Kind::Postgres).await;

@@ -375,6 +375,7 @@ dialect_test!(enum_value_changes_are_detected, |db: TestDb| async move {
     db.drop().await;
 });
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_charset_mismatch_is_converted() {
     let db = TestDb::new(Kind::MySql, "charset_my").await;

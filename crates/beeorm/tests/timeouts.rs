@@ -2,6 +2,8 @@
 //! a frozen server (SIGSTOP) or an exhausted pool gives a typed `Error::Timeout`
 //! naming the pool, the operation and the limit, within the configured bound; a
 //! statement that timed out leaves its connection discarded, never reused.
+// Some helpers serve only the tests of one driver: unused in single-driver builds.
+#![cfg_attr(not(all(feature = "mysql", feature = "postgres")), allow(unused))]
 #![allow(clippy::unwrap_used, dead_code)]
 
 mod common;
@@ -214,11 +216,13 @@ async fn statement_timeout(db: TestDb) {
     db.drop().await;
 }
 
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn statement_timeout_mysql() {
     statement_timeout(TestDb::new(Kind::MySql, "stmt_timeout_my").await).await;
 }
 
+#[cfg(feature = "postgres")]
 #[tokio::test]
 async fn statement_timeout_postgres() {
     statement_timeout(TestDb::new(Kind::Postgres, "stmt_timeout_pg").await).await;
@@ -439,6 +443,7 @@ async fn start_mariadb() -> Option<Throwaway> {
 
 /// The fault test: a real throwaway server frozen with SIGSTOP. Before, every
 /// caller blocked indefinitely; now each gets a typed timeout within the bound.
+#[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_mysql_server_gives_typed_timeouts() {
     let Some(server) = start_mariadb().await else {
@@ -509,6 +514,7 @@ async fn freezable_proxy(upstream: String, frozen: Arc<AtomicBool>) -> u16 {
 }
 
 /// PostgreSQL behind a link that freezes: statement and connect timeouts.
+#[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_postgres_link_gives_typed_timeouts() {
     let db = TestDb::new(Kind::Postgres, "frozen_link_pg").await;

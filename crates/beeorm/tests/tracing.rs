@@ -1,5 +1,7 @@
 //! Every SQL statement is traced: a span with pool and SQL (never the values) and an
 //! event with its duration.
+// Some helpers serve only the tests of one driver: unused in single-driver builds.
+#![cfg_attr(not(all(feature = "mysql", feature = "postgres")), allow(unused))]
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -53,6 +55,7 @@ fn check(out: &str, db: &str) {
 
 // One test for both dialects: tracing caches per-callsite interest globally, so
 // parallel tests with different thread-local subscribers would race on it.
+#[cfg(all(feature = "mysql", feature = "postgres"))]
 #[tokio::test(flavor = "current_thread")]
 async fn every_statement_is_traced_with_its_duration() {
     check(&traced_run(Kind::MySql, "traced_my").await, "mysql");

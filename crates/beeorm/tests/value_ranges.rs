@@ -550,6 +550,7 @@ dialect_test!(
 /// MySQL sessions are strict whatever the server's default: a multi-row INSERT into a
 /// non-transactional table, whose second row is too long, fails (under the default
 /// STRICT_TRANS_TABLES it would be truncated with a warning).
+#[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql_sessions_are_strict() {
     let db = TestDb::new(Kind::MySql, "strict_session").await;
