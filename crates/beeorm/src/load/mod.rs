@@ -474,27 +474,7 @@ impl<'a> Reader<'a> {
     /// Every row of the entity's table (fake-deleted rows skipped, unless
     /// [`include_deleted`](Reader::include_deleted)), by primary key.
     pub async fn all<E: Entity>(&self) -> Result<Vec<Tracked<E>>> {
-        let tree = self.tree::<E>()?;
-        let (schema, pool) = self.schema_and_pool::<E>()?;
-        let kind = pool.kind();
-        let t = schema.templates(kind);
-        let order = format!(" ORDER BY {}", t.columns[0]);
-        let all = Where::all();
-        let sql = search_sql(
-            kind,
-            schema,
-            &t.select,
-            &all,
-            self.include_deleted,
-            true,
-            &order,
-        )?;
-        let mut rows = self
-            .exec
-            .query_map(&pool, &sql, vec![], decode_tracked::<E>)
-            .await?;
-        self.preloaded(&mut rows, tree.as_ref()).await?;
-        Ok(rows)
+        self.ordered::<E>("", usize::MAX).await
     }
 
     /// The row with the smallest primary key (`ORDER BY pk ASC LIMIT 1`); a typed
@@ -512,17 +492,33 @@ impl<'a> Reader<'a> {
     }
 
     async fn edge<E: Entity>(&self, dir: &str, what: &str) -> Result<Tracked<E>> {
+        let mut rows = self.ordered::<E>(dir, 1).await?;
+        rows.pop().ok_or_else(|| Error::NotFound {
+            entity: E::TYPE_NAME.to_string(),
+            key: what.to_string(),
+        })
+    }
+
+    /// The rows of the whole table by primary key (`dir`: "", "ASC" or "DESC"), at most
+    /// `limit` of them, preloaded as asked: what `all`, `first` and `last` share.
+    async fn ordered<E: Entity>(&self, dir: &str, limit: usize) -> Result<Vec<Tracked<E>>> {
         let tree = self.tree::<E>()?;
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let kind = pool.kind();
         let t = schema.templates(kind);
-        let order = format!(" ORDER BY {} {dir} LIMIT 1", t.columns[0]);
-        let all = Where::all();
+        let mut order = format!(" ORDER BY {}", t.columns[0]);
+        if !dir.is_empty() {
+            order.push(' ');
+            order.push_str(dir);
+        }
+        if limit != usize::MAX {
+            order.push_str(&format!(" LIMIT {limit}"));
+        }
         let sql = search_sql(
             kind,
             schema,
             &t.select,
-            &all,
+            &Where::all(),
             self.include_deleted,
             true,
             &order,
@@ -531,12 +527,9 @@ impl<'a> Reader<'a> {
             .exec
             .query_map(&pool, &sql, vec![], decode_tracked::<E>)
             .await?;
-        rows.truncate(1);
+        rows.truncate(limit);
         self.preloaded(&mut rows, tree.as_ref()).await?;
-        rows.pop().ok_or_else(|| Error::NotFound {
-            entity: schema.entity_name().to_string(),
-            key: what.to_string(),
-        })
+        Ok(rows)
     }
 }
 

@@ -164,24 +164,14 @@ pub(crate) fn decode_alive<E: Entity>(
     fake_delete: Option<usize>,
 ) -> Result<Option<E>> {
     if let Some(i) = fake_delete {
-        if row.get(i).is_some_and(deleted_cell) {
+        if row
+            .get(i)
+            .is_some_and(crate::schema::fake_delete::is_deleted)
+        {
             return Ok(None);
         }
     }
     super::decode(row).map(Some)
-}
-
-/// Whether a fake-delete cell read back marks its row deleted: what the field's
-/// codec reads as `true` (PostgreSQL gives a `numeric(20,0)` flag of a `u64` key as
-/// a decimal).
-fn deleted_cell(v: &Value) -> bool {
-    use crate::schema::{Codec, FakeDeleteCodec};
-    match v {
-        Value::Bool(_) | Value::I64(_) | Value::U64(_) => crate::schema::fake_delete::is_deleted(v),
-        Value::Decimal(d) => !d.is_zero(),
-        // Not sent by any driver for this column today; the codec decides.
-        other => FakeDeleteCodec::decode(other.clone()).unwrap_or(false),
-    }
 }
 
 /// The relational database: one query per 10,000 IDs (under every server's

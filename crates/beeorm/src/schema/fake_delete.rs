@@ -40,12 +40,14 @@ impl Codec<bool> for FakeDeleteCodec {
     }
 }
 
-/// Whether a value written to the fake-delete column marks the row deleted.
+/// Whether a fake-delete cell (written, or read back from any server) marks the row
+/// deleted: PostgreSQL reads the `numeric(20,0)` flag of a `u64` key as a decimal.
 pub(crate) fn is_deleted(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
         Value::I64(i) => *i != 0,
         Value::U64(u) => *u != 0,
+        Value::Decimal(d) => !d.is_zero(),
         _ => false,
     }
 }
@@ -53,6 +55,12 @@ pub(crate) fn is_deleted(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decimal_cell_reads_as_deleted_unless_zero() {
+        assert!(is_deleted(&Value::Decimal(rust_decimal::Decimal::from(7))));
+        assert!(!is_deleted(&Value::Decimal(rust_decimal::Decimal::ZERO)));
+    }
 
     #[test]
     fn any_non_zero_value_reads_as_deleted() {

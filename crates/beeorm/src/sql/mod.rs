@@ -98,6 +98,30 @@ pub(crate) fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Adds indexes read as (table, index, unique, column), one row per member in
+/// position order, to a snapshot, keyed like [`Dialect::index_key`]:
+/// `unique(a,b)` / `index(a,b)`.
+pub(crate) fn add_indexes(
+    snap: &mut DbSnapshot,
+    rows: impl IntoIterator<Item = (String, String, bool, String)>,
+) {
+    let mut grouped: BTreeMap<(String, String), (bool, Vec<String>)> = BTreeMap::new();
+    for (table, index, unique, column) in rows {
+        grouped
+            .entry((table, index))
+            .or_insert_with(|| (unique, Vec::new()))
+            .1
+            .push(column);
+    }
+    for ((table, index), (unique, cols)) in grouped {
+        if let Some(t) = snap.tables.get_mut(&table) {
+            let kind = if unique { "unique" } else { "index" };
+            t.indexes
+                .insert(index, format!("{kind}({})", cols.join(",")));
+        }
+    }
+}
+
 /// Adds foreign keys read as (table, name, column, referenced table, delete rule)
 /// to a snapshot, keyed like [`Dialect::foreign_key_key`].
 pub(crate) fn add_foreign_keys(snap: &mut DbSnapshot, rows: impl Iterator<Item = [String; 5]>) {

@@ -2,11 +2,9 @@
 //! pool's database, read from `information_schema` in four queries and turned into
 //! the comparable form of [`DbSnapshot`] (the same keys [`super::ddl`] produces).
 
-use std::collections::BTreeMap;
-
 use super::ddl::{key, normalize_default, normalize_type};
 use crate::sql::pool::SqlPool;
-use crate::sql::{add_foreign_keys, DbSnapshot, DbTable};
+use crate::sql::{add_foreign_keys, add_indexes, DbSnapshot, DbTable};
 use crate::{Result, Value};
 
 /// Every table of the pool's database, in comparable form.
@@ -110,28 +108,12 @@ pub(crate) fn snapshot_from_rows(
                 .push((name, key(&ty, nullable, default.as_deref(), auto)));
         }
     }
-    let mut grouped: BTreeMap<(String, String), (bool, Vec<String>)> = BTreeMap::new();
-    for (table, index, non_unique, column) in indexes {
-        if index == "PRIMARY" {
-            continue;
-        }
-        grouped
-            .entry((table, index))
-            .or_insert_with(|| (!non_unique, Vec::new()))
-            .1
-            .push(column);
-    }
-    for ((table, index), (unique, cols)) in grouped {
-        if let Some(t) = snap.tables.get_mut(&table) {
-            t.indexes.insert(
-                index,
-                format!(
-                    "{}({})",
-                    if unique { "unique" } else { "index" },
-                    cols.join(",")
-                ),
-            );
-        }
-    }
+    add_indexes(
+        &mut snap,
+        indexes
+            .into_iter()
+            .filter(|(_, index, _, _)| index != "PRIMARY")
+            .map(|(table, index, non_unique, column)| (table, index, !non_unique, column)),
+    );
     snap
 }

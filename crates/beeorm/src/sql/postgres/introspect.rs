@@ -2,11 +2,9 @@
 //! the current schema, read from the catalogs in five queries and turned into the
 //! comparable form of [`DbSnapshot`] (the same keys [`super::ddl`] produces).
 
-use std::collections::BTreeMap;
-
 use super::ddl::{is_check_of, key, normalize_default};
 use crate::sql::pool::SqlPool;
-use crate::sql::{add_foreign_keys, DbSnapshot, DbTable};
+use crate::sql::{add_foreign_keys, add_indexes, DbSnapshot, DbTable};
 use crate::{Result, Value};
 
 /// Every table of the pool's current schema, in comparable form.
@@ -141,25 +139,6 @@ pub(crate) fn snapshot_from_rows(
             t.columns.push((name, key));
         }
     }
-    let mut grouped: BTreeMap<(String, String), (bool, Vec<String>)> = BTreeMap::new();
-    for (table, index, unique, column) in indexes {
-        grouped
-            .entry((table, index))
-            .or_insert_with(|| (unique, Vec::new()))
-            .1
-            .push(column);
-    }
-    for ((table, index), (unique, cols)) in grouped {
-        if let Some(t) = snap.tables.get_mut(&table) {
-            t.indexes.insert(
-                index,
-                format!(
-                    "{}({})",
-                    if unique { "unique" } else { "index" },
-                    cols.join(",")
-                ),
-            );
-        }
-    }
+    add_indexes(&mut snap, indexes);
     snap
 }
