@@ -266,7 +266,7 @@ fn load_set<'r, T: Entity>(
     ids: Vec<u64>,
 ) -> BoxFuture<'r, Result<Box<dyn LoadedSet>>> {
     Box::pin(async move {
-        let (set, _) = reader.fetch_many::<T>(&ids).await?;
+        let (set, _) = reader.fetch_many::<T, _>(&ids, |e| e).await?;
         Ok(Box::new(set) as Box<dyn LoadedSet>)
     })
 }

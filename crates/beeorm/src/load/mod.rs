@@ -288,8 +288,12 @@ impl<'a> Reader<'a> {
     }
 
     /// The seam for many IDs, without preloading: the entities in the order asked
-    /// (each once) and the IDs no source holds.
-    pub(crate) async fn fetch_many<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<E>, Vec<u64>)> {
+    /// (each once, each through `f`) and the IDs no source holds.
+    pub(crate) async fn fetch_many<E: Entity, T>(
+        &self,
+        ids: &[u64],
+        f: impl FnMut(E) -> T,
+    ) -> Result<(Vec<T>, Vec<u64>)> {
         if ids.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
@@ -312,7 +316,7 @@ impl<'a> Reader<'a> {
             };
             source::by_ids(&ask, &asked, &mut found).await?;
         }
-        Ok(found.into_ordered(&unique))
+        Ok(found.into_ordered(&unique, f))
     }
 
     /// The entity with this ID, if its row exists (a fake-deleted row is `None` unless
@@ -361,8 +365,7 @@ impl<'a> Reader<'a> {
     /// [`Reader::load_by_id`]) are missing without being sent.
     pub async fn load_by_ids<E: Entity>(&self, ids: &[u64]) -> Result<(Vec<Tracked<E>>, Vec<u64>)> {
         let tree = self.tree::<E>()?;
-        let (found, missing) = self.fetch_many::<E>(ids).await?;
-        let mut rows: Vec<Tracked<E>> = found.into_iter().map(Tracked::loaded).collect();
+        let (mut rows, missing) = self.fetch_many::<E, _>(ids, Tracked::loaded).await?;
         self.preloaded(&mut rows, tree.as_ref()).await?;
         Ok((rows, missing))
     }

@@ -39,6 +39,12 @@ pub(crate) struct Ask<'r, 't> {
 pub(crate) trait Found<E>: Send {
     /// Takes one row a source holds.
     fn put(&mut self, entity: E);
+    /// Takes the rows of one query as decoded (`None`: a row that reads as missing).
+    fn put_all(&mut self, rows: Vec<Option<E>>) {
+        for entity in rows.into_iter().flatten() {
+            self.put(entity);
+        }
+    }
     /// Among `want`, the IDs no source has given yet (borrowed when none was given).
     #[allow(dead_code)] // Used by `Then`, once the chain has two sources.
     fn rest<'w>(&mut self, want: &'w [u64]) -> Cow<'w, [u64]>;
@@ -58,8 +64,15 @@ impl<E: Entity> Found<E> for Option<E> {
 /// Many IDs: the entities found, by ID (sorted on demand).
 ///
 /// Sorted by ID and searched by bisection, not hashed: IDs often come from outside,
-/// and a hash map keyed by them could be fed colliding keys.
-pub(crate) struct Rows<E>(Vec<(u64, Option<E>)>);
+/// and a hash map keyed by them could be fed colliding keys. The rows of the first
+/// query are kept in the vector the driver filled (no copy); a `None` (a row that
+/// reads as missing) sorts first and matches no ID a caller can ask for.
+pub(crate) struct Rows<E>(Vec<Option<E>>);
+
+/// The sort key of a slot.
+fn slot_id<E: Entity>(slot: &Option<E>) -> u64 {
+    slot.as_ref().map_or(0, Entity::id)
+}
 
 impl<E: Entity> Rows<E> {
     pub(crate) fn with_capacity(n: usize) -> Self {
@@ -67,22 +80,28 @@ impl<E: Entity> Rows<E> {
     }
 
     fn sort(&mut self) {
-        self.0.sort_unstable_by_key(|(id, _)| *id);
+        self.0.sort_unstable_by_key(slot_id);
     }
 
-    /// The entities in the order of `ids`, and the IDs not found.
-    pub(crate) fn into_ordered(mut self, ids: &[u64]) -> (Vec<E>, Vec<u64>) {
+    /// The entities in the order of `ids` (distinct), each through `f`, and the IDs
+    /// not found.
+    pub(crate) fn into_ordered<T>(
+        mut self,
+        ids: &[u64],
+        mut f: impl FnMut(E) -> T,
+    ) -> (Vec<T>, Vec<u64>) {
         self.sort();
+        // Every position is found before any slot is emptied (an emptied slot
+        // would no longer sort by its ID).
+        let positions: Vec<Option<usize>> = ids
+            .iter()
+            .map(|id| self.0.binary_search_by_key(id, slot_id).ok())
+            .collect();
         let mut out = Vec::with_capacity(self.0.len());
         let mut missing = Vec::new();
-        for &id in ids {
-            let slot = self
-                .0
-                .binary_search_by_key(&id, |(id, _)| *id)
-                .ok()
-                .and_then(|i| self.0[i].1.take());
-            match slot {
-                Some(e) => out.push(e),
+        for (&id, pos) in ids.iter().zip(positions) {
+            match pos.and_then(|i| self.0[i].take()) {
+                Some(e) => out.push(f(e)),
                 None => missing.push(id),
             }
         }
@@ -93,7 +112,14 @@ impl<E: Entity> Rows<E> {
 impl<E: Entity> Found<E> for Rows<E> {
     #[inline]
     fn put(&mut self, entity: E) {
-        self.0.push((entity.id(), Some(entity)));
+        self.0.push(Some(entity));
+    }
+    fn put_all(&mut self, rows: Vec<Option<E>>) {
+        if self.0.is_empty() {
+            self.0 = rows;
+        } else {
+            self.0.extend(rows);
+        }
     }
     fn rest<'w>(&mut self, want: &'w [u64]) -> Cow<'w, [u64]> {
         if self.0.is_empty() {
@@ -102,7 +128,7 @@ impl<E: Entity> Found<E> for Rows<E> {
         self.sort();
         want.iter()
             .copied()
-            .filter(|id| self.0.binary_search_by_key(id, |(id, _)| *id).is_err())
+            .filter(|id| self.0.binary_search_by_key(id, slot_id).is_err())
             .collect()
     }
 }
@@ -227,9 +253,7 @@ impl RowSource for Database {
                     move |row| decode_alive::<E>(row, fake_delete),
                 )
                 .await?;
-            for e in rows.into_iter().flatten() {
-                found.put(e);
-            }
+            found.put_all(rows);
         }
         Ok(())
     }
@@ -306,7 +330,7 @@ mod tests {
         assert_eq!(chain.0.asked(), [vec![4, 3, 2, 1]]);
         assert_eq!(chain.1 .0.asked(), [vec![4, 2]]);
         assert_eq!(chain.1 .1.asked(), [vec![4]]);
-        let (found, missing) = rows.into_ordered(&[4, 3, 2, 1]);
+        let (found, missing) = rows.into_ordered(&[4, 3, 2, 1], |e| e);
         assert_eq!(found, [Row { id: 3 }, Row { id: 2 }, Row { id: 1 }]);
         assert_eq!(missing, [4]);
 
