@@ -575,6 +575,10 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut table: Option<String> = None;
     let mut pool: Option<String> = None;
     let mut own_hooks = false;
+    // `local_cache` / `redis_cache`, bare (the `default` pool) or `= "pool"`, with the
+    // span to point at when the entity is not `Clone`.
+    let mut local_cache: Option<(String, proc_macro2::Span)> = None;
+    let mut redis_cache: Option<String> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
@@ -595,9 +599,25 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             } else if meta.path.is_ident("pool") || meta.path.is_ident("mysql") {
                 let lit: LitStr = meta.value()?.parse()?;
                 pool = Some(lit.value());
+            } else if meta.path.is_ident("local_cache") || meta.path.is_ident("redis_cache") {
+                let name = if meta.input.peek(syn::Token![=]) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if lit.value().is_empty() {
+                        return Err(syn::Error::new(lit.span(), "the cache pool name is empty"));
+                    }
+                    lit.value()
+                } else {
+                    "default".to_string()
+                };
+                if meta.path.is_ident("local_cache") {
+                    local_cache = Some((name, meta.path.span()));
+                } else {
+                    redis_cache = Some(name);
+                }
             } else {
                 return Err(meta.error(
-                    "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"` or `hooks`",
+                    "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
+                     `local_cache[ = \"pool\"]` or `redis_cache[ = \"pool\"]`",
                 ));
             }
             Ok(())
@@ -684,6 +704,24 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
+    // A local cache hands out copies of the entity it holds: the entity must be
+    // `Clone` (the error points at `local_cache`).
+    let cache_clone = match &local_cache {
+        Some((_, span)) => quote_spanned! {*span=>
+            fn cache_clone(&self) -> ::core::option::Option<Self> {
+                ::core::option::Option::Some(<Self as ::core::clone::Clone>::clone(self))
+            }
+        },
+        None => quote!(),
+    };
+    let local = match &local_cache {
+        Some((p, _)) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
+    };
+    let redis = match &redis_cache {
+        Some(p) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
+    };
     Ok(quote! {
         impl ::beeorm::Entity for #ident {
             fn definition() -> ::beeorm::schema::EntityDefinition {
@@ -695,8 +733,13 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     id_field: #id_name,
                     id_column: #id_column,
                     fields: ::std::vec![#(#defs),*],
+                    cache: ::beeorm::schema::CacheDefinition {
+                        local: #local,
+                        redis: #redis,
+                    },
                 }
             }
+            #cache_clone
             fn id(&self) -> u64 {
                 #id_to_u64
             }

@@ -152,8 +152,13 @@ impl Transaction {
             pending,
             ..
         } = self;
-        // On failure `outcome` is dropped: rolled back.
+        // Cached rows changed in the transaction are locked across the COMMIT.
+        let locked = pending.lock_caches().await?;
+        // On failure `outcome` is dropped: rolled back (and `locked` unlocks).
         conn.commit().await?;
+        if let Some(locked) = locked {
+            locked.unlock().await;
+        }
         outcome.0.committed();
         pending.run().await
     }

@@ -81,6 +81,31 @@ impl Engine {
             })
     }
 
+    /// Hits, misses, fills and invalidations of the entity caches, per layer and
+    /// entity type (shared by every engine of the registry); empty when no entity is
+    /// cached.
+    pub fn cache_stats(&self) -> crate::CacheStats {
+        match self.registry.caches() {
+            Some(c) => {
+                let stats = c.stats();
+                for e in &stats.entities {
+                    tracing::debug!(
+                        target: "beeorm::cache",
+                        entity = %e.entity,
+                        local_hits = e.local.hits,
+                        local_misses = e.local.misses,
+                        redis_hits = e.redis.hits,
+                        redis_misses = e.redis.misses,
+                        database_loads = e.database_loads,
+                        "cache stats"
+                    );
+                }
+                stats
+            }
+            None => crate::CacheStats::default(),
+        }
+    }
+
     /// A new, empty unit of work.
     pub fn flusher(&self) -> crate::Flusher<'_> {
         crate::Flusher::new(self)

@@ -49,6 +49,12 @@ pub trait Entity: Send + Sync + Sized + 'static {
     const COLUMN_COUNT: usize = 8;
     /// Whether the entity has its own hooks (`#[orm(hooks)]`).
     const HAS_OWN_HOOKS: bool = false;
+    /// A copy of the entity for the local cache: `Some` for entities with
+    /// `#[orm(local_cache)]` (which must be `Clone`), `None` otherwise.
+    #[doc(hidden)]
+    fn cache_clone(&self) -> Option<Self> {
+        None
+    }
     /// Runs the entity's own hook for `event` (`#[orm(hooks)]`); nothing by default.
     fn run_own_hook(&mut self, event: hooks::HookEvent) -> hooks::BoxFuture<'_, Result<()>> {
         let _ = event;

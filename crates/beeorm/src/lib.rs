@@ -33,7 +33,7 @@ mod tracked;
 #[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
-pub use cache::LocalCache;
+pub use cache::{CacheStats, EntityCacheStats, LayerStats, LocalCache};
 pub use db::{Db, Transaction};
 pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};
@@ -53,6 +53,8 @@ pub use tracked::Tracked;
 #[doc(hidden)]
 pub mod __private {
     //! Re-exports for the derive macros.
+    /// Test-only pause points of the cache protocol.
+    pub use crate::cache::pause;
     pub use crate::reference::{AnyRef, LoadedSet, Loader, NewEntity, RefField};
 }
 

@@ -11,6 +11,7 @@ type Entry = Arc<dyn Any + Send + Sync>;
 pub struct LocalCache {
     name: Arc<str>,
     cache: moka::sync::Cache<String, Entry>,
+    entities: moka::sync::Cache<(u32, u64), Entry>,
 }
 
 impl std::fmt::Debug for LocalCache {
@@ -26,7 +27,24 @@ impl LocalCache {
         LocalCache {
             name: name.into(),
             cache: moka::sync::Cache::new(size),
+            entities: moka::sync::Cache::new(size),
         }
+    }
+
+    pub(crate) fn get_entity(&self, table: u32, id: u64) -> Option<Entry> {
+        self.entities.get(&(table, id))
+    }
+
+    pub(crate) fn insert_entity(&self, table: u32, id: u64, value: Entry, _weight: u32) {
+        self.entities.insert((table, id), value);
+    }
+
+    pub(crate) fn remove_entity(&self, table: u32, id: u64) {
+        self.entities.invalidate(&(table, id));
+    }
+
+    pub(crate) fn clear_entities(&self) {
+        self.entities.invalidate_all();
     }
 
     /// The pool name.

@@ -97,6 +97,15 @@ pub(crate) struct TxPending {
 }
 
 impl TxPending {
+    /// Before the transaction's COMMIT: locks the cached rows it changed (see
+    /// `cache/write.rs`).
+    pub(crate) async fn lock_caches(&self) -> Result<Option<crate::cache::write::Locked>> {
+        match (&self.registry, &self.changes) {
+            (Some(registry), Some(changes)) => crate::cache::write::lock(registry, changes).await,
+            _ => Ok(None),
+        }
+    }
+
     /// The after-commit step of the transaction (see [`after_commit`]).
     pub(crate) async fn run(self) -> Result<()> {
         match self.registry {
@@ -180,7 +189,7 @@ impl<'a> Flusher<'a> {
     ) -> Result<()> {
         let registry = self.engine.registry();
         let observers = registry.hooks().observers();
-        let changes = if observers.is_empty() {
+        let changes = if !registry.needs_changes() {
             None
         } else {
             let mut changes = nested.unwrap_or_default();
@@ -200,7 +209,16 @@ impl<'a> Flusher<'a> {
         }
         match unit {
             UnitConn::Own(conn) => {
+                // Cached rows are locked across the COMMIT; on an error the guard
+                // unlocks them (the old rows are read again).
+                let locked = match &changes {
+                    Some(c) => crate::cache::write::lock(registry, c).await?,
+                    None => None,
+                };
                 conn.commit().await?;
+                if let Some(locked) = locked {
+                    locked.unlock().await;
+                }
                 self.apply(effects)?;
             }
             UnitConn::Bare(_) => self.apply(effects)?,

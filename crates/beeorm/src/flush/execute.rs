@@ -97,6 +97,10 @@ impl<'a> Flusher<'a> {
         let force_tx = in_transaction || hooks.observers_need_transaction();
         let mut planned = Vec::with_capacity(by_pool.len());
         for (_, (pool, ops)) in by_pool {
+            // Cached rows are locked before the COMMIT: their writes need one.
+            let cached = ops
+                .iter()
+                .any(|(_, _, schema)| schema.cache_slot().is_some());
             // Which entities each pool writes: only needed to tell the after-hooks of a
             // committed pool from those of a failed one.
             let positions: Vec<usize> = if after.is_empty() {
@@ -106,18 +110,18 @@ impl<'a> Flusher<'a> {
             };
             let step = pool.id_step().await?;
             let statements = plan(&pool, ops, step, &self.items)?;
-            planned.push((pool, step, statements, positions));
+            planned.push((pool, step, statements, positions, cached));
         }
         let mut committed = Committed::default();
         let mut written: Vec<usize> = Vec::new();
-        for (pool, step, statements, positions) in planned {
+        for (pool, step, statements, positions, cached) in planned {
             let result = self
                 .write_pool(
                     &pool,
                     step,
                     statements,
                     external.as_deref_mut(),
-                    force_tx,
+                    force_tx || cached,
                     &mut committed,
                 )
                 .await;
@@ -236,7 +240,7 @@ impl<'a> Flusher<'a> {
         };
         let pool = self.engine.sql_pool(&pool_name)?;
         let step = pool.id_step().await?;
-        let with_changes = !hooks.observers().is_empty();
+        let with_changes = registry.needs_changes();
         let mut committed = Committed::default();
         let result = match external {
             Some(tx) => {

@@ -19,6 +19,7 @@
 //!
 //! [`Ref::load`]: crate::Ref::load
 
+mod cached;
 mod preload;
 mod source;
 
@@ -313,6 +314,7 @@ impl<'a> Reader<'a> {
                 pool: &pool,
                 exec: &self.exec,
                 include_deleted: self.include_deleted,
+                caches: self.engine.registry().caches(),
             };
             source::by_ids(&ask, &asked, &mut found).await?;
         }
@@ -335,6 +337,7 @@ impl<'a> Reader<'a> {
             pool: &pool,
             exec: &self.exec,
             include_deleted: self.include_deleted,
+            caches: self.engine.registry().caches(),
         };
         let mut found: Option<E> = None;
         source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;

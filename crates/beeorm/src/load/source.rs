@@ -33,6 +33,8 @@ pub(crate) struct Ask<'r, 't> {
     pub exec: &'r Executor<'t>,
     /// Whether fake-deleted rows count as found.
     pub include_deleted: bool,
+    /// The registry's entity caches, if any entity is cached.
+    pub caches: Option<&'r crate::cache::Caches>,
 }
 
 /// Where the sources put what they found.
@@ -165,9 +167,9 @@ impl<A: RowSource, B: RowSource> RowSource for Then<A, B> {
     }
 }
 
-/// The chain, nearest source first. Issue 12 makes it e.g.
-/// `Then(RequestCache, Then(LocalCache, Then(Redis, Database)))`.
-static SOURCES: Database = Database;
+/// The chain, nearest source first: the entity caches (local, Redis; a plain pass to
+/// the database for uncached entities and inside transactions), then the database.
+static SOURCES: super::cached::Cached = super::cached::Cached;
 
 /// The rows of `want` from every source (see the module docs). A plain function
 /// returning the chain's future, not an `async fn`: one state machine less to build
@@ -198,6 +200,50 @@ pub(crate) fn decode_alive<E: Entity>(
         }
     }
     super::decode(row).map(Some)
+}
+
+/// The rows of `ids` as the database holds them (fake-deleted ones included), `id`
+/// first: one query per 10,000 IDs.
+pub(crate) async fn select_rows(ask: &Ask<'_, '_>, ids: &[u64]) -> Result<Vec<Vec<Value>>> {
+    let t = ask.schema.templates(ask.pool.kind());
+    let take = |row: &mut Vec<Value>| Ok(std::mem::take(row));
+    if let [id] = ids {
+        return ask
+            .exec
+            .query_map(ask.pool, &t.select_by_id, vec![Value::U64(*id)], take)
+            .await;
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(10_000) {
+        let sql = in_list_sql(ask, chunk.len());
+        let rows = ask
+            .exec
+            .query_map(
+                ask.pool,
+                &sql,
+                chunk.iter().map(|i| Value::U64(*i)).collect(),
+                take,
+            )
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// `SELECT … WHERE id IN (?, …)` for `n` IDs, in the pool's placeholder style.
+fn in_list_sql(ask: &Ask<'_, '_>, n: usize) -> String {
+    let t = ask.schema.templates(ask.pool.kind());
+    let kind = ask.pool.kind();
+    // `$n` takes up to 7 bytes on PostgreSQL.
+    let per_id = if kind.numbered_placeholders() { 7 } else { 2 };
+    let mut sql = kind.writer(t.select.len() + 24 + n * per_id);
+    sql.push_str(&t.select);
+    sql.push_str(" WHERE ");
+    sql.push_str(&t.columns[0]);
+    sql.push_str(" IN (");
+    sql.params(n);
+    sql.push_str(")");
+    sql.finish()
 }
 
 /// The relational database: one query per 10,000 IDs (under every server's
@@ -232,18 +278,8 @@ impl RowSource for Database {
             }
             return Ok(());
         }
-        let kind = ask.pool.kind();
         for chunk in want.chunks(10_000) {
-            // `$n` takes up to 7 bytes on PostgreSQL.
-            let per_id = if kind.numbered_placeholders() { 7 } else { 2 };
-            let mut sql = kind.writer(t.select.len() + 24 + chunk.len() * per_id);
-            sql.push_str(&t.select);
-            sql.push_str(" WHERE ");
-            sql.push_str(&t.columns[0]);
-            sql.push_str(" IN (");
-            sql.params(chunk.len());
-            sql.push_str(")");
-            let sql = sql.finish();
+            let sql = in_list_sql(ask, chunk.len());
             let rows = ask
                 .exec
                 .query_map(
@@ -322,6 +358,7 @@ mod tests {
             pool: &pool,
             exec: &exec,
             include_deleted: false,
+            caches: None,
         };
         let chain = Then(Holds::new(&[1, 3]), Then(Holds::new(&[2]), Holds::new(&[])));
 

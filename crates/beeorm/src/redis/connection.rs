@@ -164,6 +164,26 @@ impl Backend {
         }
     }
 
+    /// A new subscriber connection to the pool's server; `None` for Sentinel and
+    /// Cluster pools, which the invalidation channel does not support yet.
+    pub(crate) fn pubsub(&self) -> BoxFuture<'_, RedisResult<Option<::redis::aio::PubSub>>> {
+        Box::pin(async move {
+            match self {
+                Backend::Server(s) => {
+                    let connect = s.client.get_async_pubsub();
+                    match tokio::time::timeout(s.timeouts.connect, connect).await {
+                        Ok(r) => r.map(Some),
+                        Err(_) => Err(::redis::RedisError::from(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "connecting the subscriber timed out",
+                        ))),
+                    }
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Backend::Server(_) => "server",

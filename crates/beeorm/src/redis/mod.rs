@@ -249,6 +249,15 @@ impl RedisClient {
         .await
     }
 
+    /// A new subscriber connection (single-server pools only; `None` otherwise).
+    pub(crate) async fn pubsub(&self) -> Result<Option<::redis::aio::PubSub>> {
+        self.pool
+            .backend
+            .pubsub()
+            .await
+            .map_err(|source| self.error("SUBSCRIBE", source))
+    }
+
     /// `PING`: checks that the server answers.
     pub async fn ping(&self) -> Result<()> {
         let _: String = self.run("PING", ::redis::cmd("PING")).await?;

@@ -73,6 +73,7 @@ pub struct Registry {
     default_encoding: String,
     hooks: Hooks,
     instrumentation: crate::instrument::HookSlot,
+    cache: crate::cache::CacheSettings,
 }
 
 impl Default for Registry {
@@ -89,6 +90,7 @@ impl Default for Registry {
             default_encoding: "utf8mb4".into(),
             hooks: Hooks::default(),
             instrumentation: Default::default(),
+            cache: Default::default(),
         }
     }
 }
@@ -384,6 +386,60 @@ impl Registry {
         self
     }
 
+    /// The namespace of every entity-cache key: the application's name (ASCII
+    /// letters, digits, `_`, `-`, `.`). Mandatory once an entity is cached, so two
+    /// applications sharing one Redis never read each other's rows.
+    pub fn set_cache_namespace(&mut self, namespace: &str) -> &mut Self {
+        self.cache.namespace = Some(namespace.to_string());
+        self
+    }
+
+    /// An optional tenant namespace, added after the application's: registries of
+    /// two tenants (their own databases behind the same pool names) sharing one
+    /// Redis never read each other's rows.
+    pub fn set_cache_tenant(&mut self, tenant: &str) -> &mut Self {
+        self.cache.tenant = Some(tenant.to_string());
+        self
+    }
+
+    /// How long Redis keeps a cached row (default 1 hour) and a "no such row" entry
+    /// (default 60 s). Both above zero.
+    pub fn set_cache_ttl(
+        &mut self,
+        row: std::time::Duration,
+        missing: std::time::Duration,
+    ) -> &mut Self {
+        self.cache.ttl = row;
+        self.cache.missing_ttl = missing;
+        self
+    }
+
+    /// The Redis pool that carries the local layer's invalidations between processes
+    /// (default: the `default` Redis pool, when there is one; without any, the local
+    /// layer is coherent within this process only).
+    pub fn set_cache_channel(&mut self, redis_pool: &str) -> &mut Self {
+        self.cache.channel_pool = Some(redis_pool.to_string());
+        self
+    }
+
+    /// The local layer's staleness window (default 1 s): with an invalidation
+    /// channel, a local entry is served only while the channel proved, less than this
+    /// long ago, that it had delivered every invalidation; a write acknowledged more
+    /// than one window ago is never served stale by the local layer of any process.
+    pub fn set_local_cache_window(&mut self, window: std::time::Duration) -> &mut Self {
+        self.cache.window = window;
+        self
+    }
+
+    /// Strict mode: writers of locally cached entities wait one window (see
+    /// [`Registry::set_local_cache_window`]) between locking their rows and their
+    /// COMMIT, so no process's local layer ever serves a row older than an
+    /// acknowledged write. Costs that wait on every such write.
+    pub fn set_local_cache_strict(&mut self, strict: bool) -> &mut Self {
+        self.cache.strict = strict;
+        self
+    }
+
     /// Registers an enum from a list of values; the first is the default.
     pub fn register_enum_list(&mut self, name: &str, values: &[&str]) -> &mut Self {
         self.enums.push(EnumDefinition::from_list(name, values));
@@ -562,6 +618,11 @@ impl Registry {
         for (id, def) in &self.entities {
             built.push((*id, TableSchema::build(def, &enums)?));
         }
+        self.check_cache_settings()?;
+        let caches = {
+            let mut schemas: Vec<&mut TableSchema> = built.iter_mut().map(|(_, s)| s).collect();
+            crate::cache::Caches::build(&mut schemas, &self.cache, &local_caches, &redis)?
+        };
         let targets: HashMap<TypeId, (String, String, String)> = built
             .iter()
             .map(|(id, s)| {
@@ -601,7 +662,7 @@ impl Registry {
             by_name.insert(def_type_name, schema.clone());
             tables.insert(id, schema);
         }
-        Ok(ValidatedRegistry {
+        let validated = ValidatedRegistry {
             inner: Arc::new(Inner {
                 pools,
                 local_caches,
@@ -611,8 +672,44 @@ impl Registry {
                 by_name,
                 enums,
                 hooks: self.hooks.clone(),
+                caches: caches.clone(),
             }),
-        })
+        };
+        if let Some(c) = &caches {
+            c.start();
+        }
+        Ok(validated)
+    }
+
+    fn check_cache_settings(&self) -> Result<()> {
+        let c = &self.cache;
+        for (what, name) in [("namespace", &c.namespace), ("tenant", &c.tenant)] {
+            if let Some(n) = name {
+                if n.is_empty()
+                    || n.len() > 64
+                    || !n
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+                {
+                    return Err(Error::config(format!(
+                        "cache {what} `{n}` must be 1 to 64 ASCII letters, digits, `_`, `-` or `.`"
+                    )));
+                }
+            }
+        }
+        if c.ttl.as_millis() == 0 || c.missing_ttl.as_millis() == 0 {
+            return Err(Error::config(format!(
+                "cache TTLs must be at least 1 ms (row {:?}, missing {:?})",
+                c.ttl, c.missing_ttl
+            )));
+        }
+        if c.window.as_millis() == 0 {
+            return Err(Error::config(format!(
+                "the local cache window must be at least 1 ms ({:?})",
+                c.window
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -626,6 +723,7 @@ struct Inner {
     by_name: BTreeMap<String, Arc<TableSchema>>,
     enums: HashMap<String, EnumDefinition>,
     hooks: Hooks,
+    caches: Option<Arc<crate::cache::Caches>>,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -661,6 +759,18 @@ impl ValidatedRegistry {
 
     pub(crate) fn hooks(&self) -> &Hooks {
         &self.inner.hooks
+    }
+
+    /// Whether a flush must build its change set (observers or entity caches).
+    #[inline]
+    pub(crate) fn needs_changes(&self) -> bool {
+        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some()
+    }
+
+    /// The entity caches; `None` when no entity is cached.
+    #[inline]
+    pub(crate) fn caches(&self) -> Option<&crate::cache::Caches> {
+        self.inner.caches.as_deref()
     }
 
     pub(crate) fn table_schema_by_type(&self, id: TypeId) -> Option<&TableSchema> {

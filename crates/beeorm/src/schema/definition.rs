@@ -26,6 +26,19 @@ pub struct EntityDefinition {
     /// Every stored field except the primary key, in declaration order (`ignore`d
     /// fields are absent).
     pub fields: Vec<FieldDefinition>,
+    /// The entity caches: `#[orm(local_cache)]`, `#[orm(redis_cache = "pool")]`.
+    pub cache: CacheDefinition,
+}
+
+/// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
+/// and `#[orm(redis_cache[ = "pool"])]` on the struct (a bare attribute names the
+/// `default` pool). Either, both, or neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheDefinition {
+    /// The local (in-process) cache pool.
+    pub local: Option<&'static str>,
+    /// The Redis pool.
+    pub redis: Option<&'static str>,
 }
 
 /// One stored field of an entity or of an embedded struct.

@@ -19,7 +19,8 @@ pub use codec::{
     SetFieldError,
 };
 pub use definition::{
-    EntityDefinition, FieldAttributes, FieldDefinition, FieldShape, IndexPosition, Length,
+    CacheDefinition, EntityDefinition, FieldAttributes, FieldDefinition, FieldShape, IndexPosition,
+    Length,
 };
 pub use fake_delete::FakeDeleteCodec;
 pub use table::{Column, ForeignKey, Index, Reference, TableSchema};

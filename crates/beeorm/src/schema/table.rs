@@ -95,6 +95,10 @@ pub struct TableSchema {
     foreign_keys: Vec<ForeignKey>,
     fake_delete: Option<usize>,
     templates: OnceLock<Templates>,
+    /// The entity caches declared on the entity.
+    cache: super::CacheDefinition,
+    /// The entity's slot among the registry's entity caches (set by validate).
+    cache_slot: Option<u32>,
 }
 
 /// SQL fragments of a table, rendered once per table with its pool's quoting.
@@ -194,11 +198,28 @@ impl TableSchema {
             foreign_keys: Vec::new(),
             fake_delete,
             templates: OnceLock::new(),
+            cache: def.cache,
+            cache_slot: None,
         })
     }
 
+    /// The entity caches declared on the entity (`local_cache`, `redis_cache`).
+    pub fn cache_definition(&self) -> super::CacheDefinition {
+        self.cache
+    }
+
+    /// The entity's slot among the registry's entity caches; `None` when uncached.
+    #[inline]
+    pub(crate) fn cache_slot(&self) -> Option<u32> {
+        self.cache_slot
+    }
+
+    pub(crate) fn set_cache_slot(&mut self, slot: u32) {
+        self.cache_slot = Some(slot);
+    }
+
     /// The entity's Rust type name.
-    pub fn entity_name(&self) -> &str {
+    pub fn entity_name(&self) -> &'static str {
         self.entity
     }
 
@@ -558,5 +579,12 @@ impl Builder<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+impl TableSchema {
+    /// TEMPORARY stand-in (replaced by the codec branch).
+    pub(crate) fn cache_signature(&self) -> String {
+        format!("{:012x}", self.columns.len())
     }
 }

@@ -56,6 +56,16 @@ impl Value {
         }
     }
 
+    /// The value as a non-negative integer, if it is one (a row's ID).
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::U64(v) => Some(*v),
+            Value::I64(v) => u64::try_from(*v).ok(),
+            Value::String(_) | Value::Bytes(_) => self.as_str()?.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// True for [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

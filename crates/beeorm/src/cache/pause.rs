@@ -1,0 +1,73 @@
+//! Test-only pause points of the cache protocol: a test installs a hook for a point
+//! and a key prefix (its own namespace), and every reader or writer of that
+//! namespace awaits the hook when it reaches the point. This is how the races of
+//! `docs/caching.md` are replayed deterministically (a reader stopped after its
+//! SELECT while a writer commits, …). Without an installed hook a point costs one
+//! relaxed atomic load.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Where a reader or writer can be held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Point {
+    /// A reader that missed, after Redis answered (lease taken), before its SELECT.
+    BeforeSelect,
+    /// A reader after its SELECT, before it fills the caches.
+    BeforeFill,
+    /// A writer after its statements, before it locks the cache keys.
+    BeforeLock,
+    /// A writer after locking the cache keys, before its COMMIT.
+    BeforeCommit,
+    /// A writer after its COMMIT, before it unlocks (invalidates) the cache keys.
+    BeforeUnlock,
+}
+
+/// A hook: awaited by every task of the namespace reaching the point.
+pub type Hook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+type Hooks = RwLock<Vec<(String, Point, Hook)>>;
+
+fn hooks() -> &'static Hooks {
+    static HOOKS: std::sync::OnceLock<Hooks> = std::sync::OnceLock::new();
+    HOOKS.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Installs `hook` at `point` for keys starting with `namespace` (a test's own).
+pub fn install(namespace: &str, point: Point, hook: Hook) {
+    if let Ok(mut h) = hooks().write() {
+        h.push((namespace.to_string(), point, hook));
+        ACTIVE.store(true, Ordering::Release);
+    }
+}
+
+/// Removes every hook of `namespace`.
+pub fn clear(namespace: &str) {
+    if let Ok(mut h) = hooks().write() {
+        h.retain(|(ns, _, _)| ns != namespace);
+        ACTIVE.store(!h.is_empty(), Ordering::Release);
+    }
+}
+
+/// Awaits the hooks installed at `point` for `key_prefix`'s namespace.
+pub(crate) async fn point(point: Point, key_prefix: &str) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    let matching: Vec<Hook> = match hooks().read() {
+        Ok(h) => h
+            .iter()
+            .filter(|(ns, p, _)| *p == point && key_prefix.starts_with(ns.as_str()))
+            .map(|(_, _, hook)| hook.clone())
+            .collect(),
+        Err(_) => return,
+    };
+    for hook in matching {
+        hook().await;
+    }
+}

@@ -1,0 +1,207 @@
+//! The write side of the entity caches: around the COMMIT of every unit of work that
+//! changed cached rows.
+//!
+//! Before the COMMIT, [`lock`] marks each changed row's Redis key as being written
+//! (`P`, see `protocol.rs`), publishes an invalidation to the local layers of other
+//! processes, and tells this process's local layer a writer is in flight (no fill
+//! of those rows is accepted until it is done). In strict mode it then waits one
+//! window, so every other process has dropped the rows before they change. After the
+//! COMMIT, [`Locked::unlock`] deletes the keys (or counts a lock down), publishes
+//! again and drops the rows locally. A lock that fails is an error before COMMIT:
+//! the write is refused rather than allowed to leave caches it could not guard.
+//!
+//! A unit of work that does not commit (rolled back, failed, future dropped) still
+//! unlocks, from `Drop` when it must: the rows are re-read on the next miss. If the
+//! process dies, the `P` keys expire (`LOCK_TTL`); until then readers go to the
+//! database without filling.
+
+use super::Caches;
+use crate::observe::ChangeSet;
+use crate::registry::ValidatedRegistry;
+use crate::Result;
+
+/// The cached rows one unit of work locked, until it unlocks them.
+pub(crate) struct Locked {
+    registry: ValidatedRegistry,
+    /// `(slot, id)`, sorted, distinct.
+    rows: Vec<(u32, u64)>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locked")
+            .field("rows", &self.rows.len())
+            .finish()
+    }
+}
+
+/// The cached rows among `changes`, as `(slot, id)`, sorted and distinct.
+fn cached_rows(registry: &ValidatedRegistry, changes: &ChangeSet) -> Vec<(u32, u64)> {
+    let mut rows: Vec<(u32, u64)> = changes
+        .iter()
+        .filter_map(|c| {
+            let slot = registry.table_schema_by_type(c.entity_type)?.cache_slot()?;
+            Some((slot, c.id))
+        })
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// Keys and the invalidation message of `rows`, per control pool (entities on one
+/// pool share one script call per table, so cluster keys stay in one slot).
+fn by_table(caches: &Caches, rows: &[(u32, u64)]) -> Vec<(u32, Vec<String>, String)> {
+    let mut out: Vec<(u32, Vec<String>, String)> = Vec::new();
+    for &(slot, id) in rows {
+        let Some(cache) = caches.entity(slot) else {
+            continue;
+        };
+        if out.last().is_none_or(|(s, _, _)| *s != slot) {
+            out.push((slot, Vec::new(), cache.table_id.clone()));
+        }
+        if let Some((_, keys, message)) = out.last_mut() {
+            keys.push(cache.key(id));
+            message.push(' ');
+            message.push_str(&id.to_string());
+        }
+    }
+    out
+}
+
+/// Locks the cached rows of `changes` before a COMMIT; `None` when none is cached.
+pub(crate) async fn lock(
+    registry: &ValidatedRegistry,
+    changes: &ChangeSet,
+) -> Result<Option<Locked>> {
+    let Some(caches) = registry.caches() else {
+        return Ok(None);
+    };
+    let rows = cached_rows(registry, changes);
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    super::pause::point(super::pause::Point::BeforeLock, prefix(caches, &rows)).await;
+    for &(slot, id) in &rows {
+        caches.coherence.begin_write(slot, id);
+        caches.forget_local(slot, id);
+    }
+    // From here on, dropping the guard undoes the in-process part and unlocks.
+    let locked = Locked {
+        registry: registry.clone(),
+        rows,
+        done: false,
+    };
+    #[cfg(feature = "redis")]
+    for (slot, keys, message) in by_table(caches, &locked.rows) {
+        let Some(cache) = caches.entity(slot) else {
+            continue;
+        };
+        let Some(client) = &cache.control else {
+            continue;
+        };
+        let channel = if cache.local.is_some() && caches.channel.is_some() {
+            caches.channel_name.as_str()
+        } else {
+            ""
+        };
+        super::protocol::lock(client, &caches.scripts, &keys, channel, &message).await?;
+        if cache.redis.is_some() {
+            cache
+                .counters
+                .redis
+                .invalidations
+                .fetch_add(keys.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = by_table;
+    if caches.coherence.strict()
+        && caches.coherence.has_channel()
+        && locked
+            .rows
+            .iter()
+            .any(|(slot, _)| caches.entity(*slot).is_some_and(|e| e.local.is_some()))
+    {
+        tokio::time::sleep(caches.coherence.window()).await;
+    }
+    super::pause::point(
+        super::pause::Point::BeforeCommit,
+        prefix(caches, &locked.rows),
+    )
+    .await;
+    Ok(Some(locked))
+}
+
+/// The key prefix of the first row (pause points match on the namespace).
+fn prefix<'c>(caches: &'c Caches, rows: &[(u32, u64)]) -> &'c str {
+    rows.first()
+        .and_then(|(slot, _)| caches.entity(*slot))
+        .map_or("", |e| e.key_prefix.as_str())
+}
+
+impl Locked {
+    /// After the COMMIT (or a rollback): invalidates the rows everywhere. A Redis
+    /// failure here is logged, not returned: the rows are committed, and the locks
+    /// expire on their own.
+    pub(crate) async fn unlock(mut self) {
+        self.done = true;
+        let rows = std::mem::take(&mut self.rows);
+        let registry = self.registry.clone();
+        unlock_rows(&registry, rows).await;
+    }
+}
+
+async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {
+    let Some(caches) = registry.caches() else {
+        return;
+    };
+    super::pause::point(super::pause::Point::BeforeUnlock, prefix(caches, &rows)).await;
+    #[cfg(feature = "redis")]
+    for (slot, keys, message) in by_table(caches, &rows) {
+        let Some(cache) = caches.entity(slot) else {
+            continue;
+        };
+        let Some(client) = &cache.control else {
+            continue;
+        };
+        let channel = if cache.local.is_some() && caches.channel.is_some() {
+            caches.channel_name.as_str()
+        } else {
+            ""
+        };
+        if let Err(e) =
+            super::protocol::unlock(client, &caches.scripts, &keys, channel, &message).await
+        {
+            tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache unlock failed; the locks expire on their own");
+        }
+    }
+    for (slot, id) in rows {
+        caches.forget_local(slot, id);
+        caches.coherence.end_write(slot, id);
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if self.done || self.rows.is_empty() {
+            return;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let registry = self.registry.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { unlock_rows(&registry, rows).await });
+            }
+            Err(_) => {
+                if let Some(caches) = registry.caches() {
+                    for (slot, id) in rows {
+                        caches.forget_local(slot, id);
+                        caches.coherence.end_write(slot, id);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The cached by-ID read (D7): local layer → Redis → database, filling the layers on
+//! the way back, for entities with `#[orm(local_cache)]` and/or
+//! `#[orm(redis_cache)]`. It is the row source in front of [`Database`] in the chain
+//! of `source.rs`; for an uncached entity, or inside a transaction, it passes
+//! everything straight to the database.
+//!
+//! One read of `n` IDs costs at most one local lookup per ID, one Redis script call
+//! (GET-or-lease of every ID still missing) and one SQL query for what Redis did not
+//! hold, then one script call to fill. The protocol (`cache/protocol.rs`) makes the
+//! fill safe; the tickets of `cache/coherence.rs` make the local fill safe.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::source::{Ask, Database, Found, RowSource};
+use crate::cache::coherence::Ticket;
+use crate::cache::{Caches, EntityCache};
+use crate::executor::Executor;
+use crate::{Entity, Result, Value};
+
+/// What the local layer holds for one row.
+pub(crate) enum LocalRow<E> {
+    /// A live row.
+    Alive(E),
+    /// A fake-deleted row (served only with `include_deleted`).
+    Deleted(E),
+    /// No such row.
+    Missing,
+}
+
+/// The cached layers, in front of the database.
+pub(crate) struct Cached;
+
+impl RowSource for Cached {
+    async fn fill<E: Entity, F: Found<E>>(
+        &self,
+        ask: &Ask<'_, '_>,
+        want: &[u64],
+        found: &mut F,
+    ) -> Result<()> {
+        let (Some(caches), Some(slot), Executor::Pool) =
+            (ask.caches, ask.schema.cache_slot(), ask.exec)
+        else {
+            return Database.fill(ask, want, found).await;
+        };
+        let Some(cache) = caches.entity(slot) else {
+            return Database.fill(ask, want, found).await;
+        };
+        read(caches, cache, ask, want, found).await
+    }
+}
+
+/// How a row read from Redis or the database is handed out and kept.
+struct Rows<'c> {
+    cache: &'c EntityCache,
+    fake_delete: Option<usize>,
+    include_deleted: bool,
+}
+
+impl Rows<'_> {
+    /// Decodes `row` (drained), hands the entity out when it reads as found, and
+    /// returns what the local layer would keep.
+    fn take<E: Entity, F: Found<E>>(
+        &self,
+        row: &mut Vec<Value>,
+        found: &mut F,
+    ) -> Result<Option<LocalRow<E>>> {
+        let deleted = self
+            .fake_delete
+            .and_then(|i| row.get(i))
+            .is_some_and(crate::schema::fake_delete::is_deleted);
+        let entity: E = super::decode(row)?;
+        let keep = self.cache.local.is_some();
+        if deleted && !self.include_deleted {
+            return Ok(keep.then_some(LocalRow::Deleted(entity)));
+        }
+        if keep {
+            if let Some(copy) = entity.cache_clone() {
+                found.put(copy);
+                return Ok(Some(if deleted {
+                    LocalRow::Deleted(entity)
+                } else {
+                    LocalRow::Alive(entity)
+                }));
+            }
+        }
+        found.put(entity);
+        Ok(None)
+    }
+}
+
+/// Keeps `row` in the local layer if the ticket taken before the read still holds.
+fn keep_local<E: Entity>(
+    caches: &Caches,
+    cache: &EntityCache,
+    id: u64,
+    ticket: Option<Ticket>,
+    row: LocalRow<E>,
+) {
+    let (Some(local), Some(ticket)) = (&cache.local, ticket) else {
+        return;
+    };
+    if caches.coherence.still_valid(ticket) {
+        local.insert_entity(cache.slot, id, Arc::new(row), 0);
+        cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn read<E: Entity, F: Found<E>>(
+    caches: &Caches,
+    cache: &EntityCache,
+    ask: &Ask<'_, '_>,
+    want: &[u64],
+    found: &mut F,
+) -> Result<()> {
+    let slot = cache.slot;
+    let rows = Rows {
+        cache,
+        fake_delete: ask.schema.fake_delete_column(),
+        include_deleted: ask.include_deleted,
+    };
+    // 1. The local layer.
+    let local = cache.local.as_ref().filter(|_| caches.coherence.serving());
+    let mut rest: Vec<u64> = Vec::with_capacity(want.len());
+    match local {
+        Some(local) => {
+            let mut hits = 0;
+            for &id in want {
+                let held = local.get_entity(slot, id);
+                match held
+                    .as_deref()
+                    .and_then(|a| a.downcast_ref::<LocalRow<E>>())
+                {
+                    Some(LocalRow::Alive(e)) => match e.cache_clone() {
+                        Some(copy) => {
+                            hits += 1;
+                            found.put(copy);
+                        }
+                        None => rest.push(id),
+                    },
+                    Some(LocalRow::Deleted(e)) => {
+                        hits += 1;
+                        if ask.include_deleted {
+                            if let Some(copy) = e.cache_clone() {
+                                found.put(copy);
+                            }
+                        }
+                    }
+                    Some(LocalRow::Missing) => hits += 1,
+                    None => rest.push(id),
+                }
+            }
+            let c = &cache.counters.local;
+            c.hits.fetch_add(hits, Ordering::Relaxed);
+            c.misses.fetch_add(rest.len() as u64, Ordering::Relaxed);
+        }
+        None => rest.extend_from_slice(want),
+    }
+    if rest.is_empty() {
+        return Ok(());
+    }
+    // Tickets before anything slower is asked: what comes back may be kept locally
+    // only if nothing changed these keys meanwhile.
+    let tickets: Option<Vec<Ticket>> = cache.local.as_ref().map(|_| {
+        rest.iter()
+            .map(|id| caches.coherence.ticket(slot, *id))
+            .collect()
+    });
+    let ticket = |i: usize| tickets.as_ref().map(|t| t[i]);
+    // 2. Redis: rows, leases, waits.
+    let mut leased: Vec<usize> = Vec::new();
+    let mut bypass: Vec<usize> = Vec::new();
+    let token = caches.token();
+    match &cache.control {
+        #[cfg(feature = "redis")]
+        Some(client) => {
+            redis_layer(
+                caches,
+                cache,
+                client,
+                &rows,
+                &rest,
+                token,
+                &ticket,
+                found,
+                &mut leased,
+                &mut bypass,
+            )
+            .await;
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(client) => match *client {},
+        // One process, no Redis: the ticket alone guards the local fill.
+        None => leased.extend(0..rest.len()),
+    }
+    if leased.is_empty() && bypass.is_empty() {
+        return Ok(());
+    }
+    // 3. The database, for the leased and the bypassed rows, fake-deleted ones
+    // included (the caches keep rows as they are).
+    let mut ids: Vec<u64> = leased.iter().chain(&bypass).map(|i| rest[*i]).collect();
+    ids.sort_unstable();
+    cache
+        .counters
+        .database_loads
+        .fetch_add(ids.len() as u64, Ordering::Relaxed);
+    crate::cache::pause::point(crate::cache::pause::Point::BeforeSelect, &cache.key_prefix).await;
+    let loaded = match super::source::select_rows(ask, &ids).await {
+        Ok(r) => r,
+        Err(e) => {
+            #[cfg(feature = "redis")]
+            release(caches, cache, &rest, &leased, token).await;
+            return Err(e);
+        }
+    };
+    crate::cache::pause::point(crate::cache::pause::Point::BeforeFill, &cache.key_prefix).await;
+    // Which index of `rest` each loaded ID is, and whether we hold its lease.
+    let mut index: Vec<(u64, usize, bool)> = leased
+        .iter()
+        .map(|i| (rest[*i], *i, true))
+        .chain(bypass.iter().map(|i| (rest[*i], *i, false)))
+        .collect();
+    index.sort_unstable();
+    let lookup = |id: u64| {
+        index
+            .binary_search_by_key(&id, |(id, _, _)| *id)
+            .ok()
+            .map(|p| (index[p].1, index[p].2))
+    };
+    // Rows for Redis (leased ones only) and what the local layer would keep, with
+    // the position of their fill.
+    let with_redis = cache.control.is_some();
+    let mut fill_keys: Vec<String> = Vec::new();
+    let mut fill_values: Vec<Vec<u8>> = Vec::new();
+    let mut keep: Vec<(usize, usize, LocalRow<E>)> = Vec::new();
+    let mut seen: Vec<u64> = Vec::with_capacity(loaded.len());
+    for mut row in loaded {
+        let Some((i, is_leased)) = row.first().and_then(Value::as_u64).and_then(|id| {
+            seen.push(id);
+            lookup(id)
+        }) else {
+            continue;
+        };
+        let encoded = if is_leased && cache.redis.is_some() {
+            let mut out = Vec::with_capacity(64);
+            out.push(b'V');
+            out.extend_from_slice(cache.signature.as_bytes());
+            crate::cache::codec::encode_row(&row, &mut out);
+            out
+        } else {
+            Vec::new()
+        };
+        let kept = rows.take::<E, F>(&mut row, found)?;
+        if is_leased {
+            if with_redis {
+                fill_keys.push(cache.key(rest[i]));
+                fill_values.push(encoded);
+            }
+            if let Some(k) = kept {
+                keep.push((i, fill_keys.len().wrapping_sub(1), k));
+            }
+        }
+    }
+    // Leased IDs without a row: remembered as missing.
+    seen.sort_unstable();
+    for &i in &leased {
+        let id = rest[i];
+        if seen.binary_search(&id).is_err() {
+            if with_redis {
+                fill_keys.push(cache.key(id));
+                fill_values.push(if cache.redis.is_some() {
+                    b"N".to_vec()
+                } else {
+                    Vec::new()
+                });
+            }
+            if cache.local.is_some() {
+                keep.push((i, fill_keys.len().wrapping_sub(1), LocalRow::Missing));
+            }
+        }
+    }
+    // 4. Fill: Redis where our lease still holds, then the local layer where Redis
+    // took it (or, without Redis, where the ticket holds).
+    let filled: Vec<bool> = match &cache.control {
+        #[cfg(feature = "redis")]
+        Some(client) if !fill_keys.is_empty() => {
+            match crate::cache::protocol::fill(
+                client,
+                &caches.scripts,
+                &fill_keys,
+                token,
+                caches.settings.ttl,
+                caches.settings.missing_ttl,
+                fill_values,
+            )
+            .await
+            {
+                Ok(f) => {
+                    if cache.redis.is_some() {
+                        let n = f.iter().filter(|x| **x).count() as u64;
+                        cache.counters.redis.fills.fetch_add(n, Ordering::Relaxed);
+                    }
+                    f
+                }
+                Err(e) => {
+                    tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache fill failed; rows served from the database");
+                    return Ok(());
+                }
+            }
+        }
+        _ => Vec::new(),
+    };
+    for (i, fill, row) in keep {
+        let accepted = !with_redis || filled.get(fill).copied().unwrap_or(false);
+        if accepted {
+            keep_local(caches, cache, rest[i], ticket(i), row);
+        }
+    }
+    Ok(())
+}
+
+/// Asks Redis for `rest`: rows and known-missing ones go to `found` (and the local
+/// layer); the indexes of leased keys go to `leased`, of keys to read without a fill
+/// to `bypass`. Keys leased by another reader are asked again with a growing pause
+/// until that reader filled them or its lease expired (herd protection: one database
+/// load per key per invalidation).
+#[cfg(feature = "redis")]
+#[allow(clippy::too_many_arguments)]
+async fn redis_layer<E: Entity, F: Found<E>>(
+    caches: &Caches,
+    cache: &EntityCache,
+    client: &crate::redis::RedisClient,
+    rows: &Rows<'_>,
+    rest: &[u64],
+    token: u64,
+    ticket: &impl Fn(usize) -> Option<Ticket>,
+    found: &mut F,
+    leased: &mut Vec<usize>,
+    bypass: &mut Vec<usize>,
+) {
+    use crate::cache::protocol::{self, Reply};
+    let signature = if cache.redis.is_some() {
+        cache.signature.as_str()
+    } else {
+        ""
+    };
+    let mut asking: Vec<usize> = (0..rest.len()).collect();
+    let mut pause = Duration::from_millis(1);
+    let deadline = Instant::now() + protocol::LEASE;
+    let counters = &cache.counters.redis;
+    let mut first = true;
+    loop {
+        let keys: Vec<String> = asking.iter().map(|i| cache.key(rest[*i])).collect();
+        let replies = match protocol::read(client, &caches.scripts, &keys, token, signature).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache read failed; rows served from the database");
+                bypass.extend(asking);
+                return;
+            }
+        };
+        let mut waiting = Vec::new();
+        for (i, reply) in asking.into_iter().zip(replies) {
+            let id = rest[i];
+            match reply {
+                Reply::Row(bytes) => {
+                    let decoded = crate::cache::codec::decode_row(&bytes);
+                    match decoded {
+                        Ok(mut row) if row.first().and_then(Value::as_u64) == Some(id) => {
+                            match rows.take::<E, F>(&mut row, found) {
+                                Ok(kept) => {
+                                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                                    if let Some(k) = kept {
+                                        keep_local(caches, cache, id, ticket(i), k);
+                                    }
+                                }
+                                Err(_) => bypass.push(i),
+                            }
+                        }
+                        // Bytes this build cannot read: the database answers.
+                        _ => bypass.push(i),
+                    }
+                }
+                Reply::Missing => {
+                    counters.hits.fetch_add(1, Ordering::Relaxed);
+                    keep_local::<E>(caches, cache, id, ticket(i), LocalRow::Missing);
+                }
+                Reply::Leased => {
+                    if first {
+                        counters.misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    leased.push(i);
+                }
+                Reply::Wait => {
+                    if first {
+                        counters.misses.fetch_add(1, Ordering::Relaxed);
+                        cache.counters.waits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    waiting.push(i);
+                }
+                Reply::Bypass => {
+                    if first {
+                        counters.misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    bypass.push(i);
+                }
+            }
+        }
+        first = false;
+        if waiting.is_empty() {
+            return;
+        }
+        if Instant::now() + pause > deadline {
+            bypass.extend(waiting);
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(32));
+        asking = waiting;
+    }
+}
+
+/// Gives back the leases of a read that failed before its fill.
+#[cfg(feature = "redis")]
+async fn release(caches: &Caches, cache: &EntityCache, rest: &[u64], leased: &[usize], token: u64) {
+    let Some(client) = &cache.control else { return };
+    if leased.is_empty() {
+        return;
+    }
+    let keys: Vec<String> = leased.iter().map(|i| cache.key(rest[*i])).collect();
+    let values = vec![Vec::new(); keys.len()];
+    let _ = crate::cache::protocol::fill(
+        client,
+        &caches.scripts,
+        &keys,
+        token,
+        caches.settings.ttl,
+        caches.settings.missing_ttl,
+        values,
+    )
+    .await;
+}
