@@ -404,20 +404,25 @@ async fn run() -> beeorm::Result<()> {
     for _ in 0..3 {
         engine4.load_by_id::<Setting>(theme.id).await?;
     }
+    if let Some(s) = engine4.cache_stats().entity("Setting") {
+        println!(
+            "   3 loads: {} from the database, {} local hits",
+            s.database_loads, s.local.hits
+        );
+    }
     theme.value = "light".into();
     engine4.flush(&mut theme).await?;
     let seen = engine4.find::<Setting>(theme.id).await?;
-    let stats = engine4.cache_stats();
-    if let Some(s) = stats.entity("Setting") {
+    if let Some(s) = engine4.cache_stats().entity("Setting") {
         println!(
-            "   3 loads: {} from the database, {} local hits; after an update the load sees `{}`",
-            s.database_loads, s.local.hits, seen.value
+            "   after an update the next load sees `{}` (invalidated everywhere at COMMIT)",
+            seen.value
         );
         println!(
-            "   stats: local {:?}, redis {:?}, invalidations {}",
+            "   stats: local hits/misses/fills {:?}, invalidations {}, database loads {}",
             (s.local.hits, s.local.misses, s.local.fills),
-            (s.redis.hits, s.redis.misses),
-            s.local.invalidations
+            s.local.invalidations,
+            s.database_loads
         );
     }
 
