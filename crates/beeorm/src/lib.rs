@@ -33,7 +33,7 @@ mod tracked;
 #[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
-pub use cache::LocalCache;
+pub use cache::{LocalCache, LocalCacheBound, LocalCacheStats};
 pub use db::{Db, Transaction};
 pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};

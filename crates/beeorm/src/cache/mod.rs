@@ -1,5 +1,5 @@
-//! Caches. For now the in-process cache pools (A3); entity caches build on them.
+//! Caches. For now the in-process cache pools (A3, E6); entity caches build on them.
 
-mod local;
+pub(crate) mod local;
 
-pub use local::LocalCache;
+pub use local::{LocalCache, LocalCacheBound, LocalCacheStats};
