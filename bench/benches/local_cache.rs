@@ -9,6 +9,10 @@
 //! - `local_cache/get_user_key_hit/beeorm`: `get::<u64>` of a 10-byte string key, for
 //!   comparison (no allocation either).
 //!
+//! Then the same hits in alternating rounds (`local_cache/paired/…`: medians of 7
+//! rounds each, robust to a machine that other work slows down), over all rows (most
+//! reads miss the CPU caches) and over 1,000 hot rows.
+//!
 //! Before the timings, a counting allocator measures the live heap bytes per entry
 //! (100,000 entries, then 100,000 more: the difference over 100,000, so fixed costs
 //! cancel) and prints them next to the 320 bytes per entry (`ENTRY_OVERHEAD`) that a
@@ -23,6 +27,7 @@ use std::any::Any;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use beeorm::{LocalCache, Registry};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -112,6 +117,37 @@ fn memory_per_entry() {
     });
 }
 
+/// Hits of `LocalCache::get_entity` and of the bare moka cache in alternating rounds of
+/// `ROWS` reads (7 each) among the first `ids` rows, so that a busy machine slows both
+/// alike; medians printed.
+fn paired(cache: &LocalCache, raw: &moka::sync::Cache<(u32, u64), Row>, label: &str, ids: u64) {
+    let time = |read: &dyn Fn(u64) -> bool| {
+        let start = Instant::now();
+        let mut found = 0u64;
+        for n in 0..ROWS {
+            found += u64::from(read(id(n) % ids));
+        }
+        assert_eq!(found, ROWS);
+        start.elapsed().as_nanos() as f64 / ROWS as f64
+    };
+    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        ours.push(time(&|i| {
+            black_box(cache.__bench_get_entity(TABLE, i)).is_some()
+        }));
+        bare.push(time(&|i| black_box(raw.get(&(TABLE, i))).is_some()));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "local_cache/paired/get_entity_hit/{label}: beeorm {:.0} ns, moka_raw {:.0} ns (median of 7 alternating rounds of {ROWS} reads)",
+        median(&mut ours),
+        median(&mut bare)
+    );
+}
+
 fn get_entity(c: &mut Criterion) {
     memory_per_entry();
 
@@ -125,6 +161,9 @@ fn get_entity(c: &mut Criterion) {
     }
     cache.run_pending_tasks();
     raw.run_pending_tasks();
+
+    paired(&cache, &raw, "all_100000_rows", ROWS);
+    paired(&cache, &raw, "hot_1000_rows", 1_000);
 
     let mut group = c.benchmark_group("local_cache");
     let mut n = 0u64;
