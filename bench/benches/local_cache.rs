@@ -11,7 +11,9 @@
 //!
 //! Then the same hits in alternating rounds (`local_cache/paired/…`: medians of 7
 //! rounds each, robust to a machine that other work slows down), over all rows (most
-//! reads miss the CPU caches) and over 1,000 hot rows.
+//! reads miss the CPU caches) and over 1,000 hot rows, with a third cache: the bare
+//! moka cache with a per-entry `Expiry` that expires nothing (what time-to-live costs
+//! every read).
 //!
 //! Before the timings, a counting allocator measures the live heap bytes per entry
 //! (100,000 entries, then 100,000 more: the difference over 100,000, so fixed costs
@@ -66,6 +68,7 @@ const ROWS: u64 = 100_000;
 const TABLE: u32 = 7;
 
 type Row = Arc<dyn Any + Send + Sync>;
+type RawCache = moka::sync::Cache<(u32, u64), Row>;
 
 fn pool(name: &str, entries: u64) -> LocalCache {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -120,7 +123,7 @@ fn memory_per_entry() {
 /// Hits of `LocalCache::get_entity` and of the bare moka cache in alternating rounds of
 /// `ROWS` reads (7 each) among the first `ids` rows, so that a busy machine slows both
 /// alike; medians printed.
-fn paired(cache: &LocalCache, raw: &moka::sync::Cache<(u32, u64), Row>, label: &str, ids: u64) {
+fn paired(cache: &LocalCache, raws: &[(&str, &RawCache)], label: &str, ids: u64) {
     let time = |read: &dyn Fn(u64) -> bool| {
         let start = Instant::now();
         let mut found = 0u64;
@@ -130,40 +133,58 @@ fn paired(cache: &LocalCache, raw: &moka::sync::Cache<(u32, u64), Row>, label: &
         assert_eq!(found, ROWS);
         start.elapsed().as_nanos() as f64 / ROWS as f64
     };
-    let (mut ours, mut bare) = (Vec::new(), Vec::new());
+    let mut ours = Vec::new();
+    let mut bare: Vec<Vec<f64>> = vec![Vec::new(); raws.len()];
     for _ in 0..7 {
         ours.push(time(&|i| {
             black_box(cache.__bench_get_entity(TABLE, i)).is_some()
         }));
-        bare.push(time(&|i| black_box(raw.get(&(TABLE, i))).is_some()));
+        for ((_, raw), times) in raws.iter().zip(&mut bare) {
+            times.push(time(&|i| black_box(raw.get(&(TABLE, i))).is_some()));
+        }
     }
-    let median = |v: &mut Vec<f64>| {
+    let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let mut line = format!("beeorm {:.0} ns", median(ours));
+    for ((name, _), times) in raws.iter().zip(bare) {
+        line += &format!(", {name} {:.0} ns", median(times));
+    }
     println!(
-        "local_cache/paired/get_entity_hit/{label}: beeorm {:.0} ns, moka_raw {:.0} ns (median of 7 alternating rounds of {ROWS} reads)",
-        median(&mut ours),
-        median(&mut bare)
+        "local_cache/paired/get_entity_hit/{label}: {line} (median of 7 alternating rounds of {ROWS} reads)"
     );
 }
+
+/// A per-entry expiry that never expires anything: what `LocalCache` configures to
+/// offer time-to-live (moka then calls it on every read).
+struct NoExpiry;
+
+impl moka::Expiry<(u32, u64), Row> for NoExpiry {}
 
 fn get_entity(c: &mut Criterion) {
     memory_per_entry();
 
     let cache = pool("bench", 2 * ROWS);
-    let raw: moka::sync::Cache<(u32, u64), Row> = moka::sync::Cache::new(2 * ROWS);
+    let raw: RawCache = moka::sync::Cache::new(2 * ROWS);
+    let raw_expiry: RawCache = moka::sync::Cache::builder()
+        .max_capacity(2 * ROWS)
+        .expire_after(NoExpiry)
+        .build();
     for i in 0..ROWS {
         let row: Row = Arc::new(i);
         cache.__bench_insert_entity(TABLE, i, row.clone());
-        raw.insert((TABLE, i), row);
+        raw.insert((TABLE, i), row.clone());
+        raw_expiry.insert((TABLE, i), row);
         cache.set(&format!("key:{i:06}"), i);
     }
     cache.run_pending_tasks();
     raw.run_pending_tasks();
+    raw_expiry.run_pending_tasks();
 
-    paired(&cache, &raw, "all_100000_rows", ROWS);
-    paired(&cache, &raw, "hot_1000_rows", 1_000);
+    let raws = [("moka_raw", &raw), ("moka_raw_with_expiry", &raw_expiry)];
+    paired(&cache, &raws, "all_100000_rows", ROWS);
+    paired(&cache, &raws, "hot_1000_rows", 1_000);
 
     let mut group = c.benchmark_group("local_cache");
     let mut n = 0u64;
