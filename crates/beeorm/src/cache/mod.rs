@@ -237,7 +237,7 @@ impl Caches {
                 entity,
                 key_prefix: format!("{ns}:e:{{{table_id}}}:"),
                 table_id,
-                signature: schema.cache_signature(),
+                signature: schema.cache_signature().to_string(),
                 local,
                 redis: rows,
                 control,
