@@ -167,6 +167,20 @@ impl Engine {
         }
     }
 
+    /// Drops the rows `ids` of entity `E` from every cache layer, in every process
+    /// (Redis keys deleted, local layers told through the invalidation channel), and
+    /// from this engine's request cache. Flushes do this by themselves; call it after
+    /// writing cached rows another way (plain SQL through [`Engine::db`], another
+    /// application). Nothing to do for an uncached entity.
+    pub async fn invalidate_cached<E: crate::Entity>(&self, ids: &[u64]) -> Result<()> {
+        let schema = self.registry.table_schema::<E>()?;
+        self.forget_requested();
+        if let Some(slot) = schema.cache_slot() {
+            crate::cache::write::invalidate(&self.registry, slot, ids).await;
+        }
+        Ok(())
+    }
+
     /// A new, empty unit of work.
     pub fn flusher(&self) -> crate::Flusher<'_> {
         crate::Flusher::new(self)
