@@ -231,7 +231,9 @@ pub(crate) async fn invalidate(registry: &ValidatedRegistry, slot: u32, ids: &[u
     let mut rows: Vec<(u32, u64)> = ids.iter().map(|id| (slot, *id)).collect();
     rows.sort_unstable();
     rows.dedup();
-    unlock_rows(registry, rows).await;
+    // No writer token (tokens are odd, never 0): the unlock also bumps the table's
+    // query version, so cached lists are dropped too.
+    unlock_rows(registry, rows, 0).await;
 }
 
 impl Drop for Locked {
