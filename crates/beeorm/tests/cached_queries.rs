@@ -726,3 +726,57 @@ dialect_test!(
         db.drop().await;
     }
 );
+
+dialect_test!(
+    many_readers_missing_one_list_cause_one_query,
+    |db: TestDb| async move {
+        let ns = namespace("herd");
+        let a = node_with(&db, &ns, false).await;
+        common::sync(&a.engine()).await;
+        let ann = insert(&a.engine(), "Ann", 18).await;
+        let mut nodes = vec![a];
+        for _ in 0..3 {
+            nodes.push(node_with(&db, &ns, false).await);
+        }
+        for n in &nodes {
+            n.statements();
+        }
+        let mut tasks = Vec::new();
+        for n in &nodes {
+            for _ in 0..10 {
+                let e = n.engine();
+                tasks.push(tokio::spawn(async move {
+                    ids_of(&e, "by_age", &[Value::from(18)]).await
+                }));
+            }
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), (vec![ann], 1));
+        }
+        let lists: usize = nodes.iter().map(|n| n.statements().0).sum();
+        assert_eq!(lists, 1, "one list query for 40 readers in 4 processes");
+        db.drop().await;
+    }
+);
+
+dialect_test!(
+    writes_outside_the_flusher_are_seen_after_invalidate_cached,
+    |db: TestDb| async move {
+        let (a, _b) = setup(&db, "plainsql").await;
+        let e = a.engine();
+        let ann = insert(&e, "Ann", 18).await;
+        assert_eq!(ids_of(&e, "by_age", &[Value::from(18)]).await.0, [ann]);
+        common::exec(
+            &e,
+            &common::native(db.kind, "UPDATE `people` SET `age` = 21"),
+        )
+        .await;
+        // Not seen: the caches did not see the write...
+        assert_eq!(ids_of(&e, "by_age", &[Value::from(18)]).await.0, [ann]);
+        // ...until they are told.
+        e.invalidate_cached::<Person>(&[ann]).await.unwrap();
+        assert_eq!(ids_of(&e, "by_age", &[Value::from(18)]).await, (vec![], 0));
+        assert_eq!(ids_of(&e, "by_age", &[Value::from(21)]).await.0, [ann]);
+        db.drop().await;
+    }
+);
