@@ -26,7 +26,7 @@
 mod channel;
 pub(crate) mod codec;
 pub(crate) mod coherence;
-mod local;
+pub(crate) mod local;
 pub mod pause;
 #[cfg(feature = "redis")]
 pub(crate) mod protocol;
@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-pub use local::LocalCache;
+pub use local::{LocalCache, LocalCacheBound, LocalCacheStats};
 pub use stats::{CacheStats, EntityCacheStats, LayerStats};
 
 use crate::redis::RedisClient;
@@ -235,7 +235,7 @@ impl Caches {
             };
             let control = rows.clone().or_else(|| channel.clone());
             let table_id = format!("{}.{}", schema.pool_name(), schema.table_name());
-            let signature = schema.cache_signature();
+            let signature = schema.cache_signature().to_string();
             let queries = query::build(schema, &ns, &table_id, &signature)?;
             let slot = slot as u32;
             schema.set_cache_slot(slot);

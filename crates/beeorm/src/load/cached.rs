@@ -105,7 +105,10 @@ fn keep_local<E: Entity>(
         return;
     };
     if caches.coherence.still_valid(ticket) {
-        local.insert_entity(cache.slot, id, Arc::new(row), 0);
+        // A byte-bounded pool weighs the entity by its size plus a guess of the heap
+        // its columns hold (text, bytes).
+        let weight = std::mem::size_of::<LocalRow<E>>() + 24 * E::COLUMN_COUNT;
+        local.insert_entity(cache.slot, id, Arc::new(row), weight as u32);
         cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
     }
 }
