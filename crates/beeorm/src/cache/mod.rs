@@ -31,6 +31,7 @@ pub mod pause;
 #[cfg(feature = "redis")]
 pub(crate) mod protocol;
 pub(crate) mod query;
+pub(crate) mod request;
 mod stats;
 pub(crate) mod write;
 
