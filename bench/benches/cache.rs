@@ -86,11 +86,7 @@ async fn setup(dir: &std::path::Path) -> Engine {
                     })
                 })
                 .collect();
-            let mut f = engine.flusher();
-            for r in rows.iter_mut() {
-                f = f.track(r);
-            }
-            f.flush().await.unwrap();
+            engine.flusher().track_all(rows.iter_mut()).flush().await.unwrap();
         }};
     }
     fill!(LocalRow);
