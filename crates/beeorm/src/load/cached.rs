@@ -368,9 +368,17 @@ async fn redis_layer<E: Entity, F: Found<E>>(
     let deadline = Instant::now() + protocol::LEASE;
     let counters = &cache.counters.redis;
     let mut first = true;
+    // Rows are first asked with a plain MGET (the hit path costs what a raw MGET
+    // does); what it does not settle goes to the leasing script.
+    let mut peeking = cache.redis.is_some();
     loop {
         let keys: Vec<String> = asking.iter().map(|i| cache.key(rest[*i])).collect();
-        let replies = match protocol::read(client, &caches.scripts, &keys, token, signature).await {
+        let asked = if peeking {
+            protocol::peek(client, &keys, signature).await
+        } else {
+            protocol::read(client, &caches.scripts, &keys, token, signature).await
+        };
+        let replies = match asked {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache read failed; rows served from the database");
@@ -379,9 +387,11 @@ async fn redis_layer<E: Entity, F: Found<E>>(
             }
         };
         let mut waiting = Vec::new();
+        let mut unsettled = Vec::new();
         for (i, reply) in asking.into_iter().zip(replies) {
             let id = rest[i];
             match reply {
+                Reply::Ask => unsettled.push(i),
                 Reply::Row(bytes) => {
                     let decoded = crate::cache::codec::decode_row(&bytes);
                     match decoded {
@@ -424,6 +434,14 @@ async fn redis_layer<E: Entity, F: Found<E>>(
                     bypass.push(i);
                 }
             }
+        }
+        if peeking {
+            peeking = false;
+            if unsettled.is_empty() {
+                return;
+            }
+            asking = unsettled;
+            continue;
         }
         first = false;
         if waiting.is_empty() {
