@@ -171,6 +171,21 @@ async fn read<E: Entity, F: Found<E>>(
     if rest.is_empty() {
         return Ok(());
     }
+    // The slower layers in a box of their own: a local hit's future stays small (it
+    // is built and moved on every read).
+    Box::pin(read_rest(caches, cache, ask, rest, &rows, found)).await
+}
+
+/// What the local layer did not hold: Redis, then the database.
+async fn read_rest<E: Entity, F: Found<E>>(
+    caches: &Caches,
+    cache: &EntityCache,
+    ask: &Ask<'_, '_>,
+    rest: Vec<u64>,
+    rows: &Rows<'_>,
+    found: &mut F,
+) -> Result<()> {
+    let slot = cache.slot;
     // Tickets before anything slower is asked: what comes back may be kept locally
     // only if nothing changed these keys meanwhile.
     let tickets: Option<Vec<Ticket>> = cache.local.as_ref().map(|_| {
@@ -208,7 +223,7 @@ async fn read<E: Entity, F: Found<E>>(
     tracing::trace!(
         target: "beeorm::cache",
         entity = cache.entity,
-        asked = want.len(),
+        asked = rest.len(),
         from_database = leased.len() + bypass.len(),
         "cached read"
     );
