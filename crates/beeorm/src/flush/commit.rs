@@ -98,11 +98,22 @@ pub(crate) struct TxPending {
 
 impl TxPending {
     /// Before the transaction's COMMIT: locks the cached rows it changed (see
-    /// `cache/write.rs`).
-    pub(crate) async fn lock_caches(&self) -> Result<Option<crate::cache::write::Locked>> {
-        match (&self.registry, &self.changes) {
-            (Some(registry), Some(changes)) => crate::cache::write::lock(registry, changes).await,
-            _ => Ok(None),
+    /// `cache/write.rs`). The future borrows the registry and the changes only, not
+    /// `self`: the after-hooks are `Send` but not `Sync`, and `Transaction::commit`
+    /// must stay `Send` (it runs in spawned tasks).
+    pub(crate) fn lock_caches(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Option<crate::cache::write::Locked>>> + Send + '_
+    {
+        let parts = match (&self.registry, &self.changes) {
+            (Some(registry), Some(changes)) => Some((registry, changes)),
+            _ => None,
+        };
+        async move {
+            match parts {
+                Some((registry, changes)) => crate::cache::write::lock(registry, changes).await,
+                None => Ok(None),
+            }
         }
     }
 
