@@ -31,6 +31,18 @@ struct Shop {
     country: Ref<Country>,
 }
 
+/// A row kept in the entity caches: the in-process layer here (`local_cache`), and
+/// Redis too when the configuration names a `default` Redis pool (`redis_cache`
+/// would add it explicitly).
+#[derive(Entity, Clone, Debug)]
+#[orm(table = "tour_settings", local_cache)]
+struct Setting {
+    id: u64,
+    #[orm(length = 50)]
+    name: String,
+    value: String,
+}
+
 #[derive(Parser)]
 #[command(about = "A tour of beeorm")]
 struct Args {
@@ -365,7 +377,57 @@ async fn run() -> beeorm::Result<()> {
         );
     }
 
-    step(15, "Clean up");
+    step(
+        15,
+        "Entity caches: the second load is served from the in-process layer",
+    );
+    let mut registry = base.clone();
+    registry
+        .set_cache_namespace("beeorm-tour")
+        .register_entity::<Setting>();
+    let engine4 = registry.validate().await?.create_engine();
+    let settings = engine4.registry().table_schema::<Setting>()?;
+    settings.update_schema(&engine4).await?;
+    // With a Redis pool the local layer waits for its invalidation channel.
+    for _ in 0..200 {
+        if engine4.cache_stats().local_serving {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let mut theme = Tracked::new(Setting {
+        id: 0,
+        name: "theme".into(),
+        value: "dark".into(),
+    });
+    engine4.flush(&mut theme).await?;
+    for _ in 0..3 {
+        engine4.load_by_id::<Setting>(theme.id).await?;
+    }
+    if let Some(s) = engine4.cache_stats().entity("Setting") {
+        println!(
+            "   3 loads: {} from the database, {} local hits",
+            s.database_loads, s.local.hits
+        );
+    }
+    theme.value = "light".into();
+    engine4.flush(&mut theme).await?;
+    let seen = engine4.find::<Setting>(theme.id).await?;
+    if let Some(s) = engine4.cache_stats().entity("Setting") {
+        println!(
+            "   after an update the next load sees `{}` (invalidated everywhere at COMMIT)",
+            seen.value
+        );
+        println!(
+            "   stats: local hits/misses/fills {:?}, invalidations {}, database loads {}",
+            (s.local.hits, s.local.misses, s.local.fills),
+            s.local.invalidations,
+            s.database_loads
+        );
+    }
+
+    step(16, "Clean up");
+    settings.drop_table(&engine4).await?;
     schema2.drop_table(&engine2).await?;
     println!("   dropped `{}`", schema2.table_name());
     shops.drop_table(&engine3).await?;

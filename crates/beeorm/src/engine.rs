@@ -14,11 +14,72 @@ use crate::{Error, Result};
 #[derive(Clone, Debug)]
 pub struct Engine {
     registry: ValidatedRegistry,
+    /// The request cache (and data loader), when enabled: this engine's (and its
+    /// clones') own, never another engine's.
+    request: Option<std::sync::Arc<crate::load::request::RequestCache>>,
 }
 
 impl Engine {
     pub(crate) fn new(registry: ValidatedRegistry) -> Self {
-        Engine { registry }
+        Engine {
+            registry,
+            request: None,
+        }
+    }
+
+    /// A new engine of the same registry with its own request cache (D6): rows read
+    /// by ID are kept for the engine's life, so the same row asked twice costs one
+    /// read; this engine's flushes empty it. Writes of other engines are not seen by
+    /// rows it already holds: make one engine per request. Reads in a transaction or
+    /// with `include_deleted` bypass it.
+    ///
+    /// ```no_run
+    /// # use beeorm::prelude::*;
+    /// # #[derive(Entity)] struct User { id: u64, name: String }
+    /// # async fn demo(registry: &beeorm::ValidatedRegistry) -> beeorm::Result<()> {
+    /// let engine = registry.create_engine().with_request_cache();
+    /// let a = engine.load_by_id::<User>(1).await?; // reads
+    /// let b = engine.load_by_id::<User>(1).await?; // from the request cache
+    /// # Ok(()) }
+    /// ```
+    pub fn with_request_cache(&self) -> Engine {
+        Engine {
+            registry: self.registry.clone(),
+            request: Some(std::sync::Arc::new(
+                crate::load::request::RequestCache::new(false),
+            )),
+        }
+    }
+
+    /// [`Engine::with_request_cache`] plus the data loader: loads by ID issued
+    /// concurrently by many tasks of this engine (and its clones) within one
+    /// scheduler tick are merged into one read — one Redis call, one SQL query.
+    pub fn with_data_loader(&self) -> Engine {
+        Engine {
+            registry: self.registry.clone(),
+            request: Some(std::sync::Arc::new(
+                crate::load::request::RequestCache::new(true),
+            )),
+        }
+    }
+
+    /// The request cache, if enabled.
+    pub(crate) fn request_cache(&self) -> Option<&crate::load::request::RequestCache> {
+        self.request.as_deref()
+    }
+
+    /// Forgets what the request cache holds (after a write of this engine).
+    pub(crate) fn forget_requested(&self) {
+        if let Some(r) = &self.request {
+            r.clear();
+        }
+    }
+
+    /// The request cache handle, to empty it once a transaction commits.
+    pub(crate) fn request_handle(
+        &self,
+    ) -> Option<std::sync::Arc<crate::load::request::RequestCache>> {
+        self.request.clone()
     }
 
     /// The registry this engine was made from.
@@ -104,6 +165,20 @@ impl Engine {
             }
             None => crate::CacheStats::default(),
         }
+    }
+
+    /// Drops the rows `ids` of entity `E` from every cache layer, in every process
+    /// (Redis keys deleted, local layers told through the invalidation channel), and
+    /// from this engine's request cache. Flushes do this by themselves; call it after
+    /// writing cached rows another way (plain SQL through [`Engine::db`], another
+    /// application). Nothing to do for an uncached entity.
+    pub async fn invalidate_cached<E: crate::Entity>(&self, ids: &[u64]) -> Result<()> {
+        let schema = self.registry.table_schema::<E>()?;
+        self.forget_requested();
+        if let Some(slot) = schema.cache_slot() {
+            crate::cache::write::invalidate(&self.registry, slot, ids).await;
+        }
+        Ok(())
     }
 
     /// A new, empty unit of work.

@@ -183,6 +183,15 @@ async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {
     }
 }
 
+/// Drops rows of the entity in `slot` from every layer (after writes the caches did
+/// not see, such as plain SQL).
+pub(crate) async fn invalidate(registry: &ValidatedRegistry, slot: u32, ids: &[u64]) {
+    let mut rows: Vec<(u32, u64)> = ids.iter().map(|id| (slot, *id)).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    unlock_rows(registry, rows).await;
+}
+
 impl Drop for Locked {
     fn drop(&mut self) {
         if self.done || self.rows.is_empty() {

@@ -92,33 +92,37 @@ pub(super) struct Committed {
 #[derive(Default)]
 pub(crate) struct TxPending {
     registry: Option<ValidatedRegistry>,
+    /// Request caches of the engines that flushed in the transaction: emptied at
+    /// its COMMIT.
+    requests: Vec<std::sync::Arc<crate::load::request::RequestCache>>,
     hooks: Vec<DetachedHook>,
     changes: Option<ChangeSet>,
 }
 
 impl TxPending {
     /// Before the transaction's COMMIT: locks the cached rows it changed (see
-    /// `cache/write.rs`). The future borrows the registry and the changes only, not
-    /// `self`: the after-hooks are `Send` but not `Sync`, and `Transaction::commit`
-    /// must stay `Send` (it runs in spawned tasks).
+    /// `cache/write.rs`).
     pub(crate) fn lock_caches(
         &self,
     ) -> impl std::future::Future<Output = Result<Option<crate::cache::write::Locked>>> + Send + '_
     {
-        let parts = match (&self.registry, &self.changes) {
-            (Some(registry), Some(changes)) => Some((registry, changes)),
-            _ => None,
-        };
+        // Only the `Sync` parts are held across the await (the hooks are not `Sync`).
+        let (registry, changes) = (self.registry.as_ref(), self.changes.as_ref());
         async move {
-            match parts {
-                Some((registry, changes)) => crate::cache::write::lock(registry, changes).await,
-                None => Ok(None),
+            match (registry, changes) {
+                (Some(registry), Some(changes)) => {
+                    crate::cache::write::lock(registry, changes).await
+                }
+                _ => Ok(None),
             }
         }
     }
 
     /// The after-commit step of the transaction (see [`after_commit`]).
     pub(crate) async fn run(self) -> Result<()> {
+        for r in &self.requests {
+            r.clear();
+        }
         match self.registry {
             Some(registry) => {
                 after_commit(
@@ -230,10 +234,25 @@ impl<'a> Flusher<'a> {
                 if let Some(locked) = locked {
                     locked.unlock().await;
                 }
+                self.engine.forget_requested();
                 self.apply(effects)?;
             }
-            UnitConn::Bare(_) => self.apply(effects)?,
+            UnitConn::Bare(_) => {
+                self.engine.forget_requested();
+                self.apply(effects)?;
+            }
             UnitConn::External(tx) => {
+                self.engine.forget_requested();
+                if let Some(r) = self.engine.request_handle() {
+                    if !tx
+                        .pending
+                        .requests
+                        .iter()
+                        .any(|x| std::sync::Arc::ptr_eq(x, &r))
+                    {
+                        tx.pending.requests.push(r);
+                    }
+                }
                 // The new state holds only if the caller's transaction commits.
                 for item in self.items.iter_mut() {
                     item.remember(&tx.outcome.0);

@@ -9,6 +9,9 @@
 //! hold, then one script call to fill. The protocol (`cache/protocol.rs`) makes the
 //! fill safe; the tickets of `cache/coherence.rs` make the local fill safe.
 
+// Without Redis, the protocol's parts are compiled out and some helpers sit idle.
+#![cfg_attr(not(feature = "redis"), allow(dead_code, unused))]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -21,6 +21,7 @@
 
 mod cached;
 mod preload;
+pub(crate) mod request;
 mod source;
 
 use preload::PathTree;
@@ -315,6 +316,7 @@ impl<'a> Reader<'a> {
                 exec: &self.exec,
                 include_deleted: self.include_deleted,
                 caches: self.engine.registry().caches(),
+                request: self.engine.request_cache(),
             };
             source::by_ids(&ask, &asked, &mut found).await?;
         }
@@ -338,6 +340,7 @@ impl<'a> Reader<'a> {
             exec: &self.exec,
             include_deleted: self.include_deleted,
             caches: self.engine.registry().caches(),
+            request: self.engine.request_cache(),
         };
         let mut found: Option<E> = None;
         source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;

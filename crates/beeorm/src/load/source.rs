@@ -35,6 +35,8 @@ pub(crate) struct Ask<'r, 't> {
     pub include_deleted: bool,
     /// The registry's entity caches, if any entity is cached.
     pub caches: Option<&'r crate::cache::Caches>,
+    /// The engine's request cache, if it has one.
+    pub request: Option<&'r super::request::RequestCache>,
 }
 
 /// Where the sources put what they found.
@@ -167,9 +169,10 @@ impl<A: RowSource, B: RowSource> RowSource for Then<A, B> {
     }
 }
 
-/// The chain, nearest source first: the entity caches (local, Redis; a plain pass to
+/// The chain, nearest source first: the engine's request cache, the entity caches (local, Redis; a plain pass to
 /// the database for uncached entities and inside transactions), then the database.
-static SOURCES: super::cached::Cached = super::cached::Cached;
+static SOURCES: super::request::Request<super::cached::Cached> =
+    super::request::Request(super::cached::Cached);
 
 /// The rows of `want` from every source (see the module docs). A plain function
 /// returning the chain's future, not an `async fn`: one state machine less to build
@@ -359,6 +362,7 @@ mod tests {
             exec: &exec,
             include_deleted: false,
             caches: None,
+            request: None,
         };
         let chain = Then(Holds::new(&[1, 3]), Then(Holds::new(&[2]), Holds::new(&[])));
 
