@@ -63,7 +63,7 @@ pub(crate) struct CacheSettings {
     pub channel_pool: Option<String>,
     /// The local layer's staleness window.
     pub window: Duration,
-    /// Zero stale local reads: writers wait the window before COMMIT.
+    /// Zero stale local reads: writers wait the window after their unlock.
     pub strict: bool,
 }
 

@@ -4,11 +4,18 @@
 //! Before the COMMIT, [`lock`] marks each changed row's Redis key as being written
 //! (`P`, see `protocol.rs`), publishes an invalidation to the local layers of other
 //! processes, and tells this process's local layer a writer is in flight (no fill
-//! of those rows is accepted until it is done). In strict mode it then waits one
-//! window, so every other process has dropped the rows before they change. After the
-//! COMMIT, [`Locked::unlock`] deletes the keys (or counts a lock down), publishes
-//! again and drops the rows locally. A lock that fails is an error before COMMIT:
-//! the write is refused rather than allowed to leave caches it could not guard.
+//! of those rows is accepted until it is done). After the COMMIT,
+//! [`Locked::unlock`] deletes the keys (or counts a lock down), publishes again and
+//! drops the rows locally. In strict mode it then waits one window before the write
+//! is acknowledged: every process whose local layer still serves by then has applied
+//! that last invalidation (its heartbeat proves it), and any fill racing with it is
+//! refused by its ticket. Waiting after the unlock rather than before the COMMIT
+//! matters: if the `P` keys vanish meanwhile (FLUSHALL, eviction), another process
+//! may refill its local layer with the old row between the lock and the COMMIT, and
+//! only the unlock's invalidation removes it (`tests/cache_races.rs`,
+//! `race_05_strict_mode_survives_a_flush_between_lock_and_commit`). A lock that
+//! fails is an error before COMMIT: the write is refused rather than allowed to
+//! leave caches it could not guard.
 //!
 //! A unit of work that does not commit (rolled back, failed, future dropped) still
 //! unlocks, from `Drop` when it must: the rows are re-read on the next miss. If the
@@ -117,15 +124,6 @@ pub(crate) async fn lock(
     }
     #[cfg(not(feature = "redis"))]
     let _ = by_table;
-    if caches.coherence.strict()
-        && caches.coherence.has_channel()
-        && locked
-            .rows
-            .iter()
-            .any(|(slot, _)| caches.entity(*slot).is_some_and(|e| e.local.is_some()))
-    {
-        tokio::time::sleep(caches.coherence.window()).await;
-    }
     super::pause::point(
         super::pause::Point::BeforeCommit,
         prefix(caches, &locked.rows),
@@ -149,8 +147,22 @@ impl Locked {
         self.done = true;
         let rows = std::mem::take(&mut self.rows);
         let registry = self.registry.clone();
+        let wait = registry.caches().and_then(|c| strict_wait(c, &rows));
         unlock_rows(&registry, rows).await;
+        if let Some(window) = wait {
+            tokio::time::sleep(window).await;
+        }
     }
+}
+
+/// Strict mode, with other processes to tell, and locally cached rows among `rows`:
+/// how long the writer waits after its unlock before the write is acknowledged.
+fn strict_wait(caches: &Caches, rows: &[(u32, u64)]) -> Option<std::time::Duration> {
+    let local = rows
+        .iter()
+        .any(|(slot, _)| caches.entity(*slot).is_some_and(|e| e.local.is_some()));
+    (caches.coherence.strict() && caches.coherence.has_channel() && local)
+        .then(|| caches.coherence.window())
 }
 
 async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {

@@ -106,7 +106,16 @@ fn keep_local<E: Entity>(
     };
     if caches.coherence.still_valid(ticket) {
         local.insert_entity(cache.slot, id, Arc::new(row), 0);
-        cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
+        // An invalidation that landed between the check and the insert ran its
+        // remove before our insert: check again and undo (at worst one more miss).
+        // The fences pair with the one in `Coherence::invalidate`: either we see its
+        // bump, or its remove sees our entry.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if caches.coherence.still_valid(ticket) {
+            cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
+        } else {
+            local.remove_entity(cache.slot, id);
+        }
     }
 }
 
