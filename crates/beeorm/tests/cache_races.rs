@@ -75,7 +75,12 @@ impl Node {
     }
 
     async fn name(&self, id: u64) -> String {
-        self.engine().find::<Account>(id).await.unwrap().name.clone()
+        self.engine()
+            .find::<Account>(id)
+            .await
+            .unwrap()
+            .name
+            .clone()
     }
 
     /// Waits until every read of `id` returns `name` (the other processes' local
@@ -365,7 +370,11 @@ dialect_test!(
         let mut tx = e.db("default").unwrap().begin().await.unwrap();
         let mut changed = acc.clone();
         changed.name = "rolled back".into();
-        e.flusher().track(&mut changed).flush_in(&mut tx).await.unwrap();
+        e.flusher()
+            .track(&mut changed)
+            .flush_in(&mut tx)
+            .await
+            .unwrap();
         tx.rollback().await.unwrap();
         // Failed: the change and a duplicate primary key in one flush.
         let mut changed = acc.clone();
@@ -561,6 +570,111 @@ sqlite_test!(
     }
 );
 
+/// A registry whose invalidation channel runs through a proxy the test can freeze.
+async fn proxied_node(db: &TestDb, ns: &str, strict: bool) -> (ValidatedRegistry, Arc<AtomicBool>) {
+    let frozen = Arc::new(AtomicBool::new(false));
+    let upstream = common_redis::redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string();
+    let port = common::proxy::proxy(&upstream, Duration::ZERO, frozen.clone()).await;
+    let mut r = Registry::new();
+    add_pool(&mut r, db.kind, &db.location);
+    r.register_redis_pool("default", &common_redis::redis_url(), 0)
+        .register_redis_pool("inv", &format!("redis://127.0.0.1:{port}"), 0)
+        .set_cache_channel("inv")
+        .register_local_cache("default", 10_000)
+        .set_cache_namespace(ns)
+        .set_local_cache_window(WINDOW)
+        .set_local_cache_strict(strict)
+        .register_entity::<Account>();
+    let registry = r.validate().await.unwrap();
+    wait_serving(&registry).await;
+    (registry, frozen)
+}
+
+// Race 5 in strict mode: the lock vanishes while a strict writer waits before its
+// COMMIT, another process refills its local layer with the old row, and must not
+// serve it once the write is acknowledged, even if the unlock's invalidation has
+// not reached it yet.
+sqlite_test!(
+    race_05_strict_mode_survives_a_flush_between_lock_and_commit,
+    |db: TestDb| async move {
+        let ns = namespace("r05s");
+        let mut r = db.registry();
+        r.register_redis_pool("default", &common_redis::redis_url(), 0)
+            .register_local_cache("default", 10_000)
+            .set_cache_namespace(&ns)
+            .set_local_cache_window(WINDOW)
+            .set_local_cache_strict(true)
+            .register_entity::<Account>();
+        let a = r.validate().await.unwrap();
+        wait_serving(&a).await;
+        common::sync(&a.create_engine()).await;
+        let (b, frozen) = proxied_node(&db, &ns, true).await;
+        let b_name = || {
+            let e = b.create_engine();
+            async move { e.find::<Account>(1).await.unwrap().name.clone() }
+        };
+        let b_stats = || {
+            b.create_engine()
+                .cache_stats()
+                .entity("Account")
+                .unwrap()
+                .clone()
+        };
+        let mut acc = Tracked::new(Account {
+            id: 1,
+            name: "v1".into(),
+            age: 1,
+        });
+        a.create_engine().flush(&mut acc).await.unwrap();
+        assert_eq!(b_name().await, "v1");
+
+        let gate = Gate::install(&ns, Point::BeforeCommit);
+        let dropped = b_stats().local.invalidations;
+        let writer = {
+            let e = a.create_engine();
+            tokio::spawn(async move {
+                acc.name = "v2".into();
+                e.flush(&mut acc).await.unwrap();
+            })
+        };
+        gate.reached().await;
+        wait_until("B dropped the row at the lock", || async {
+            b_stats().local.invalidations > dropped
+        })
+        .await;
+        flush_namespace_of(&a, &ns).await;
+        let fills = b_stats().local.fills;
+        assert_eq!(b_name().await, "v1", "not committed yet");
+        assert_eq!(
+            b_stats().local.fills,
+            fills + 1,
+            "B refilled its local layer"
+        );
+        // B's channel stops delivering (B still serves: its last heartbeat is fresh).
+        frozen.store(true, Ordering::SeqCst);
+        gate.open();
+        writer.await.unwrap();
+        assert_eq!(
+            b_name().await,
+            "v2",
+            "strict mode: a local read after the acknowledgement is never stale"
+        );
+        frozen.store(false, Ordering::SeqCst);
+        pause::clear(&ns);
+        db.drop().await;
+    }
+);
+
+async fn flush_namespace_of(registry: &ValidatedRegistry, ns: &str) {
+    let redis = registry.create_engine().redis("default").unwrap();
+    for k in redis.scan_match(&format!("{ns}:*")).await.unwrap() {
+        redis.del(k.as_str()).await.unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Race 6: a thousand readers miss one hot key.
 
@@ -569,7 +683,11 @@ sqlite_test!(
     |db: TestDb| async move {
         let (a, b, ns) = setup(&db, "r06").await;
         let mut acc = insert(&a, 1, "v1").await;
-        assert_eq!(herd(&a, &b, &ns, "v1").await, 1, "one load for 1000 readers");
+        assert_eq!(
+            herd(&a, &b, &ns, "v1").await,
+            1,
+            "one load for 1000 readers"
+        );
         // A write invalidates the row everywhere; the next herd loads it once more.
         let dropped = b.stats().local.invalidations;
         acc.name = "v2".into();
@@ -578,7 +696,11 @@ sqlite_test!(
             b.stats().local.invalidations > dropped
         })
         .await;
-        assert_eq!(herd(&a, &b, &ns, "v2").await, 1, "one load per invalidation");
+        assert_eq!(
+            herd(&a, &b, &ns, "v2").await,
+            1,
+            "one load per invalidation"
+        );
         db.drop().await;
     }
 );
@@ -649,7 +771,10 @@ sqlite_test!(
         assert_eq!(reader.await.unwrap(), "v1");
         let s = b.stats();
         assert_eq!(s.redis.fills, before.redis.fills + 1, "Redis took it");
-        assert_eq!(s.local.fills, before.local.fills, "the local layer refused it");
+        assert_eq!(
+            s.local.fills, before.local.fills,
+            "the local layer refused it"
+        );
         pause::clear(&ns);
 
         // C: a process whose channel runs through a proxy we can freeze.
@@ -703,7 +828,10 @@ sqlite_test!(
         a.engine().flush(&mut acc).await.unwrap();
         let start = Instant::now();
         while c_name(&c).await != "v3" {
-            assert!(start.elapsed() < WINDOW, "C missed a write after reconnecting");
+            assert!(
+                start.elapsed() < WINDOW,
+                "C missed a write after reconnecting"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         db.drop().await;
@@ -794,7 +922,11 @@ dialect_test!(
         for n in [&a, &b] {
             assert_eq!(n.name(1).await, "v6");
         }
-        assert_eq!(state(&a, &ns, 1).await, 'P', "nothing filled under W5's lock");
+        assert_eq!(
+            state(&a, &ns, 1).await,
+            'P',
+            "nothing filled under W5's lock"
+        );
         gate.open();
         w5.await.unwrap();
         assert_eq!(state(&a, &ns, 1).await, '-');
@@ -827,13 +959,12 @@ dialect_test!(
         let mut tx = e.db("default").unwrap().begin().await.unwrap();
         let mut changed = acc.clone();
         changed.name = "v2".into();
-        e.flusher().track(&mut changed).flush_in(&mut tx).await.unwrap();
-        let inside = e
-            .read()
-            .using(&mut tx)
-            .find::<Account>(1)
+        e.flusher()
+            .track(&mut changed)
+            .flush_in(&mut tx)
             .await
             .unwrap();
+        let inside = e.read().using(&mut tx).find::<Account>(1).await.unwrap();
         assert_eq!(inside.name, "v2", "its own write");
         let (rows, _) = e
             .read()
@@ -847,7 +978,10 @@ dialect_test!(
         assert_eq!(state(&a, &ns, 2).await, '-');
         assert_eq!(raw(&a, &ns, 1).await, cached);
         let s = a.stats();
-        assert_eq!((s.local.fills, s.redis.fills), (before.local.fills, before.redis.fills));
+        assert_eq!(
+            (s.local.fills, s.redis.fills),
+            (before.local.fills, before.redis.fills)
+        );
         // Outside, before the COMMIT: the committed row.
         assert_eq!(a.name(1).await, "v1");
         assert_eq!(b.name(1).await, "v1");
@@ -887,9 +1021,7 @@ sqlite_test!(
         common::sync(&old.engine()).await;
         let new = node_of::<AccountNew>(db.kind, &db.location, &ns).await;
         let k = key(&ns, "race_rollout", 1);
-        let stats = |n: &Node, name: &str| {
-            n.engine().cache_stats().entity(name).unwrap().clone()
-        };
+        let stats = |n: &Node, name: &str| n.engine().cache_stats().entity(name).unwrap().clone();
         let mut row = Tracked::new(AccountOld {
             id: 1,
             name: "v1".into(),
@@ -929,12 +1061,19 @@ sqlite_test!(
 
         // A write by either invalidates the other's layers.
         assert_eq!(new_name(&new).await, "v1");
-        assert_eq!(stats(&new, "AccountNew").local.hits, 1, "new holds v1 locally");
+        assert_eq!(
+            stats(&new, "AccountNew").local.hits,
+            1,
+            "new holds v1 locally"
+        );
         row.name = "v2".into();
         old.engine().flush(&mut row).await.unwrap();
         let start = Instant::now();
         while new_name(&new).await != "v2" {
-            assert!(start.elapsed() < WINDOW, "the new deploy missed the old's write");
+            assert!(
+                start.elapsed() < WINDOW,
+                "the new deploy missed the old's write"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         assert_eq!(old_name(&old).await, "v2");
@@ -943,7 +1082,10 @@ sqlite_test!(
         new.engine().flush(&mut newer).await.unwrap();
         let start = Instant::now();
         while old_name(&old).await != "v3" {
-            assert!(start.elapsed() < WINDOW, "the old deploy missed the new's write");
+            assert!(
+                start.elapsed() < WINDOW,
+                "the old deploy missed the new's write"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         db.drop().await;
