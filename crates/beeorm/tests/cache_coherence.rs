@@ -1570,6 +1570,18 @@ per_dialect!(faults, {
     o
 });
 
+// Strict mode under the same faults: still no stale read (a lock deleted between a
+// strict writer's lock and COMMIT once let another process serve the old row after
+// the acknowledgement; `cache_races.rs` replays it).
+per_dialect!(strict_faults, {
+    let mut o = Options::new("strict-faults");
+    o.strict = true;
+    o.window = Duration::from_millis(20);
+    o.faults = true;
+    o.local_capacity = 4;
+    o
+});
+
 /// A second OS process (this binary again, `coherence_worker`) writes keys 9–12 and
 /// reads every key through its own registry; its history joins this one's.
 #[cfg(feature = "mysql")]
