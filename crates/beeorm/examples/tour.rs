@@ -332,7 +332,7 @@ async fn run() -> beeorm::Result<()> {
 
     step(13, "The in-process cache");
     let cache = engine.local_cache("default")?;
-    let plan = cache.get_set("plan:1", || Plan::Enterprise);
+    let plan = cache.get_set("plan:1", None, || Plan::Enterprise);
     println!(
         "   get_set computed {plan:?}; a second get finds {:?}",
         cache.get::<Plan>("plan:1")

@@ -33,7 +33,9 @@ mod tracked;
 #[cfg(feature = "redis")]
 pub use crate::redis::{Limit, Lock, Locker, RedisClient};
 pub use beeorm_derive::{Embedded, Entity, OrmEnum};
-pub use cache::{CacheStats, EntityCacheStats, LayerStats, LocalCache};
+pub use cache::{
+    CacheStats, EntityCacheStats, LayerStats, LocalCache, LocalCacheBound, LocalCacheStats,
+};
 pub use db::{Db, Transaction};
 pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};

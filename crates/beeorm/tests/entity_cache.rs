@@ -461,3 +461,49 @@ async fn cached_entities_need_a_namespace_and_known_pools() {
     let err = r.validate().await.unwrap_err();
     assert!(err.to_string().contains("bad name!"), "{err}");
 }
+
+/// Two databases whose `Account` #1 differ, one Redis: registries of two
+/// applications (namespaces), or of two tenants of one application, never read each
+/// other's cached rows.
+async fn isolated(ns_a: &str, tenant_a: Option<&str>, ns_b: &str, tenant_b: Option<&str>) {
+    let db_a = TestDb::new(common::Kind::Sqlite, "iso_a").await;
+    let db_b = TestDb::new(common::Kind::Sqlite, "iso_b").await;
+    let mut engines = Vec::new();
+    for (db, ns, tenant, name) in [
+        (&db_a, ns_a, tenant_a, "from A"),
+        (&db_b, ns_b, tenant_b, "from B"),
+    ] {
+        let mut r = db.registry();
+        r.register_redis_pool("default", &common_redis::redis_url(), 0)
+            .register_local_cache("default", 100)
+            .set_cache_namespace(ns)
+            .register_entity::<Note>();
+        if let Some(t) = tenant {
+            r.set_cache_tenant(t);
+        }
+        let e = r.validate().await.unwrap().create_engine();
+        common::sync(&e).await;
+        let mut n = Tracked::new(Note {
+            id: 1,
+            text: name.into(),
+        });
+        e.flush(&mut n).await.unwrap();
+        engines.push(e);
+    }
+    // Each fills its own key, then reads it back: never the other's row.
+    for _ in 0..2 {
+        assert_eq!(engines[0].find::<Note>(1).await.unwrap().text, "from A");
+        assert_eq!(engines[1].find::<Note>(1).await.unwrap().text, "from B");
+    }
+}
+
+#[tokio::test]
+async fn two_applications_sharing_one_redis_never_read_each_others_rows() {
+    isolated(&namespace("app_a"), None, &namespace("app_b"), None).await;
+}
+
+#[tokio::test]
+async fn two_tenants_of_one_application_never_read_each_others_rows() {
+    let ns = namespace("tenants");
+    isolated(&ns, Some("t1"), &ns, Some("t2")).await;
+}

@@ -26,7 +26,7 @@
 mod channel;
 pub(crate) mod codec;
 pub(crate) mod coherence;
-mod local;
+pub(crate) mod local;
 pub mod pause;
 #[cfg(feature = "redis")]
 pub(crate) mod protocol;
@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashMap;
 
-pub use local::LocalCache;
+pub use local::{LocalCache, LocalCacheBound, LocalCacheStats};
 pub use stats::{CacheStats, EntityCacheStats, LayerStats};
 
 use crate::redis::RedisClient;
@@ -237,7 +237,7 @@ impl Caches {
                 entity,
                 key_prefix: format!("{ns}:e:{{{table_id}}}:"),
                 table_id,
-                signature: schema.cache_signature(),
+                signature: schema.cache_signature().to_string(),
                 local,
                 redis: rows,
                 control,

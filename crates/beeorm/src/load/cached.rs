@@ -105,7 +105,10 @@ fn keep_local<E: Entity>(
         return;
     };
     if caches.coherence.still_valid(ticket) {
-        local.insert_entity(cache.slot, id, Arc::new(row), 0);
+        // A byte-bounded pool weighs the entity by its size plus a guess of the heap
+        // its columns hold (text, bytes).
+        let weight = std::mem::size_of::<LocalRow<E>>() + 24 * E::COLUMN_COUNT;
+        local.insert_entity(cache.slot, id, Arc::new(row), weight as u32);
         // An invalidation that landed between the check and the insert ran its
         // remove before our insert: check again and undo (at worst one more miss).
         // The fences pair with the one in `Coherence::invalidate`: either we see its

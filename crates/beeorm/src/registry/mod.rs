@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use crate::schema::enums::{EnumDefinition, OrmEnum};
 
-use crate::cache::LocalCache;
+use crate::cache::{LocalCache, LocalCacheBound};
 use crate::hooks::{self, BoxFuture, HookEvent, HookTarget, Hooks};
 use crate::schema::{EntityDefinition, TableSchema};
 use crate::sql::pool::{SqlPool, SqlTimeouts};
@@ -63,7 +63,7 @@ impl RelationalConfig {
 #[derive(Debug, Clone)]
 pub struct Registry {
     relational: Vec<(String, RelationalConfig)>,
-    local_caches: Vec<(String, u64)>,
+    local_caches: Vec<(String, LocalCacheBound)>,
     redis: Vec<(String, crate::redis::RedisConfig)>,
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     sql_timeouts: Vec<(String, SqlTimeouts)>,
@@ -161,9 +161,20 @@ impl Registry {
         self
     }
 
-    /// Registers an in-process cache holding at most `size` entries.
+    /// Registers an in-process cache holding at most `size` entries (YAML
+    /// `local_cache: 1000`). See [`LocalCache`] for its API.
     pub fn register_local_cache(&mut self, name: &str, size: u64) -> &mut Self {
-        self.local_caches.push((name.to_string(), size));
+        self.local_caches
+            .push((name.to_string(), LocalCacheBound::Entries(size)));
+        self
+    }
+
+    /// Registers an in-process cache holding at most `bytes` bytes, as estimated per
+    /// entry (YAML `local_cache: {bytes: "64MB"}`); [`LocalCache`] says how entries
+    /// are weighed.
+    pub fn register_local_cache_bytes(&mut self, name: &str, bytes: u64) -> &mut Self {
+        self.local_caches
+            .push((name.to_string(), LocalCacheBound::Bytes(bytes)));
         self
     }
 
@@ -574,15 +585,19 @@ impl Registry {
             pools.insert(name.clone(), pool);
         }
         let mut local_caches = HashMap::new();
-        for (name, size) in &self.local_caches {
+        for (name, bound) in &self.local_caches {
             Self::check_name("local cache", name)?;
-            if *size == 0 {
+            if bound.limit() == 0 {
+                let unit = match bound {
+                    LocalCacheBound::Entries(_) => "entries",
+                    LocalCacheBound::Bytes(_) => "bytes",
+                };
                 return Err(Error::config(format!(
-                    "local cache `{name}` needs a size above 0"
+                    "local cache `{name}` needs a size above 0 {unit}"
                 )));
             }
             if local_caches
-                .insert(name.clone(), LocalCache::new(name, *size))
+                .insert(name.clone(), LocalCache::new(name, *bound))
                 .is_some()
             {
                 return Err(Error::config(format!(

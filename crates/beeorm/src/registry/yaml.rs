@@ -7,7 +7,8 @@
 //! default:
 //!   mysql: root:root@tcp(localhost:3306)/db?limit_connections=10
 //!   mysqlEncoding: utf8mb4
-//!   local_cache: 1000
+//!   local_cache: 1000              # at most 1000 entries; or `{entries: 1000}`, or a byte
+//!                                  #   bound: `{bytes: 67108864}`, `{bytes: "64MB"}`
 //!   connect_timeout: 5s            # ours: relational pool timeouts (`500ms`, `5s`, `2m`,
 //!   query_timeout: 60s             #   or a number of seconds); see
 //!   acquire_timeout: 10s           #   `Registry::set_sql_timeouts` for the defaults
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Registry;
+use crate::cache::LocalCacheBound;
 use crate::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +43,7 @@ struct PoolSection {
     sqlite: Option<String>,
     /// Ours: a PostgreSQL URL.
     postgres: Option<String>,
-    local_cache: Option<u64>,
+    local_cache: Option<LocalCacheSetting>,
     /// Ours: relational pool timeouts (see `Registry::set_sql_timeouts`).
     connect_timeout: Option<serde_norway::Value>,
     query_timeout: Option<serde_norway::Value>,
@@ -59,6 +61,107 @@ struct PoolSection {
     elastic: Option<serde_norway::Value>,
     elastic_trace: Option<serde_norway::Value>,
     clickhouse: Option<serde_norway::Value>,
+}
+
+/// `local_cache:` — `N` or `{entries: N}` (an entry bound), `{bytes: N}` or
+/// `{bytes: "64MB"}` (a byte bound). Anything else is a YAML error, which
+/// serde_norway prefixes with the path (`pool.local_cache`) and position.
+#[derive(Debug)]
+struct LocalCacheSetting(LocalCacheBound);
+
+/// What `local_cache` accepts, for error messages.
+const LOCAL_CACHE_FORMS: &str = "a number of entries (`local_cache: 1000`), `{entries: 1000}` or `{bytes: 67108864}` / `{bytes: \"64MB\"}`";
+
+impl<'de> Deserialize<'de> for LocalCacheSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LocalCacheSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(LOCAL_CACHE_FORMS)
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<Self::Value, E> {
+                Ok(LocalCacheSetting(LocalCacheBound::Entries(n)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> std::result::Result<Self::Value, E> {
+                u64::try_from(n)
+                    .map(|n| LocalCacheSetting(LocalCacheBound::Entries(n)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut bound = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: serde_norway::Value = map.next_value()?;
+                    let parsed = match key.as_str() {
+                        "entries" => value.as_u64().map(LocalCacheBound::Entries).ok_or_else(|| {
+                            A::Error::custom(format!(
+                                "`entries` must be a whole number of entries, not {}",
+                                show(&value)
+                            ))
+                        })?,
+                        "bytes" => parse_bytes(&value).map(LocalCacheBound::Bytes).ok_or_else(|| {
+                            A::Error::custom(format!(
+                                "`bytes` must be a number of bytes or a size such as \"512KB\", \"64MB\", \"1GB\" (1KB = 1024 bytes), not {}",
+                                show(&value)
+                            ))
+                        })?,
+                        other => {
+                            return Err(A::Error::custom(format!(
+                                "unknown key `{other}`; expected {LOCAL_CACHE_FORMS}"
+                            )))
+                        }
+                    };
+                    if bound.replace(parsed).is_some() {
+                        return Err(A::Error::custom(
+                            "give one of `entries` and `bytes`, not both",
+                        ));
+                    }
+                }
+                bound
+                    .map(LocalCacheSetting)
+                    .ok_or_else(|| A::Error::custom(format!("empty; expected {LOCAL_CACHE_FORMS}")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A YAML scalar as written, for error messages.
+fn show(value: &serde_norway::Value) -> String {
+    match value {
+        serde_norway::Value::String(s) => format!("`\"{s}\"`"),
+        other => serde_norway::to_string(other)
+            .map(|s| format!("`{}`", s.trim_end()))
+            .unwrap_or_else(|_| "this value".into()),
+    }
+}
+
+/// A byte size: a number, or digits and a unit among `B`, `KB`, `MB`, `GB` (powers of
+/// 1024; `KiB`, `MiB`, `GiB` are the same; case and a space before the unit do not
+/// matter). `None` for anything else or an overflow.
+fn parse_bytes(value: &serde_norway::Value) -> Option<u64> {
+    match value {
+        serde_norway::Value::Number(n) => n.as_u64(),
+        serde_norway::Value::String(s) => {
+            let s = s.trim();
+            let (digits, unit) =
+                s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = digits.parse().ok()?;
+            let shift = match unit.trim().to_ascii_lowercase().as_str() {
+                "" | "b" => 0,
+                "kb" | "kib" => 10,
+                "mb" | "mib" => 20,
+                "gb" | "gib" => 30,
+                _ => return None,
+            };
+            n.checked_mul(1u64 << shift)
+        }
+        _ => None,
+    }
 }
 
 /// The top-level map, in document order, refusing a pool named twice (a plain map
@@ -197,8 +300,14 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
             registry.register_sqlite_pool(&pool, path);
         }
         sql_timeouts(&mut registry, &pool, &s)?;
-        if let Some(size) = s.local_cache {
-            registry.register_local_cache(&pool, size);
+        match s.local_cache {
+            Some(LocalCacheSetting(LocalCacheBound::Entries(n))) => {
+                registry.register_local_cache(&pool, n);
+            }
+            Some(LocalCacheSetting(LocalCacheBound::Bytes(n))) => {
+                registry.register_local_cache_bytes(&pool, n);
+            }
+            None => {}
         }
         redis_section(&mut registry, &pool, &s)?;
     }
@@ -327,6 +436,32 @@ fn split_db<'a>(pool: &str, value: &'a str, is_address: bool) -> Result<(&'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_parse_with_binary_units() {
+        let parse = |y: &str| parse_bytes(&serde_norway::from_str(y).unwrap());
+        assert_eq!(parse("1000"), Some(1000));
+        assert_eq!(parse("\"1000\""), Some(1000));
+        assert_eq!(parse("\"100B\""), Some(100));
+        assert_eq!(parse("\"512KB\""), Some(512 * 1024));
+        assert_eq!(parse("\"64MB\""), Some(64 << 20));
+        assert_eq!(parse("\"64 mib\""), Some(64 << 20));
+        assert_eq!(parse("\"2GB\""), Some(2 << 30));
+        assert_eq!(parse("\"2GiB\""), Some(2 << 30));
+        for bad in [
+            "\"64XB\"",
+            "\"MB\"",
+            "\"-1MB\"",
+            "\"1.5MB\"",
+            "-1",
+            "1.5",
+            "[1]",
+            "\"99999999999999999999GB\"",
+            "\"17179869184GB\"",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn flow_depth_counts_only_real_flow_collections() {

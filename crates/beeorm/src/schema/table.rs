@@ -99,6 +99,8 @@ pub struct TableSchema {
     cache: super::CacheDefinition,
     /// The entity's slot among the registry's entity caches (set by validate).
     cache_slot: Option<u32>,
+    /// [`TableSchema::cache_signature`], computed on first use.
+    signature: OnceLock<String>,
 }
 
 /// SQL fragments of a table, rendered once per table with its pool's quoting.
@@ -200,6 +202,7 @@ impl TableSchema {
             templates: OnceLock::new(),
             cache: def.cache,
             cache_slot: None,
+            signature: OnceLock::new(),
         })
     }
 
@@ -364,6 +367,131 @@ impl TableSchema {
             }
         })
     }
+
+    /// The schema's part of a cache key (issue 12): 12 lowercase hex digits of a
+    /// stable 64-bit hash (FNV-1a) of the table name, each column's name, field, type
+    /// (with enum and set values, length, precision, scale, signedness), nullability
+    /// and reference, and the row encoding's version. A changed struct gets other
+    /// keys, so it never decodes bytes cached for the old one; the same definition
+    /// gives the same signature in every build and process.
+    #[cfg_attr(not(test), allow(dead_code))] // The entity cache (issue 12) comes next.
+    pub(crate) fn cache_signature(&self) -> &str {
+        self.signature.get_or_init(|| {
+            let mut text = String::new();
+            signature_text(self, &mut text);
+            // The high 48 bits: FNV-1a mixes every input byte into them.
+            format!("{:012x}", fnv1a64(text.as_bytes()) >> 16)
+        })
+    }
+}
+
+/// The canonical text the cache signature hashes: one line per item, each name
+/// length-prefixed so that no two schemas write the same text.
+fn signature_text(schema: &TableSchema, out: &mut String) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "beeorm-row codec {}",
+        crate::cache::codec::CODEC_VERSION
+    );
+    let _ = writeln!(out, "table {}:{}", schema.table.len(), schema.table);
+    for c in &schema.columns {
+        let _ = write!(
+            out,
+            "column {}:{} {}:{} {} {}",
+            c.name.len(),
+            c.name,
+            c.field.len(),
+            c.field,
+            if c.nullable { "null" } else { "not-null" },
+            if c.primary_key { "pk" } else { "-" },
+        );
+        match &c.ty {
+            ColumnType::Int { bytes, unsigned } => {
+                let _ = write!(out, " int{bytes}{}", sign(*unsigned));
+            }
+            ColumnType::Bool => out.push_str(" bool"),
+            ColumnType::Float { double, unsigned } => {
+                let _ = write!(
+                    out,
+                    " float{}{}",
+                    if *double { 8 } else { 4 },
+                    sign(*unsigned)
+                );
+            }
+            ColumnType::Decimal {
+                precision,
+                scale,
+                unsigned,
+            } => {
+                let _ = write!(out, " decimal{precision},{scale}{}", sign(*unsigned));
+            }
+            ColumnType::Varchar(n) => {
+                let _ = write!(out, " varchar{n}");
+            }
+            ColumnType::Text => out.push_str(" text"),
+            ColumnType::Blob(size) => out.push_str(match size {
+                super::types::BlobSize::Blob => " blob",
+                super::types::BlobSize::Medium => " mediumblob",
+                super::types::BlobSize::Long => " longblob",
+            }),
+            ColumnType::Date => out.push_str(" date"),
+            ColumnType::DateTime => out.push_str(" datetime"),
+            ColumnType::Time => out.push_str(" time"),
+            ColumnType::Year => out.push_str(" year"),
+            ColumnType::Enum(values) => enum_text(" enum", values, out),
+            ColumnType::Set(values) => enum_text(" set", values, out),
+            ColumnType::Json => out.push_str(" json"),
+        }
+        if let Some(r) = &c.reference {
+            let _ = write!(
+                out,
+                " ref {}:{}{}",
+                r.entity.len(),
+                r.entity,
+                if r.many { " many" } else { "" }
+            );
+        }
+        out.push('\n');
+    }
+}
+
+fn sign(unsigned: bool) -> &'static str {
+    if unsigned {
+        "u"
+    } else {
+        "s"
+    }
+}
+
+fn enum_text(kind: &str, values: &EnumValues, out: &mut String) {
+    use std::fmt::Write;
+    out.push_str(kind);
+    match values {
+        EnumValues::Values { values, default } => {
+            let _ = write!(out, "({}", values.len());
+            for v in values {
+                let _ = write!(out, " {}:{}", v.len(), v);
+            }
+            let _ = write!(out, " default {}:{})", default.len(), default);
+        }
+        // Resolved by `build`; kept apart all the same.
+        EnumValues::Named(name) => {
+            let _ = write!(out, "@{}:{}", name.len(), name);
+        }
+    }
+}
+
+/// FNV-1a, 64 bits: a fixed function of the bytes (std's hashers may change between
+/// releases and are seeded per process).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// (position, column, field) of one member of an index.
@@ -582,9 +710,208 @@ impl Builder<'_> {
     }
 }
 
-impl TableSchema {
-    /// TEMPORARY stand-in (replaced by the codec branch).
-    pub(crate) fn cache_signature(&self) -> String {
-        format!("{:012x}", self.columns.len())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Entity;
+
+    /// The base definition; each one below changes one thing.
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct Base {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    /// Base again under another Rust name: the same table and columns.
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct Same {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct WiderAge {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: Option<u16>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct RequiredAge {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: u8,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct RenamedColumn {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        #[orm(column = "years")]
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig2")]
+    #[allow(dead_code)]
+    struct OtherTable {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct OtherScale {
+        id: u64,
+        #[orm(length = 50)]
+        name: String,
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,3")]
+        price: f64,
+    }
+
+    #[derive(crate::Entity)]
+    #[orm(table = "sig")]
+    #[allow(dead_code)]
+    struct LongerName {
+        id: u64,
+        #[orm(length = 51)]
+        name: String,
+        age: Option<u8>,
+        #[orm(enum = "sizes")]
+        size: String,
+        #[orm(decimal = "10,2")]
+        price: f64,
+    }
+
+    fn schema_with<E: Entity>(sizes: &[&str]) -> TableSchema {
+        let enums = HashMap::from([(
+            "sizes".to_string(),
+            EnumDefinition::from_list("sizes", sizes),
+        )]);
+        TableSchema::build(&E::definition(), &enums).expect("a valid definition")
+    }
+
+    fn signature<E: Entity>() -> String {
+        schema_with::<E>(&["s", "m"]).cache_signature().to_string()
+    }
+
+    #[test]
+    fn fnv1a64_gives_the_published_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn a_known_definition_has_a_fixed_signature() {
+        // Changing this value changes every cache key: only with a new row encoding
+        // or a deliberate change of what the signature covers.
+        let sig = signature::<Base>();
+        assert_eq!(sig, "6c8768d8107a");
+        assert_eq!(sig.len(), 12);
+        assert!(sig
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    }
+
+    #[test]
+    fn the_same_definition_gives_the_same_signature() {
+        let a = schema_with::<Base>(&["s", "m"]);
+        let b = schema_with::<Base>(&["s", "m"]);
+        assert_eq!(a.cache_signature(), b.cache_signature());
+        // Computed once: the same string every call.
+        assert!(std::ptr::eq(a.cache_signature(), a.cache_signature()));
+        assert_eq!(signature::<Same>(), signature::<Base>());
+    }
+
+    #[test]
+    fn any_change_of_the_definition_changes_the_signature() {
+        let base = signature::<Base>();
+        let changed = [
+            ("a column type", signature::<WiderAge>()),
+            ("nullability", signature::<RequiredAge>()),
+            ("a column name", signature::<RenamedColumn>()),
+            ("the table", signature::<OtherTable>()),
+            ("a decimal scale", signature::<OtherScale>()),
+            ("a length", signature::<LongerName>()),
+            (
+                "an enum value",
+                schema_with::<Base>(&["s", "m", "l"])
+                    .cache_signature()
+                    .to_string(),
+            ),
+            (
+                "the order of enum values",
+                schema_with::<Base>(&["m", "s"])
+                    .cache_signature()
+                    .to_string(),
+            ),
+        ];
+        for (what, sig) in &changed {
+            assert_ne!(*sig, base, "changing {what} kept the signature");
+        }
+        for (i, (what, a)) in changed.iter().enumerate() {
+            for (other, b) in &changed[i + 1..] {
+                assert_ne!(a, b, "{what} and {other} give one signature");
+            }
+        }
+    }
+
+    #[test]
+    fn the_signature_covers_the_codec_version() {
+        let schema = schema_with::<Base>(&["s", "m"]);
+        let mut text = String::new();
+        signature_text(&schema, &mut text);
+        assert!(text.starts_with(&format!(
+            "beeorm-row codec {}\n",
+            crate::cache::codec::CODEC_VERSION
+        )));
     }
 }
