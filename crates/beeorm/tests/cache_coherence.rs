@@ -293,19 +293,15 @@ mod checker {
                 Outcome::Forbidden => report.writes_forbidden += 1,
                 Outcome::Unknown => report.writes_unknown += 1,
             }
-            match w.value {
-                Some(_) => {
-                    if tokens.insert(w.token, w).is_some() {
-                        report.violation(format!("token {} written twice", w.token));
-                    }
+            if w.value.is_some() {
+                if tokens.insert(w.token, w).is_some() {
+                    report.violation(format!("token {} written twice", w.token));
                 }
-                None if w.outcome != Outcome::Forbidden => {
-                    if w.outcome == Outcome::Acked {
-                        report.deletes += 1;
-                    }
-                    deletes.entry(w.key).or_default().push(w)
+            } else if w.outcome != Outcome::Forbidden {
+                if w.outcome == Outcome::Acked {
+                    report.deletes += 1;
                 }
-                None => {}
+                deletes.entry(w.key).or_default().push(w);
             }
         }
         let empty = KeyWrites::default();
