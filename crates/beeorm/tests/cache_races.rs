@@ -6,9 +6,16 @@
 //!
 //! "Another process" is a second registry (its own local cache, connections and
 //! invalidation subscriber); race 4 uses a real second OS process (this binary run
-//! again as `race_worker`) that dies between its COMMIT and its unlock. Races that
-//! depend on the database's isolation run on MariaDB, PostgreSQL and SQLite; those
-//! that only involve Redis run on SQLite.
+//! again as `race_worker`) that dies between its COMMIT and its unlock, and races 5
+//! and 7 freeze a process's invalidation channel behind a proxy. Races that depend
+//! on the database's isolation run on MariaDB, PostgreSQL and SQLite; those that
+//! only involve Redis run on SQLite; a COMMIT that fails after the lock needs
+//! PostgreSQL's deferred constraint triggers.
+//!
+//! `race_05_strict_mode_survives_a_flush_between_lock_and_commit` found a bug: strict
+//! writers waited their window before the COMMIT, so a lock deleted meanwhile let
+//! another process refill the old row and serve it after the acknowledgement; they
+//! now wait after the unlock (`cache/write.rs`).
 //!
 //! Race 8 (a cached list filled while a matching row is inserted) needs cached
 //! queries, which are not on main yet; it is not replayed here.
@@ -428,6 +435,48 @@ dialect_test!(
         db.drop().await;
     }
 );
+
+/// Race 3, a COMMIT that fails after the lock: PostgreSQL checks a deferred
+/// constraint trigger at COMMIT, so the rows are locked in Redis, the COMMIT fails,
+/// and the guard must unlock them without anything of the write reaching a layer.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn race_03_a_commit_that_fails_after_the_lock_leaves_every_layer_as_it_was() {
+    let db = TestDb::new(Kind::Postgres, "race_03_commit_fails_pg").await;
+    let (a, b, ns) = setup(&db, "r03c").await;
+    let mut acc = insert(&a, 1, "v1").await;
+    for sql in [
+        "CREATE FUNCTION race_refuse() RETURNS trigger AS $$ BEGIN \
+         IF NEW.name = 'refused' THEN RAISE EXCEPTION 'refused at COMMIT'; END IF; \
+         RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE CONSTRAINT TRIGGER race_refuse AFTER UPDATE ON race_accounts \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION race_refuse()",
+    ] {
+        common::exec(&a.engine(), sql).await;
+    }
+    assert_eq!(a.name(1).await, "v1");
+    assert_eq!(b.name(1).await, "v1");
+    let locks = a.stats().redis.invalidations;
+    acc.name = "refused".into();
+    let err = a.engine().flush(&mut acc).await.unwrap_err();
+    assert!(err.to_string().contains("refused at COMMIT"), "{err}");
+    assert!(
+        a.stats().redis.invalidations > locks,
+        "the rows were locked before the COMMIT"
+    );
+    wait_until("the failed writer's lock is gone", || async {
+        state(&a, &ns, 1).await != 'P'
+    })
+    .await;
+    assert_eq!(stored(&a, 1).await.unwrap().name, "v1");
+    for n in [&a, &b] {
+        n.sees(1, "v1").await;
+        assert_eq!(n.name(1).await, "v1");
+    }
+    let fresh = node_of::<Account>(db.kind, &db.location, &ns).await;
+    assert_eq!(fresh.name(1).await, "v1");
+    db.drop().await;
+}
 
 // ---------------------------------------------------------------------------
 // Race 4: the writer's process dies between its COMMIT and its unlock.

@@ -63,11 +63,20 @@ async fn the_local_layer_alone_serves_hits_and_follows_every_write() {
     let mut s = e.find::<Setting>(s.id).await.unwrap();
     e.delete(&mut s).await.unwrap();
     assert!(e.load_by_id::<Setting>(s.id).await.unwrap().is_none());
-    assert!(e.read().include_deleted().load_by_id::<Setting>(s.id).await.unwrap().is_some());
+    assert!(e
+        .read()
+        .include_deleted()
+        .load_by_id::<Setting>(s.id)
+        .await
+        .unwrap()
+        .is_some());
     // Plain SQL is not seen until invalidated.
     e.db("default")
         .unwrap()
-        .execute("UPDATE `Setting` SET `value` = 'sql' WHERE `id` = 42", vec![])
+        .execute(
+            "UPDATE `Setting` SET `value` = 'sql' WHERE `id` = 42",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(e.find::<Setting>(42).await.unwrap().value, "late");
