@@ -108,12 +108,11 @@ pub(crate) async fn lock(
         let Some(client) = &cache.control else {
             continue;
         };
-        let channel = if cache.local.is_some() && caches.channel.is_some() {
-            caches.channel_name.as_str()
-        } else {
-            ""
-        };
-        super::protocol::lock(client, &caches.scripts, &keys, channel, &message).await?;
+        let (in_script, separately) = publish_on(caches, client);
+        super::protocol::lock(client, &caches.scripts, &keys, in_script, &message).await?;
+        if let Some(channel) = separately {
+            publish(channel, &caches.channel_name, &message).await?;
+        }
         if cache.redis.is_some() {
             cache
                 .counters
@@ -130,6 +129,38 @@ pub(crate) async fn lock(
     )
     .await;
     Ok(Some(locked))
+}
+
+/// Where the invalidation of rows whose keys live on `control` is published: on
+/// the channel whenever there is one, whether or not this registry keeps the entity
+/// locally (another deploy sharing the namespace may: a rollout that adds
+/// `local_cache`). Inside the lock/unlock script (atomic with the key change) when
+/// `control` is the channel's pool, else by a separate PUBLISH on the channel's pool
+/// (subscribers listen there; a PUBLISH on another server would reach none of them).
+#[cfg(feature = "redis")]
+fn publish_on<'c>(
+    caches: &'c Caches,
+    control: &crate::redis::RedisClient,
+) -> (&'c str, Option<&'c crate::redis::RedisClient>) {
+    match &caches.channel {
+        Some(channel) if channel.pool_name() == control.pool_name() => {
+            (caches.channel_name.as_str(), None)
+        }
+        Some(channel) => ("", Some(channel)),
+        None => ("", None),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn publish(
+    client: &crate::redis::RedisClient,
+    channel: &str,
+    message: &str,
+) -> crate::Result<()> {
+    let _: i64 = client
+        .query(::redis::cmd("PUBLISH").arg(channel).arg(message))
+        .await?;
+    Ok(())
 }
 
 /// The key prefix of the first row (pause points match on the namespace).
@@ -178,15 +209,16 @@ async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {
         let Some(client) = &cache.control else {
             continue;
         };
-        let channel = if cache.local.is_some() && caches.channel.is_some() {
-            caches.channel_name.as_str()
-        } else {
-            ""
-        };
+        let (in_script, separately) = publish_on(caches, client);
         if let Err(e) =
-            super::protocol::unlock(client, &caches.scripts, &keys, channel, &message).await
+            super::protocol::unlock(client, &caches.scripts, &keys, in_script, &message).await
         {
             tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache unlock failed; the locks expire on their own");
+        }
+        if let Some(channel) = separately {
+            if let Err(e) = publish(channel, &caches.channel_name, &message).await {
+                tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache invalidation not published; other processes' local layers keep the rows until their channel notices");
+            }
         }
     }
     for (slot, id) in rows {
