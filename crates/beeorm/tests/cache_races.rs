@@ -15,7 +15,11 @@
 //! `race_05_strict_mode_survives_a_flush_between_lock_and_commit` found a bug: strict
 //! writers waited their window before the COMMIT, so a lock deleted meanwhile let
 //! another process refill the old row and serve it after the acknowledgement; they
-//! now wait after the unlock (`cache/write.rs`).
+//! now wait after the unlock (`cache/write.rs`). Two more found that local-layer
+//! invalidations were lost: a writer whose own entity had no local layer published
+//! none (`race_12_a_deploy_without_a_local_layer_still_invalidates_the_others`), and
+//! rows on another Redis server than the channel published theirs where nobody
+//! listens (`race_07_invalidations_reach_other_processes_when_rows_live_on_another_server`).
 //!
 //! Race 8 (a cached list filled while a matching row is inserted) needs cached
 //! queries, which are not on main yet; it is not replayed here.
@@ -1134,6 +1138,169 @@ sqlite_test!(
             assert!(
                 start.elapsed() < WINDOW,
                 "the old deploy missed the new's write"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        db.drop().await;
+    }
+);
+
+/// The old deploy of a rollout that adds `local_cache`: Redis only.
+#[derive(Entity, Clone, Debug, PartialEq)]
+#[orm(redis_cache, table = "race_layers")]
+struct LayersOld {
+    id: u64,
+    name: String,
+}
+
+/// The new deploy: the same columns (the same signature), a local layer too.
+#[derive(Entity, Clone, Debug, PartialEq)]
+#[orm(local_cache, redis_cache, table = "race_layers")]
+struct LayersNew {
+    id: u64,
+    name: String,
+}
+
+// Race 12, the other half of a rollout: the deploy that has no local layer still
+// tells the local layers of the deploy that has one.
+sqlite_test!(
+    race_12_a_deploy_without_a_local_layer_still_invalidates_the_others,
+    |db: TestDb| async move {
+        let ns = namespace("r12l");
+        let old = node_of::<LayersOld>(db.kind, &db.location, &ns).await;
+        common::sync(&old.engine()).await;
+        let new = node_of::<LayersNew>(db.kind, &db.location, &ns).await;
+        let mut row = Tracked::new(LayersOld {
+            id: 1,
+            name: "v1".into(),
+        });
+        old.engine().flush(&mut row).await.unwrap();
+        let new_name = || {
+            let e = new.engine();
+            async move { e.find::<LayersNew>(1).await.unwrap().name.clone() }
+        };
+        assert_eq!(new_name().await, "v1");
+        assert_eq!(new_name().await, "v1");
+        let hits = new
+            .engine()
+            .cache_stats()
+            .entity("LayersNew")
+            .unwrap()
+            .local
+            .hits;
+        assert_eq!(hits, 1, "the new deploy holds v1 locally");
+        row.name = "v2".into();
+        old.engine().flush(&mut row).await.unwrap();
+        let start = Instant::now();
+        while new_name().await != "v2" {
+            assert!(
+                start.elapsed() < WINDOW,
+                "the new deploy's local layer never learnt of the old deploy's write"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        db.drop().await;
+    }
+);
+
+/// Rows on a Redis server of their own; invalidations on the `default` pool's.
+#[derive(Entity, Clone, Debug, PartialEq)]
+#[orm(local_cache, redis_cache = "rows", table = "race_elsewhere")]
+struct Elsewhere {
+    id: u64,
+    name: String,
+}
+
+/// A throwaway Redis server on a free loopback port, killed on drop.
+struct Throwaway {
+    port: u16,
+    _child: tokio::process::Child,
+}
+
+async fn throwaway_redis() -> Throwaway {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (scripts/services installs it)");
+        // Ready when it answers with its own port (another process may have taken
+        // the port between our probe and its bind).
+        let url = format!("redis://127.0.0.1:{port}");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            let answer = async {
+                let client = beeorm::redis::driver::Client::open(url.as_str()).ok()?;
+                let mut c = client.get_multiplexed_async_connection().await.ok()?;
+                let reply: Vec<String> = beeorm::redis::driver::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("port")
+                    .query_async(&mut c)
+                    .await
+                    .ok()?;
+                reply.get(1).cloned()
+            }
+            .await;
+            if answer.as_deref() == Some(port.to_string().as_str()) {
+                return Throwaway {
+                    port,
+                    _child: child,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("no throwaway Redis server started");
+}
+
+// Race 7, across servers: an entity whose rows live on another Redis server than the
+// invalidation channel still reaches every process's local layer.
+sqlite_test!(
+    race_07_invalidations_reach_other_processes_when_rows_live_on_another_server,
+    |db: TestDb| async move {
+        let server = throwaway_redis().await;
+        let ns = namespace("r07s");
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let mut r = db.registry();
+            r.register_redis_pool("default", &common_redis::redis_url(), 0)
+                .register_redis_pool("rows", &format!("redis://127.0.0.1:{}", server.port), 0)
+                .register_local_cache("default", 10_000)
+                .set_cache_namespace(&ns)
+                .set_local_cache_window(WINDOW)
+                .register_entity::<Elsewhere>();
+            let registry = r.validate().await.unwrap();
+            wait_serving(&registry).await;
+            nodes.push(registry);
+        }
+        common::sync(&nodes[0].create_engine()).await;
+        let name = |n: usize| {
+            let e = nodes[n].create_engine();
+            async move { e.find::<Elsewhere>(1).await.unwrap().name.clone() }
+        };
+        let mut row = Tracked::new(Elsewhere {
+            id: 1,
+            name: "v1".into(),
+        });
+        nodes[0].create_engine().flush(&mut row).await.unwrap();
+        assert_eq!(name(1).await, "v1");
+        assert_eq!(name(1).await, "v1");
+        let stats = nodes[1].create_engine().cache_stats();
+        assert_eq!(stats.entity("Elsewhere").unwrap().local.hits, 1);
+        row.name = "v2".into();
+        nodes[0].create_engine().flush(&mut row).await.unwrap();
+        let start = Instant::now();
+        while name(1).await != "v2" {
+            assert!(
+                start.elapsed() < WINDOW,
+                "the other process never learnt of the write"
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
