@@ -135,11 +135,15 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let engine = rt.block_on(setup(dir.path()));
     let client = driver::Client::open(format!("{}/{DB}", redis_url())).unwrap();
-    let raw = rt.block_on(driver::aio::ConnectionManager::new(client)).unwrap();
+    let raw = rt
+        .block_on(driver::aio::ConnectionManager::new(client))
+        .unwrap();
 
     // Local hit vs a raw moka get.
     let mut g = c.benchmark_group("cache/local_hit");
-    rt.block_on(engine.load_by_id::<LocalRow>(7)).unwrap().unwrap();
+    rt.block_on(engine.load_by_id::<LocalRow>(7))
+        .unwrap()
+        .unwrap();
     g.bench_function("beeorm", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(engine.load_by_id::<LocalRow>(7).await.unwrap()) })
@@ -154,7 +158,9 @@ fn benches(c: &mut Criterion) {
 
     // Redis hit vs one raw GET.
     let mut g = c.benchmark_group("cache/redis_hit");
-    rt.block_on(engine.load_by_id::<RedisRow>(7)).unwrap().unwrap();
+    rt.block_on(engine.load_by_id::<RedisRow>(7))
+        .unwrap()
+        .unwrap();
     g.bench_function("beeorm", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(engine.load_by_id::<RedisRow>(7).await.unwrap()) })
@@ -164,7 +170,10 @@ fn benches(c: &mut Criterion) {
         let mut c = raw.clone();
         let _: () = c.set("beeorm-bench-raw:7", &value).await.unwrap();
         for i in 0..100 {
-            let _: () = c.set(format!("beeorm-bench-raw:{i}"), &value).await.unwrap();
+            let _: () = c
+                .set(format!("beeorm-bench-raw:{i}"), &value)
+                .await
+                .unwrap();
         }
     });
     g.bench_function("redis_get", |b| {

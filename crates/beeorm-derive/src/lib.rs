@@ -579,6 +579,9 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     // span to point at when the entity is not `Clone`.
     let mut local_cache: Option<(String, proc_macro2::Span)> = None;
     let mut redis_cache: Option<String> = None;
+    // `cached_query(name = "...", query = "...")` / `cached_query_one(...)`: (name,
+    // query, one), in declaration order.
+    let mut queries: Vec<(String, String, bool)> = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
@@ -614,10 +617,51 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 } else {
                     redis_cache = Some(name);
                 }
+            } else if meta.path.is_ident("cached_query") || meta.path.is_ident("cached_query_one") {
+                let one = meta.path.is_ident("cached_query_one");
+                let span = meta.path.span();
+                let mut name: Option<LitStr> = None;
+                let mut query: Option<LitStr> = None;
+                meta.parse_nested_meta(|inner| {
+                    if inner.path.is_ident("name") {
+                        name = Some(inner.value()?.parse()?);
+                    } else if inner.path.is_ident("query") {
+                        query = Some(inner.value()?.parse()?);
+                    } else {
+                        return Err(inner.error(
+                            "unknown cached query setting; expected `name = \"...\"` and `query = \"...\"`",
+                        ));
+                    }
+                    Ok(())
+                })?;
+                let name = name.ok_or_else(|| {
+                    syn::Error::new(span, "a cached query needs `name = \"...\"`")
+                })?;
+                let query = query.ok_or_else(|| {
+                    syn::Error::new(
+                        span,
+                        "a cached query needs `query = \"...\"` (`\"\"` for every row)",
+                    )
+                })?;
+                let n = name.value();
+                if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        "a cached query name is 1 or more ASCII letters, digits or `_`",
+                    ));
+                }
+                if queries.iter().any(|(other, _, _)| *other == n) {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("cached query `{n}` is declared twice"),
+                    ));
+                }
+                queries.push((n, query.value(), one));
             } else {
                 return Err(meta.error(
                     "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
-                     `local_cache[ = \"pool\"]` or `redis_cache[ = \"pool\"]`",
+                     `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, \
+                     `cached_query(name = \"...\", query = \"...\")` or `cached_query_one(...)`",
                 ));
             }
             Ok(())
@@ -722,6 +766,9 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
+    let queries = queries.iter().map(|(name, query, one)| {
+        quote!(::beeorm::schema::CachedQueryDefinition { name: #name, query: #query, one: #one })
+    });
     Ok(quote! {
         impl ::beeorm::Entity for #ident {
             fn definition() -> ::beeorm::schema::EntityDefinition {
@@ -736,6 +783,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     cache: ::beeorm::schema::CacheDefinition {
                         local: #local,
                         redis: #redis,
+                        queries: &[#(#queries),*],
                     },
                 }
             }

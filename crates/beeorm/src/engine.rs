@@ -16,7 +16,7 @@ pub struct Engine {
     registry: ValidatedRegistry,
     /// The request cache (and data loader), when enabled: this engine's (and its
     /// clones') own, never another engine's.
-    request: Option<std::sync::Arc<crate::load::request::RequestCache>>,
+    request: Option<std::sync::Arc<crate::cache::request::RequestCache>>,
 }
 
 impl Engine {
@@ -46,7 +46,7 @@ impl Engine {
         Engine {
             registry: self.registry.clone(),
             request: Some(std::sync::Arc::new(
-                crate::load::request::RequestCache::new(false),
+                crate::cache::request::RequestCache::new(false),
             )),
         }
     }
@@ -58,13 +58,13 @@ impl Engine {
         Engine {
             registry: self.registry.clone(),
             request: Some(std::sync::Arc::new(
-                crate::load::request::RequestCache::new(true),
+                crate::cache::request::RequestCache::new(true),
             )),
         }
     }
 
     /// The request cache, if enabled.
-    pub(crate) fn request_cache(&self) -> Option<&crate::load::request::RequestCache> {
+    pub(crate) fn request_cache(&self) -> Option<&crate::cache::request::RequestCache> {
         self.request.as_deref()
     }
 
@@ -78,7 +78,7 @@ impl Engine {
     /// The request cache handle, to empty it once a transaction commits.
     pub(crate) fn request_handle(
         &self,
-    ) -> Option<std::sync::Arc<crate::load::request::RequestCache>> {
+    ) -> Option<std::sync::Arc<crate::cache::request::RequestCache>> {
         self.request.clone()
     }
 

@@ -34,7 +34,7 @@
 //! | 6 | `Decimal` | varint magnitude (< 2^96), then one byte: scale (≤ 28) + 0x80 if negative (-0 kept) |
 //! | 7 | `String` | varint length, UTF-8 bytes |
 //! | 8 | `Bytes` | varint length, bytes |
-//! | 9 | `Date` | zigzag varint: days from 0001-01-01 (chrono's `num_days_from_ce`) |
+//! | 9 | `Date` | zigzag varint: chrono's `num_days_from_ce` (0001-01-01 is day 1) |
 //! | 10 | `DateTime` | date as above, varint seconds from midnight, varint nanoseconds (≥ 1e9 in a leap second) |
 //! | 11 | `Time` | varint seconds from midnight, varint nanoseconds |
 //! | 12 | `Json` | a JSON node: varint tag (position in [`JSON_TAGS`]) and payload, arrays and objects with a varint count |

@@ -30,6 +30,8 @@ pub(crate) mod local;
 pub mod pause;
 #[cfg(feature = "redis")]
 pub(crate) mod protocol;
+pub(crate) mod query;
+pub(crate) mod request;
 mod stats;
 pub(crate) mod write;
 
@@ -103,6 +105,8 @@ pub(crate) struct EntityCache {
     pub control: Option<RedisClient>,
     /// Counters.
     pub counters: Counters,
+    /// The entity's cached queries (D5), if it declares any.
+    pub queries: Option<query::TableQueries>,
 }
 
 impl EntityCache {
@@ -154,6 +158,9 @@ impl Caches {
         local: &std::collections::HashMap<String, LocalCache>,
         redis: &std::collections::HashMap<String, RedisClient>,
     ) -> crate::Result<Option<Arc<Caches>>> {
+        for schema in schemas.iter() {
+            query::check_uncached(schema)?;
+        }
         let cached: Vec<usize> = (0..schemas.len())
             .filter(|i| {
                 let c = schemas[*i].cache_definition();
@@ -229,6 +236,8 @@ impl Caches {
             };
             let control = rows.clone().or_else(|| channel.clone());
             let table_id = format!("{}.{}", schema.pool_name(), schema.table_name());
+            let signature = schema.cache_signature().to_string();
+            let queries = query::build(schema, &ns, &table_id, &signature)?;
             let slot = slot as u32;
             schema.set_cache_slot(slot);
             by_table.insert(table_id.clone(), slot);
@@ -237,11 +246,12 @@ impl Caches {
                 entity,
                 key_prefix: format!("{ns}:e:{{{table_id}}}:"),
                 table_id,
-                signature: schema.cache_signature().to_string(),
+                signature,
                 local,
                 redis: rows,
                 control,
                 counters: Counters::default(),
+                queries,
             });
         }
         let token_seed = {

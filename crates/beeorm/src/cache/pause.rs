@@ -24,6 +24,10 @@ pub enum Point {
     BeforeCommit,
     /// A writer after its COMMIT, before it unlocks (invalidates) the cache keys.
     BeforeUnlock,
+    /// A reader of a cached query that took the lease of its list, before its SELECT.
+    BeforeQuerySelect,
+    /// A reader of a cached query after its SELECT, before it fills the list.
+    BeforeQueryFill,
 }
 
 /// A hook: awaited by every task of the namespace reaching the point.

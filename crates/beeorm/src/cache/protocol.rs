@@ -29,6 +29,13 @@
 //! committed row — no stale entry is ever readable. A rolled-back unit of work
 //! unlocks the same way (the old row is read again on the next miss).
 //!
+//! Cached queries (`cache/query.rs`) add four scripts on the same principle, one
+//! level up: per table a version and a set of writers in flight, bumped and entered
+//! by `LOCK_WITH_QUERIES` (the row `LOCK` plus the table's query keys, one atomic
+//! step) and left by `UNLOCK_WITH_QUERIES`; a list is filled (`FILL_LIST`) only
+//! under a lease taken at the current version (`READ_LIST`) while that version
+//! still holds and no writer is in flight.
+//!
 //! The signature lives in the value, not in the key name, on purpose: two deploys
 //! whose structs differ share one key per row, so a write by either invalidates the
 //! row for both, and neither ever decodes the other's bytes (a `V` of another
@@ -122,21 +129,158 @@ end
 return 1
 ";
 
-/// The four scripts, hashed once.
+// Cached queries (D5, `cache/query.rs`): per table a version `v` (a string of
+// digits) and the writers in flight `w` (a sorted set: writer token → deadline in
+// ms); per query and arguments a list key holding `V<version> <payload>` or the
+// lease `L<token>:<version>`. A version starts at the server's clock in µs, so one
+// lost with its key (FLUSHALL, eviction) never comes back to a number an old list
+// still carries.
+
+/// Lua shared by the query scripts: the server's clock in ms, and the table's
+/// version (created from the clock when absent).
+const QUERY_PRELUDE: &str = r"
+local function clock()
+  local t = redis.call('TIME')
+  return t, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function version(k, t)
+  local v = redis.call('GET', k)
+  if not v then
+    v = t[1] .. string.format('%06d', tonumber(t[2]))
+    redis.call('SET', k, v)
+  end
+  return v
+end
+local function writing(k, now)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  return redis.call('ZCARD', k) > 0
+end
+";
+
+/// A reader of a cached query. KEYS: version, writers, list; ARGV: token, lease
+/// (ms). Answers `{'H', payload}` (a list of the current version), `{'L', version}`
+/// (our lease: read the database, then `FILL_LIST`), `{'W', ''}` (another reader
+/// holds a lease of the current version: wait) or `{'B', ''}` (a writer is between
+/// its lock and its unlock: read the database, store nothing).
+const READ_LIST: &str = r"
+local t, now = clock()
+if writing(KEYS[2], now) then
+  return {'B', ''}
+end
+local v = version(KEYS[1], t)
+local cur = redis.call('GET', KEYS[3])
+if cur then
+  local kind = string.sub(cur, 1, 1)
+  local sp = string.find(cur, ' ', 2, true)
+  if kind == 'V' and sp and string.sub(cur, 2, sp - 1) == v then
+    return {'H', string.sub(cur, sp + 1)}
+  end
+  local colon = string.find(cur, ':', 2, true)
+  if kind == 'L' and colon and string.sub(cur, colon + 1) == v then
+    return {'W', ''}
+  end
+end
+redis.call('SET', KEYS[3], 'L' .. ARGV[1] .. ':' .. v, 'PX', ARGV[2])
+return {'L', v}
+";
+
+/// Fills a cached query's list. KEYS: version, writers, list; ARGV: token, the
+/// version of the lease, payload (empty: only give the lease back), TTL (ms).
+/// Stores only while the key holds our lease, the version is the lease's and no
+/// writer is in flight: any write locked since the lease voids the fill (the lease
+/// is then given back). 1 when stored.
+const FILL_LIST: &str = r"
+local lease = 'L' .. ARGV[1] .. ':' .. ARGV[2]
+if redis.call('GET', KEYS[3]) ~= lease then
+  return 0
+end
+local t, now = clock()
+if ARGV[3] == '' or redis.call('GET', KEYS[1]) ~= ARGV[2] or writing(KEYS[2], now) then
+  redis.call('DEL', KEYS[3])
+  return 0
+end
+redis.call('SET', KEYS[3], 'V' .. ARGV[2] .. ' ' .. ARGV[3], 'PX', ARGV[4])
+return 1
+";
+
+/// `LOCK` for a table with cached queries. KEYS: the rows' keys, then the table's
+/// query version and writers; ARGV: lock TTL (ms), channel, message, writer token.
+/// Also adds the writer to the writers in flight (until the TTL) and bumps the
+/// version, in the same atomic step as the rows' locks.
+const LOCK_WITH_QUERIES: &str = r"
+local n = #KEYS - 2
+for i = 1, n do
+  local k = KEYS[i]
+  local v = redis.call('GET', k)
+  local c = 1
+  if v and string.sub(v, 1, 1) == 'P' then
+    c = (tonumber(string.sub(v, 2)) or 0) + 1
+  end
+  redis.call('SET', k, 'P' .. c, 'PX', ARGV[1])
+end
+local t, now = clock()
+version(KEYS[n + 1], t)
+redis.call('INCR', KEYS[n + 1])
+redis.call('ZADD', KEYS[n + 2], now + tonumber(ARGV[1]), ARGV[4])
+redis.call('PEXPIRE', KEYS[n + 2], tonumber(ARGV[1]) * 2)
+if ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return 1
+";
+
+/// `UNLOCK` for a table with cached queries. KEYS: as `LOCK_WITH_QUERIES`; ARGV:
+/// channel, message, writer token. Also removes the writer and bumps the version
+/// again (a reader that filled while a FLUSHALL had removed the writer is voided).
+const UNLOCK_WITH_QUERIES: &str = r"
+local n = #KEYS - 2
+for i = 1, n do
+  local k = KEYS[i]
+  local v = redis.call('GET', k)
+  local c = 0
+  if v and string.sub(v, 1, 1) == 'P' then
+    c = (tonumber(string.sub(v, 2)) or 1) - 1
+  end
+  if c > 0 then
+    redis.call('SET', k, 'P' .. c, 'KEEPTTL')
+  else
+    redis.call('DEL', k)
+  end
+end
+local t, now = clock()
+redis.call('ZREM', KEYS[n + 2], ARGV[3])
+version(KEYS[n + 1], t)
+redis.call('INCR', KEYS[n + 1])
+if ARGV[1] ~= '' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+end
+return 1
+";
+
+/// The scripts, hashed once.
 pub(crate) struct Scripts {
     read: Script,
     fill: Script,
     lock: Script,
     unlock: Script,
+    read_list: Script,
+    fill_list: Script,
+    lock_with_queries: Script,
+    unlock_with_queries: Script,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
+        let with_prelude = |body: &str| format!("{QUERY_PRELUDE}{body}");
         Scripts {
             read: Script::new(READ),
             fill: Script::new(FILL),
             lock: Script::new(LOCK),
             unlock: Script::new(UNLOCK),
+            read_list: Script::new(&with_prelude(READ_LIST)),
+            fill_list: Script::new(&with_prelude(FILL_LIST)),
+            lock_with_queries: Script::new(&with_prelude(LOCK_WITH_QUERIES)),
+            unlock_with_queries: Script::new(&with_prelude(UNLOCK_WITH_QUERIES)),
         }
     }
 }
@@ -249,6 +393,116 @@ pub(crate) async fn unlock(
         .eval(&scripts.unlock, keys, (channel, message))
         .await?;
     Ok(())
+}
+
+/// The query keys of a table: its version and its writers in flight.
+pub(crate) struct QueryKeys<'k> {
+    /// `<ns>:q:{pool.table}:v`.
+    pub version: &'k str,
+    /// `<ns>:q:{pool.table}:w`.
+    pub writers: &'k str,
+}
+
+/// `LOCK` of `keys` (rows of a table with cached queries), also registering the
+/// writer `token` and bumping the table's query version.
+pub(crate) async fn lock_with_queries(
+    client: &RedisClient,
+    scripts: &Scripts,
+    keys: &[String],
+    queries: &QueryKeys<'_>,
+    token: u64,
+    channel: &str,
+    message: &str,
+) -> Result<()> {
+    let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    all.push(queries.version);
+    all.push(queries.writers);
+    let _: i64 = client
+        .eval(
+            &scripts.lock_with_queries,
+            all,
+            (LOCK_TTL.as_millis() as u64, channel, message, token),
+        )
+        .await?;
+    Ok(())
+}
+
+/// `UNLOCK` of `keys`, also removing the writer `token` and bumping the version.
+pub(crate) async fn unlock_with_queries(
+    client: &RedisClient,
+    scripts: &Scripts,
+    keys: &[String],
+    queries: &QueryKeys<'_>,
+    token: u64,
+    channel: &str,
+    message: &str,
+) -> Result<()> {
+    let mut all: Vec<&str> = keys.iter().map(String::as_str).collect();
+    all.push(queries.version);
+    all.push(queries.writers);
+    let _: i64 = client
+        .eval(&scripts.unlock_with_queries, all, (channel, message, token))
+        .await?;
+    Ok(())
+}
+
+/// What `READ_LIST` answered.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ListReply {
+    /// The stored payload of the current version.
+    Hit(String),
+    /// Our lease, for this version: read the database, then fill.
+    Leased(String),
+    /// Another reader holds the lease of the current version.
+    Wait,
+    /// A writer is in flight: read the database, store nothing.
+    Bypass,
+}
+
+/// Runs `READ_LIST` for the list at `key`.
+pub(crate) async fn read_list(
+    client: &RedisClient,
+    scripts: &Scripts,
+    queries: &QueryKeys<'_>,
+    key: &str,
+    token: u64,
+) -> Result<ListReply> {
+    let (kind, data): (String, String) = client
+        .eval(
+            &scripts.read_list,
+            &[queries.version, queries.writers, key][..],
+            (token, LEASE.as_millis() as u64),
+        )
+        .await?;
+    Ok(match kind.as_str() {
+        "H" => ListReply::Hit(data),
+        "L" => ListReply::Leased(data),
+        "W" => ListReply::Wait,
+        _ => ListReply::Bypass,
+    })
+}
+
+/// Runs `FILL_LIST`: stores `payload` (empty: only gives the lease back) if the
+/// lease taken at `version` still holds. `true` when stored.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn fill_list(
+    client: &RedisClient,
+    scripts: &Scripts,
+    queries: &QueryKeys<'_>,
+    key: &str,
+    token: u64,
+    version: &str,
+    payload: &str,
+    ttl: Duration,
+) -> Result<bool> {
+    let stored: i64 = client
+        .eval(
+            &scripts.fill_list,
+            &[queries.version, queries.writers, key][..],
+            (token, version, payload, ttl.as_millis().max(1) as u64),
+        )
+        .await?;
+    Ok(stored == 1)
 }
 
 /// `FILL` without the lease check: what the protocol must never do. Used only while

@@ -17,6 +17,11 @@
 //! fails is an error before COMMIT: the write is refused rather than allowed to
 //! leave caches it could not guard.
 //!
+//! For an entity with cached queries (`query.rs`) the same two script calls also
+//! bump the table's query version and enter (then leave) the writer in the table's
+//! set of writers in flight, under this unit's own token, so every list of the
+//! table is old from before the COMMIT and no reader stores one until after it.
+//!
 //! A unit of work that does not commit (rolled back, failed, future dropped) still
 //! unlocks, from `Drop` when it must: the rows are re-read on the next miss. If the
 //! process dies, the `P` keys expire (`LOCK_TTL`); until then readers go to the
@@ -32,6 +37,9 @@ pub(crate) struct Locked {
     registry: ValidatedRegistry,
     /// `(slot, id)`, sorted, distinct.
     rows: Vec<(u32, u64)>,
+    /// This writer's token among the writers in flight of tables with cached
+    /// queries.
+    token: u64,
     done: bool,
 }
 
@@ -98,6 +106,7 @@ pub(crate) async fn lock(
     let locked = Locked {
         registry: registry.clone(),
         rows,
+        token: caches.token(),
         done: false,
     };
     #[cfg(feature = "redis")]
@@ -108,8 +117,24 @@ pub(crate) async fn lock(
         let Some(client) = &cache.control else {
             continue;
         };
-        let (in_script, separately) = publish_on(caches, client);
-        super::protocol::lock(client, &caches.scripts, &keys, in_script, &message).await?;
+        let (channel, separately) = publish_on(caches, client);
+        match cache.queries.as_ref().filter(|q| q.in_redis) {
+            Some(queries) => {
+                super::protocol::lock_with_queries(
+                    client,
+                    &caches.scripts,
+                    &keys,
+                    &queries.keys(),
+                    locked.token,
+                    channel,
+                    &message,
+                )
+                .await?
+            }
+            None => {
+                super::protocol::lock(client, &caches.scripts, &keys, channel, &message).await?
+            }
+        }
         if let Some(channel) = separately {
             publish(channel, &caches.channel_name, &message).await?;
         }
@@ -179,7 +204,7 @@ impl Locked {
         let rows = std::mem::take(&mut self.rows);
         let registry = self.registry.clone();
         let wait = registry.caches().and_then(|c| strict_wait(c, &rows));
-        unlock_rows(&registry, rows).await;
+        unlock_rows(&registry, rows, self.token).await;
         if let Some(window) = wait {
             tokio::time::sleep(window).await;
         }
@@ -196,11 +221,13 @@ fn strict_wait(caches: &Caches, rows: &[(u32, u64)]) -> Option<std::time::Durati
         .then(|| caches.coherence.window())
 }
 
-async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {
+async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>, token: u64) {
     let Some(caches) = registry.caches() else {
         return;
     };
     super::pause::point(super::pause::Point::BeforeUnlock, prefix(caches, &rows)).await;
+    #[cfg(not(feature = "redis"))]
+    let _ = token;
     #[cfg(feature = "redis")]
     for (slot, keys, message) in by_table(caches, &rows) {
         let Some(cache) = caches.entity(slot) else {
@@ -209,10 +236,25 @@ async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>) {
         let Some(client) = &cache.control else {
             continue;
         };
-        let (in_script, separately) = publish_on(caches, client);
-        if let Err(e) =
-            super::protocol::unlock(client, &caches.scripts, &keys, in_script, &message).await
-        {
+        let (channel, separately) = publish_on(caches, client);
+        let unlocked = match cache.queries.as_ref().filter(|q| q.in_redis) {
+            Some(queries) => {
+                super::protocol::unlock_with_queries(
+                    client,
+                    &caches.scripts,
+                    &keys,
+                    &queries.keys(),
+                    token,
+                    channel,
+                    &message,
+                )
+                .await
+            }
+            None => {
+                super::protocol::unlock(client, &caches.scripts, &keys, channel, &message).await
+            }
+        };
+        if let Err(e) = unlocked {
             tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache unlock failed; the locks expire on their own");
         }
         if let Some(channel) = separately {
@@ -233,7 +275,9 @@ pub(crate) async fn invalidate(registry: &ValidatedRegistry, slot: u32, ids: &[u
     let mut rows: Vec<(u32, u64)> = ids.iter().map(|id| (slot, *id)).collect();
     rows.sort_unstable();
     rows.dedup();
-    unlock_rows(registry, rows).await;
+    // No writer token (tokens are odd, never 0): the unlock also bumps the table's
+    // query version, so cached lists are dropped too.
+    unlock_rows(registry, rows, 0).await;
 }
 
 impl Drop for Locked {
@@ -243,9 +287,10 @@ impl Drop for Locked {
         }
         let rows = std::mem::take(&mut self.rows);
         let registry = self.registry.clone();
+        let token = self.token;
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move { unlock_rows(&registry, rows).await });
+                handle.spawn(async move { unlock_rows(&registry, rows, token).await });
             }
             Err(_) => {
                 if let Some(caches) = registry.caches() {

@@ -94,7 +94,7 @@ pub(crate) struct TxPending {
     registry: Option<ValidatedRegistry>,
     /// Request caches of the engines that flushed in the transaction: emptied at
     /// its COMMIT.
-    requests: Vec<std::sync::Arc<crate::load::request::RequestCache>>,
+    requests: Vec<std::sync::Arc<crate::cache::request::RequestCache>>,
     hooks: Vec<DetachedHook>,
     changes: Option<ChangeSet>,
 }

@@ -137,7 +137,8 @@ async fn read<E: Entity, F: Found<E>>(
     };
     // 1. The local layer.
     let local = cache.local.as_ref().filter(|_| caches.coherence.serving());
-    let mut rest: Vec<u64> = Vec::with_capacity(want.len());
+    // Allocated on the first miss only: a local hit allocates nothing here.
+    let mut rest: Vec<u64> = Vec::new();
     match local {
         Some(local) => {
             let mut hits = 0;
@@ -167,8 +168,12 @@ async fn read<E: Entity, F: Found<E>>(
                 }
             }
             let c = &cache.counters.local;
-            c.hits.fetch_add(hits, Ordering::Relaxed);
-            c.misses.fetch_add(rest.len() as u64, Ordering::Relaxed);
+            if hits > 0 {
+                c.hits.fetch_add(hits, Ordering::Relaxed);
+            }
+            if !rest.is_empty() {
+                c.misses.fetch_add(rest.len() as u64, Ordering::Relaxed);
+            }
         }
         None => rest.extend_from_slice(want),
     }
@@ -209,6 +214,13 @@ async fn read<E: Entity, F: Found<E>>(
         // One process, no Redis: the ticket alone guards the local fill.
         None => leased.extend(0..rest.len()),
     }
+    tracing::trace!(
+        target: "beeorm::cache",
+        entity = cache.entity,
+        asked = want.len(),
+        from_database = leased.len() + bypass.len(),
+        "cached read"
+    );
     if leased.is_empty() && bypass.is_empty() {
         return Ok(());
     }

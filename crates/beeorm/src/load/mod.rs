@@ -20,6 +20,7 @@
 //! [`Ref::load`]: crate::Ref::load
 
 mod cached;
+mod cached_query;
 mod preload;
 pub(crate) mod request;
 mod source;

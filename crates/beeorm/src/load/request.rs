@@ -21,64 +21,11 @@ use std::any::TypeId;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use rustc_hash::FxHashMap;
-
 use super::source::{Ask, Found, RowSource};
 use crate::executor::Executor;
 use crate::{Entity, Result, Value};
 
-/// What the request cache holds for one ID: the row, or `None` (no live row).
-type Slot = Option<Arc<[Value]>>;
-
-/// A batch of the data loader: IDs gathered from concurrent callers.
-struct Batch {
-    ids: Mutex<Vec<u64>>,
-    done: tokio::sync::Notify,
-    finished: std::sync::atomic::AtomicBool,
-}
-
-/// One engine's request cache (and data loader).
-#[derive(Default)]
-pub(crate) struct RequestCache {
-    rows: Mutex<FxHashMap<(TypeId, u64), Slot>>,
-    loader: Option<Mutex<FxHashMap<TypeId, Arc<Batch>>>>,
-}
-
-impl std::fmt::Debug for RequestCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestCache")
-            .field("data_loader", &self.loader.is_some())
-            .finish()
-    }
-}
-
-impl RequestCache {
-    pub(crate) fn new(data_loader: bool) -> Self {
-        RequestCache {
-            rows: Mutex::default(),
-            loader: data_loader.then(Mutex::default),
-        }
-    }
-
-    /// Forgets every row (the engine wrote something).
-    pub(crate) fn clear(&self) {
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.clear();
-        }
-    }
-
-    fn get(&self, ty: TypeId, id: u64) -> Option<Slot> {
-        self.rows.lock().ok()?.get(&(ty, id)).cloned()
-    }
-
-    fn put_rows(&self, ty: TypeId, rows: impl IntoIterator<Item = (u64, Slot)>) {
-        if let Ok(mut map) = self.rows.lock() {
-            for (id, row) in rows {
-                map.insert((ty, id), row);
-            }
-        }
-    }
-}
+use crate::cache::request::{Batch, RequestCache, Slot};
 
 /// Marks a batch finished when its leader is done or dropped (cancelled).
 struct Finish(Arc<Batch>);

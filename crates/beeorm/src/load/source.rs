@@ -36,7 +36,7 @@ pub(crate) struct Ask<'r, 't> {
     /// The registry's entity caches, if any entity is cached.
     pub caches: Option<&'r crate::cache::Caches>,
     /// The engine's request cache, if it has one.
-    pub request: Option<&'r super::request::RequestCache>,
+    pub request: Option<&'r crate::cache::request::RequestCache>,
 }
 
 /// Where the sources put what they found.

@@ -32,13 +32,31 @@ pub struct EntityDefinition {
 
 /// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
 /// and `#[orm(redis_cache[ = "pool"])]` on the struct (a bare attribute names the
-/// `default` pool). Either, both, or neither.
+/// `default` pool). Either, both, or neither. Also the entity's cached queries (D5).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheDefinition {
     /// The local (in-process) cache pool.
     pub local: Option<&'static str>,
     /// The Redis pool.
     pub redis: Option<&'static str>,
+    /// `#[orm(cached_query(...))]` and `#[orm(cached_query_one(...))]`, in
+    /// declaration order.
+    pub queries: &'static [CachedQueryDefinition],
+}
+
+/// One cached query (D5): `#[orm(cached_query(name = "by_age", query = ":age = ? ORDER BY :id"))]`
+/// (a list) or `#[orm(cached_query_one(name = "by_name", query = ":name = ?"))]` (one
+/// row). `:field` names a Rust field (`:address.city` a field of an embedded struct);
+/// `Registry::validate` checks it and replaces it with the field's column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedQueryDefinition {
+    /// The name `cached_search` takes.
+    pub name: &'static str,
+    /// The condition with `:field` names and `?` placeholders, optionally followed by
+    /// `ORDER BY`; empty: every row.
+    pub query: &'static str,
+    /// `cached_query_one`: at most one row.
+    pub one: bool,
 }
 
 /// One stored field of an entity or of an embedded struct.

@@ -19,8 +19,8 @@ pub use codec::{
     SetFieldError,
 };
 pub use definition::{
-    CacheDefinition, EntityDefinition, FieldAttributes, FieldDefinition, FieldShape, IndexPosition,
-    Length,
+    CacheDefinition, CachedQueryDefinition, EntityDefinition, FieldAttributes, FieldDefinition,
+    FieldShape, IndexPosition, Length,
 };
 pub use fake_delete::FakeDeleteCodec;
 pub use table::{Column, ForeignKey, Index, Reference, TableSchema};
