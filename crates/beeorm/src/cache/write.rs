@@ -66,7 +66,9 @@ fn cached_rows(registry: &ValidatedRegistry, changes: &ChangeSet) -> Vec<(u32, u
 }
 
 /// Keys and the invalidation message of `rows`, per control pool (entities on one
-/// pool share one script call per table, so cluster keys stay in one slot).
+/// pool share one script call per table, so cluster keys stay in one slot). The
+/// message starts with the sender's line (`Caches::sender`), which receivers that do
+/// not know it skip like any unknown table.
 fn by_table(caches: &Caches, rows: &[(u32, u64)]) -> Vec<(u32, Vec<String>, String)> {
     let mut out: Vec<(u32, Vec<String>, String)> = Vec::new();
     for &(slot, id) in rows {
@@ -74,7 +76,11 @@ fn by_table(caches: &Caches, rows: &[(u32, u64)]) -> Vec<(u32, Vec<String>, Stri
             continue;
         };
         if out.last().is_none_or(|(s, _, _)| *s != slot) {
-            out.push((slot, Vec::new(), cache.table_id.clone()));
+            out.push((
+                slot,
+                Vec::new(),
+                format!("{}\n{}", caches.sender, cache.table_id),
+            ));
         }
         if let Some((_, keys, message)) = out.last_mut() {
             keys.push(cache.key(id));
@@ -136,7 +142,14 @@ pub(crate) async fn lock(
             }
         }
         if let Some(channel) = separately {
-            publish(channel, &caches.channel_name, &message).await?;
+            if let Err(e) = publish(channel, &caches.channel_name, &message).await {
+                // Refused like a failed lock when this registry keeps the rows locally;
+                // for another deploy's local layers it is best effort.
+                if cache.local.is_some() {
+                    return Err(e);
+                }
+                tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache invalidation not published");
+            }
         }
         if cache.redis.is_some() {
             cache
