@@ -16,26 +16,29 @@
 //!   `flush_in` + `Transaction::commit`, a delete and its re-insert) and the tokens
 //!   of writes that must never be seen (rolled back, or failed on a duplicate
 //!   primary key inside the same flush).
-//! * Every read records `(engine, key, token or absent, t_invoke, t_return)`, and
+//! * Every read records, per key, `(engine, key, claim, t_invoke, t_return)` and
 //!   whether it went through Redis only (a registry of a Redis-only view of the same
 //!   table, same schema signature, so same keys and bytes) or could be served by a
-//!   local layer.
+//!   local layer. A claim is a token or "absent" (`load_by_id`, `load_by_ids`, the
+//!   cached query `all`), or "in / not in list `b`" (the cached query `by_bucket`;
+//!   every write moves its row to list `token % 3`).
 //! * A write `w'` *supersedes* the write `w` a read returned when `w'` began after
 //!   `w` was acknowledged (real-time order, no need for a global commit order). A
-//!   read is *stale* when a superseding write was acknowledged before the read
-//!   began; its staleness is how long before. Through Redis, and in strict mode
+//!   read is *stale* when every write that explains its claim was superseded by a
+//!   write acknowledged before the read began; its staleness is how long before. Through Redis, and in strict mode
 //!   everywhere, any stale read fails; a local read in the default mode fails beyond
-//!   the configured window, and the largest staleness seen is reported. An absent
-//!   result must be explained by a delete that was not superseded the same way.
+//!   the configured window, and the largest staleness seen is reported.
 //! * A token of a rolled-back or failed write, of a write that had not started when
-//!   the read returned, or of no write at all, fails.
+//!   the read returned, or of no write at all, fails; so does a claim no write that
+//!   began before the read returned explains (a list holding a row only a rolled-back
+//!   write put there).
 //! * Per engine, a read that began after another returned must not return a write
 //!   the first one's write superseded (monotonic reads; enforced through Redis and
 //!   in strict mode, counted for local reads in the default mode).
 //! * Quiescence: once traffic stops and the window passed, no lease or lock is left
 //!   in Redis, and for every key a brand new Redis-only registry (empty local cache:
 //!   it decodes whatever Redis holds) and every engine of the run read what a plain
-//!   SQL SELECT returns.
+//!   SQL SELECT returns, and list what it implies.
 //!
 //! Faults during a run: the namespace's keys deleted mid-run (SCAN + DEL, the
 //! FLUSHALL of a shared Redis), every subscriber killed (`CLIENT KILL TYPE pubsub`:
@@ -52,8 +55,7 @@
 //! asserts that the checker reports such violations.
 //!
 //! Bounds: each run lasts `BEEORM_COHERENCE_SECS` seconds (default 2); the file
-//! runs in about 20 s on 2 cores. Cached queries are not exercised: `cached_search`
-//! is not on main yet.
+//! (13 runs) takes about 21 s on 2 cores.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -69,15 +71,19 @@ use std::time::{Duration, Instant};
 use beeorm::prelude::*;
 use beeorm::redis::driver;
 use beeorm::{CacheStats, EntityCacheStats};
-use checker::{Outcome, ReadOp, Report, Rules, WriteOp};
+use checker::{Claim, Outcome, ReadOp, Report, Rules, WriteOp};
 use common::Kind;
 
 /// The checked rows.
 #[derive(Entity, Clone, Debug, PartialEq)]
 #[orm(local_cache, redis_cache, table = "coherence_rows")]
+#[orm(cached_query(name = "all", query = ""))]
+#[orm(cached_query(name = "by_bucket", query = ":bucket = ? ORDER BY :id"))]
 struct Row {
     id: u64,
     val: u64,
+    /// `val % 3`: every write moves the row between the `by_bucket` lists.
+    bucket: u32,
     writer: u32,
     note: String,
 }
@@ -86,9 +92,12 @@ struct Row {
 /// columns, so the same schema signature, keys and bytes as [`Row`].
 #[derive(Entity, Clone, Debug, PartialEq)]
 #[orm(redis_cache, table = "coherence_rows")]
+#[orm(cached_query(name = "all", query = ""))]
+#[orm(cached_query(name = "by_bucket", query = ":bucket = ? ORDER BY :id"))]
 struct RedisRow {
     id: u64,
     val: u64,
+    bucket: u32,
     writer: u32,
     note: String,
 }
@@ -167,6 +176,36 @@ mod checker {
         pub kind: String,
     }
 
+    /// How many `by_bucket` lists there are: a row with token `t` is in list `t % 3`.
+    pub const BUCKETS: u64 = 3;
+
+    /// What one read says about one key.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Claim {
+        /// The row holds this token (`load_by_id`, `load_by_ids`, a listed row).
+        Token(u64),
+        /// No such row (missing by ID, or not in the `all` list).
+        Absent,
+        /// The row is in this `by_bucket` list.
+        InBucket(u64),
+        /// The row is not in this `by_bucket` list (absent, or another bucket).
+        NotInBucket(u64),
+    }
+
+    impl Claim {
+        /// Whether write `w` (a delete when `w.value` is `None`) explains the claim.
+        fn explained_by(self, w: &WriteOp) -> bool {
+            match (self, w.value) {
+                (Claim::Token(t), Some(v)) => t == v,
+                (Claim::Absent, None) => true,
+                (Claim::InBucket(b), Some(v)) => v % BUCKETS == b,
+                (Claim::NotInBucket(b), Some(v)) => v % BUCKETS != b,
+                (Claim::NotInBucket(_), None) => true,
+                _ => false,
+            }
+        }
+    }
+
     /// One key as one read saw it.
     #[derive(Clone, Debug)]
     pub struct ReadOp {
@@ -175,8 +214,7 @@ mod checker {
         /// the database.
         pub through_redis: bool,
         pub key: u64,
-        /// The token read, `None` for "no such row".
-        pub value: Option<u64>,
+        pub claim: Claim,
         pub invoke: u64,
         pub ret: u64,
     }
@@ -196,6 +234,8 @@ mod checker {
         pub reads: usize,
         pub reads_through_redis: usize,
         pub absent_reads: usize,
+        /// Claims of the `by_bucket` lists.
+        pub membership_reads: usize,
         pub writes_acked: usize,
         pub writes_forbidden: usize,
         pub writes_unknown: usize,
@@ -221,12 +261,14 @@ mod checker {
 
         pub fn summary(&self) -> String {
             format!(
-                "{} reads ({} through Redis only, {} absent), writes: {} acked ({} deletes), \
+                "{} reads ({} through Redis only, {} absent, {} list memberships), writes: {} \
+                 acked ({} deletes), \
                  {} rolled back or failed, {} unknown; local staleness: {} stale reads, \
                  largest {:.1} ms; {} non-monotonic local reads; {} violations",
                 self.reads,
                 self.reads_through_redis,
                 self.absent_reads,
+                self.membership_reads,
                 self.writes_acked,
                 self.deletes,
                 self.writes_forbidden,
@@ -282,7 +324,9 @@ mod checker {
     pub fn check(writes: &[WriteOp], reads: &[ReadOp], rules: Rules) -> Report {
         let mut report = Report::default();
         let mut acked: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
-        let mut deletes: HashMap<u64, Vec<&WriteOp>> = HashMap::new();
+        // Per key, every write that may have taken effect (for claims other than a
+        // token: absent, in or out of a list).
+        let mut effective: HashMap<u64, Vec<&WriteOp>> = HashMap::new();
         let mut tokens: HashMap<u64, &WriteOp> = HashMap::new();
         for w in writes {
             match w.outcome {
@@ -293,15 +337,14 @@ mod checker {
                 Outcome::Forbidden => report.writes_forbidden += 1,
                 Outcome::Unknown => report.writes_unknown += 1,
             }
-            if w.value.is_some() {
-                if tokens.insert(w.token, w).is_some() {
-                    report.violation(format!("token {} written twice", w.token));
-                }
-            } else if w.outcome != Outcome::Forbidden {
-                if w.outcome == Outcome::Acked {
-                    report.deletes += 1;
-                }
-                deletes.entry(w.key).or_default().push(w);
+            if w.value.is_some() && tokens.insert(w.token, w).is_some() {
+                report.violation(format!("token {} written twice", w.token));
+            }
+            if w.value.is_none() && w.outcome == Outcome::Acked {
+                report.deletes += 1;
+            }
+            if w.outcome != Outcome::Forbidden {
+                effective.entry(w.key).or_default().push(w);
             }
         }
         let empty = KeyWrites::default();
@@ -330,8 +373,8 @@ mod checker {
             let key_writes = acked.get(&r.key).unwrap_or(&empty);
             let strict = r.through_redis || rules.strict;
             let layer = if r.through_redis { "Redis" } else { "local" };
-            let (staleness, write_invoke, explained_until) = match r.value {
-                Some(t) => {
+            let (staleness, write_invoke, explained_until) = match r.claim {
+                Claim::Token(t) => {
                     let Some(w) = tokens.get(&t) else {
                         report.violation(format!(
                             "engine {} read token {t} for key {}, which no write wrote",
@@ -363,26 +406,33 @@ mod checker {
                     }
                     (key_writes.staleness(w.ack, r.invoke), Some(w.invoke), w.ack)
                 }
-                None => {
-                    report.absent_reads += 1;
-                    let candidates: Vec<&&WriteOp> = deletes
+                claim => {
+                    match claim {
+                        Claim::Absent => report.absent_reads += 1,
+                        _ => report.membership_reads += 1,
+                    }
+                    let candidates: Vec<&&WriteOp> = effective
                         .get(&r.key)
-                        .map(|d| d.iter().filter(|d| d.invoke < r.ret).collect())
+                        .map(|ws| {
+                            ws.iter()
+                                .filter(|w| w.invoke < r.ret && claim.explained_by(w))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if candidates.is_empty() {
                         report.violation(format!(
-                            "engine {} read key {} as absent, but it was never deleted \
-                             before {}",
+                            "engine {} read key {} as {claim:?}, but no write that began \
+                             before {} explains it",
                             r.engine, r.key, r.ret
                         ));
                         continue;
                     }
                     let staleness = candidates
                         .iter()
-                        .map(|d| key_writes.staleness(d.ack, r.invoke))
+                        .map(|w| key_writes.staleness(w.ack, r.invoke))
                         .min()
                         .unwrap_or(0);
-                    let until = candidates.iter().map(|d| d.ack).max().unwrap_or(0);
+                    let until = candidates.iter().map(|w| w.ack).max().unwrap_or(0);
                     (staleness, None, until)
                 }
             };
@@ -393,7 +443,7 @@ mod checker {
                          newer write was acknowledged (read at {}..{})",
                         r.engine,
                         r.key,
-                        r.value,
+                        r.claim,
                         staleness as f64 / 1000.0,
                         r.invoke,
                         r.ret
@@ -408,7 +458,7 @@ mod checker {
                              ms)",
                             r.engine,
                             r.key,
-                            r.value,
+                            r.claim,
                             staleness as f64 / 1000.0,
                             rules.window_us as f64 / 1000.0
                         ));
@@ -608,13 +658,26 @@ impl Writers {
     }
 }
 
+/// The bucket of a token (`Row::bucket`).
+fn bucket(token: u64) -> u32 {
+    (token % 3) as u32
+}
+
 fn row(id: u64, val: u64, writer: u32) -> Row {
     Row {
         id,
         val,
+        bucket: bucket(val),
         writer,
         note: format!("w{writer}"),
     }
+}
+
+/// Gives `row` a new token.
+fn set(row: &mut Row, token: u64, writer: u32) {
+    row.val = token;
+    row.bucket = bucket(token);
+    row.writer = writer;
 }
 
 /// The row of `id` as the database holds it (read inside a transaction, so no
@@ -656,10 +719,8 @@ async fn writer(
                 let mut g2 = shared.rows[&k2].lock().await;
                 if let (Some(r1), Some(r2)) = (g1.as_mut(), g2.as_mut()) {
                     let (t1, t2) = (shared.token(), shared.token());
-                    r1.val = t1;
-                    r1.writer = writer_id;
-                    r2.val = t2;
-                    r2.writer = writer_id;
+                    set(r1, t1, writer_id);
+                    set(r2, t2, writer_id);
                     let invoke = now_us();
                     let res = engine.flusher().track(r1).track(r2).flush().await;
                     let ack = now_us();
@@ -721,8 +782,7 @@ async fn writer(
         match roll {
             // Rolled back: must never be seen.
             0..10 => {
-                current.val = token;
-                current.writer = writer_id;
+                set(current, token, writer_id);
                 let invoke = now_us();
                 let mut tx = engine.db("default").unwrap().begin().await.unwrap();
                 engine
@@ -800,8 +860,7 @@ async fn writer(
             }
             // The change and a duplicate primary key in one flush: it fails whole.
             15..20 => {
-                current.val = token;
-                current.writer = writer_id;
+                set(current, token, writer_id);
                 let mut duplicate = Tracked::new(row(key, token, writer_id));
                 let invoke = now_us();
                 let res = engine
@@ -828,8 +887,7 @@ async fn writer(
             }
             // A flush_in + commit.
             30..65 => {
-                current.val = token;
-                current.writer = writer_id;
+                set(current, token, writer_id);
                 let invoke = now_us();
                 let mut tx = engine.db("default").unwrap().begin().await.unwrap();
                 let res = match engine.flusher().track(current).flush_in(&mut tx).await {
@@ -857,8 +915,7 @@ async fn writer(
             }
             // A plain flush (the pair roll lands here when both keys were equal).
             _ => {
-                current.val = token;
-                current.writer = writer_id;
+                set(current, token, writer_id);
                 let invoke = now_us();
                 let res = engine.flush(current).await;
                 let ack = now_us();
@@ -887,7 +944,8 @@ async fn writer(
     (out, errors)
 }
 
-/// One reader: `load_by_id` and `load_by_ids` of random keys until `deadline`.
+/// One reader until `deadline`: `load_by_id` and `load_by_ids` of random keys, and
+/// the cached queries `all` and `by_bucket`.
 async fn reader<E: Token>(
     registry: ValidatedRegistry,
     engine_no: u32,
@@ -903,60 +961,68 @@ async fn reader<E: Token>(
     while Instant::now() < deadline {
         // A new engine per read: an engine is one request.
         let engine = registry.create_engine();
-        if rng.below(10) < 6 {
-            let key = 1 + rng.below(keys);
-            let invoke = now_us();
-            let res = engine.load_by_id::<E>(key).await;
-            let ret = now_us();
-            match res {
-                Ok(row) => out.push(ReadOp {
-                    engine: engine_no,
-                    through_redis,
-                    key,
-                    value: row.map(|r| r.token()),
-                    invoke,
-                    ret,
+        let mut claims: Vec<(u64, Claim)> = Vec::new();
+        let roll = rng.below(10);
+        let invoke = now_us();
+        let res = match roll {
+            0..5 => {
+                let key = 1 + rng.below(keys);
+                engine.load_by_id::<E>(key).await.map(|row| {
+                    let claim = row.map_or(Claim::Absent, |r| Claim::Token(r.token()));
+                    claims.push((key, claim));
+                })
+            }
+            5..8 => {
+                let count = 2 + rng.below(4);
+                let mut ids: Vec<u64> = (0..count).map(|_| 1 + rng.below(keys)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                engine.load_by_ids::<E>(&ids).await.map(|(rows, missing)| {
+                    assert_eq!(rows.len() + missing.len(), ids.len(), "every ID answered");
+                    claims.extend(rows.iter().map(|r| (r.id(), Claim::Token(r.token()))));
+                    claims.extend(missing.iter().map(|k| (*k, Claim::Absent)));
+                })
+            }
+            8 => engine
+                .cached_search::<E>("all", Pager::new(1, 1000), &[])
+                .await
+                .map(|(rows, _)| {
+                    claims.extend(rows.iter().map(|r| (r.id(), Claim::Token(r.token()))));
+                    for key in 1..=keys {
+                        if !rows.iter().any(|r| r.id() == key) {
+                            claims.push((key, Claim::Absent));
+                        }
+                    }
                 }),
-                Err(e) => errors.push(format!("load_by_id: {e}")),
+            _ => {
+                let b = rng.below(checker::BUCKETS);
+                engine
+                    .cached_search::<E>("by_bucket", Pager::new(1, 1000), &[Value::from(b)])
+                    .await
+                    .map(|(rows, _)| {
+                        for r in &rows {
+                            claims.push((r.id(), Claim::Token(r.token())));
+                            claims.push((r.id(), Claim::InBucket(b)));
+                        }
+                        for key in 1..=keys {
+                            if !rows.iter().any(|r| r.id() == key) {
+                                claims.push((key, Claim::NotInBucket(b)));
+                            }
+                        }
+                    })
             }
-        } else {
-            let count = 2 + rng.below(4);
-            let mut ids: Vec<u64> = (0..count).map(|_| 1 + rng.below(keys)).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let invoke = now_us();
-            let res = engine.load_by_ids::<E>(&ids).await;
-            let ret = now_us();
-            match res {
-                Ok((rows, missing)) => {
-                    assert_eq!(
-                        rows.len() + missing.len(),
-                        ids.len(),
-                        "load_by_ids answers every ID"
-                    );
-                    for r in rows {
-                        out.push(ReadOp {
-                            engine: engine_no,
-                            through_redis,
-                            key: r.id(),
-                            value: Some(r.token()),
-                            invoke,
-                            ret,
-                        });
-                    }
-                    for key in missing {
-                        out.push(ReadOp {
-                            engine: engine_no,
-                            through_redis,
-                            key,
-                            value: None,
-                            invoke,
-                            ret,
-                        });
-                    }
-                }
-                Err(e) => errors.push(format!("load_by_ids: {e}")),
-            }
+        };
+        let ret = now_us();
+        match res {
+            Ok(()) => out.extend(claims.into_iter().map(|(key, claim)| ReadOp {
+                engine: engine_no,
+                through_redis,
+                key,
+                claim,
+                invoke,
+                ret,
+            })),
+            Err(e) => errors.push(format!("read {roll}: {e}")),
         }
         n += 1;
         if n % 4 == 0 {
@@ -1276,6 +1342,39 @@ fn integer(v: &Value) -> u64 {
     }
 }
 
+/// Whether `engine`'s cached lists `all` and `by_bucket` hold what `truth` (ID →
+/// token) says.
+async fn compare_lists<E: Entity>(
+    engine: &Engine,
+    layer: &str,
+    truth: &HashMap<u64, u64>,
+    out: &mut Vec<String>,
+) {
+    let lists = [None, Some(0), Some(1), Some(2)];
+    for b in lists {
+        let (query, args) = match b {
+            None => ("all", vec![]),
+            Some(b) => ("by_bucket", vec![Value::from(b)]),
+        };
+        let (mut got, _) = engine
+            .cached_search_ids::<E>(query, Pager::new(1, 1000), &args)
+            .await
+            .unwrap();
+        got.sort_unstable();
+        let mut want: Vec<u64> = truth
+            .iter()
+            .filter(|(_, val)| b.is_none_or(|b| **val % checker::BUCKETS == b))
+            .map(|(id, _)| *id)
+            .collect();
+        want.sort_unstable();
+        if got != want {
+            out.push(format!(
+                "quiescence: {layer} lists {query} {b:?} as {got:?}, the database {want:?}"
+            ));
+        }
+    }
+}
+
 /// The checks once traffic stopped: no lease or lock left, and Redis (through a new
 /// registry with an empty local layer) and every engine read what the database
 /// holds.
@@ -1319,6 +1418,17 @@ async fn quiescence(
         out.push(format!(
             "quiescence: Redis holds {seen:?}, the database {truth:?}"
         ));
+    }
+    // The cached lists, through Redis and through each engine.
+    compare_lists::<RedisRow>(&fresh.create_engine(), "Redis", &truth, &mut out).await;
+    for (n, node) in nodes.iter().enumerate() {
+        compare_lists::<Row>(
+            &node.create_engine(),
+            &format!("engine {n}"),
+            &truth,
+            &mut out,
+        )
+        .await;
     }
     for (n, node) in nodes.iter().enumerate() {
         for _ in 0..2 {
@@ -1422,7 +1532,13 @@ fn spawn_worker(
                     engine: u("engine") as u32,
                     through_redis: v["redis"].as_bool().unwrap(),
                     key: u("key"),
-                    value: v["value"].as_u64(),
+                    claim: match (v["claim"].as_str().unwrap(), v["arg"].as_u64()) {
+                        ("token", Some(t)) => Claim::Token(t),
+                        ("absent", _) => Claim::Absent,
+                        ("in", Some(b)) => Claim::InBucket(b),
+                        ("out", Some(b)) => Claim::NotInBucket(b),
+                        other => panic!("unknown claim {other:?}"),
+                    },
                     invoke: u("invoke"),
                     ret: u("ret"),
                 }),
@@ -1492,10 +1608,16 @@ async fn coherence_worker() {
         );
     }
     for r in &h.reads {
+        let (claim, arg) = match r.claim {
+            Claim::Token(t) => ("token", Some(t)),
+            Claim::Absent => ("absent", None),
+            Claim::InBucket(b) => ("in", Some(b)),
+            Claim::NotInBucket(b) => ("out", Some(b)),
+        };
         println!(
             "{LINE_PREFIX}{}",
             serde_json::json!({"t": "r", "engine": r.engine, "redis": r.through_redis,
-                "key": r.key, "value": r.value, "invoke": r.invoke, "ret": r.ret})
+                "key": r.key, "claim": claim, "arg": arg, "invoke": r.invoke, "ret": r.ret})
         );
     }
     for e in &h.errors {
@@ -1639,11 +1761,21 @@ fn w(key: u64, value: Option<u64>, token: u64, invoke: u64, ack: u64, outcome: O
 }
 
 fn r(through_redis: bool, key: u64, value: Option<u64>, invoke: u64, ret: u64) -> ReadOp {
+    claim(
+        through_redis,
+        key,
+        value.map_or(Claim::Absent, Claim::Token),
+        invoke,
+        ret,
+    )
+}
+
+fn claim(through_redis: bool, key: u64, claim: Claim, invoke: u64, ret: u64) -> ReadOp {
     ReadOp {
         engine: 0,
         through_redis,
         key,
-        value,
+        claim,
         invoke,
         ret,
     }
@@ -1741,4 +1873,39 @@ fn the_checker_fails_an_absent_read_after_a_reinsert_and_non_monotonic_reads() {
     let reads = [r(false, 1, Some(3), 41, 42), r(false, 1, None, 43, 44)];
     let report = checker::check(&writes, &reads, RULES);
     assert_eq!((report.violation_count, report.non_monotonic_local), (0, 1));
+}
+
+#[test]
+fn the_checker_judges_list_membership_against_the_writes() {
+    // Tokens 3, 4, 5 are in buckets 0, 1, 2.
+    let writes = [
+        w(1, Some(3), 3, 0, 10, Outcome::Acked),
+        w(1, Some(4), 4, 20, 30, Outcome::Acked),
+        w(1, Some(5), 5, 40, 50, Outcome::Forbidden),
+        w(1, None, 6, 60, 70, Outcome::Acked),
+    ];
+    let fine = [
+        claim(true, 1, Claim::InBucket(0), 11, 12),
+        claim(true, 1, Claim::NotInBucket(1), 11, 12),
+        claim(true, 1, Claim::InBucket(1), 31, 32),
+        // Concurrent with the delete: either.
+        claim(true, 1, Claim::InBucket(1), 65, 66),
+        claim(true, 1, Claim::NotInBucket(1), 65, 66),
+        claim(true, 1, Claim::NotInBucket(0), 71, 72),
+    ];
+    let report = checker::check(&writes, &fine, RULES);
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert_eq!(report.membership_reads, 6);
+    let wrong = [
+        // Still in bucket 0 after token 4 moved it.
+        claim(true, 1, Claim::InBucket(0), 31, 32),
+        // Out of bucket 1 while token 4 is the only value.
+        claim(true, 1, Claim::NotInBucket(1), 31, 32),
+        // Bucket 2 only by the rolled-back write.
+        claim(true, 1, Claim::InBucket(2), 41, 60),
+        // In a list after the delete.
+        claim(true, 1, Claim::InBucket(1), 71, 72),
+    ];
+    let report = checker::check(&writes, &wrong, RULES);
+    assert_eq!(report.violation_count, 4, "{:#?}", report.violations);
 }
