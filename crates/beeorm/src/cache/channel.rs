@@ -8,8 +8,8 @@
 //! before it are applied, moves the "heard" mark to the PING's send time. The local
 //! layer serves only while that mark is younger than the window (see
 //! `coherence.rs`), so a write acknowledged more than one window ago is never served
-//! stale; in strict mode writers also wait one window between lock and COMMIT, so
-//! no stale local read is possible at all. A dropped connection, a failed or late
+//! stale; in strict mode writers also wait one window after their unlock before the
+//! write is acknowledged, so no stale local read is possible at all. A dropped connection, a failed or late
 //! PONG marks the channel down: the local layer stops serving, is emptied, and the
 //! subscriber reconnects (with backoff) until it is back.
 

@@ -36,7 +36,7 @@ pub(crate) struct Coherence {
     start: Instant,
     /// How old the newest heartbeat may be for local hits to be served.
     window: Duration,
-    /// Strict mode: writers wait `window` between their lock and their COMMIT.
+    /// Strict mode: writers wait `window` after their unlock before returning.
     strict: bool,
 }
 
@@ -93,6 +93,9 @@ impl Coherence {
     /// A key changed (or is about to): fills noted before now are refused.
     pub(crate) fn invalidate(&self, slot: u32, id: u64) {
         self.generations[Self::bucket(slot, id)].fetch_add(1, Ordering::AcqRel);
+        // Pairs with the fence of a local fill: the caller's remove that follows
+        // sees the fill's entry, or the fill's second check sees this bump.
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 
     /// A writer of this process is about to commit a change of the key.
@@ -115,6 +118,7 @@ impl Coherence {
     /// Every local entry is about to be dropped: refuse every fill in flight.
     pub(crate) fn bump_epoch(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        std::sync::atomic::fence(Ordering::SeqCst);
     }
 
     /// Microseconds since this process's reference instant (heartbeat payloads).
@@ -157,7 +161,7 @@ impl Coherence {
         self.window
     }
 
-    /// Whether writers wait the window before committing (zero stale local reads).
+    /// Whether writers wait the window after unlocking (zero stale local reads).
     pub(crate) fn strict(&self) -> bool {
         self.strict
     }

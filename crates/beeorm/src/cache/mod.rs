@@ -65,7 +65,7 @@ pub(crate) struct CacheSettings {
     pub channel_pool: Option<String>,
     /// The local layer's staleness window.
     pub window: Duration,
-    /// Zero stale local reads: writers wait the window before COMMIT.
+    /// Zero stale local reads: writers wait the window after their unlock.
     pub strict: bool,
 }
 
@@ -133,6 +133,9 @@ pub(crate) struct Caches {
     pub channel: Option<RedisClient>,
     /// Its name: `<namespace>:inv`.
     pub channel_name: String,
+    /// The first line of this registry's invalidation messages (`@<random hex>`):
+    /// its own come back through the channel and are skipped.
+    pub sender: String,
     pub settings: CacheSettings,
     #[cfg(feature = "redis")]
     pub scripts: protocol::Scripts,
@@ -266,6 +269,7 @@ impl Caches {
             coherence: Coherence::new(channel.is_some(), settings.window, settings.strict),
             channel,
             channel_name: format!("{ns}:inv"),
+            sender: format!("@{token_seed:016x}"),
             settings: settings.clone(),
             #[cfg(feature = "redis")]
             scripts: protocol::Scripts::new(),
@@ -319,8 +323,17 @@ impl Caches {
     }
 
     /// Applies one invalidation message (`pool.table id id …` per line).
+    ///
+    /// A message this registry sent itself is skipped: its writer already dropped the
+    /// rows in-process at its lock and its unlock, and kept every fill of them out in
+    /// between (`Coherence::begin_write`); the copy coming back a little later would
+    /// only refuse the next, correct, local fill of the row.
     pub(crate) fn apply_message(&self, message: &str) {
-        for line in message.lines() {
+        let mut lines = message.lines().peekable();
+        if lines.next_if(|l| l.starts_with('@')) == Some(self.sender.as_str()) {
+            return;
+        }
+        for line in lines {
             let mut parts = line.split(' ');
             let Some(slot) = parts.next().and_then(|t| self.by_table.get(t)) else {
                 continue;

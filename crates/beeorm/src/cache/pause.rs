@@ -35,6 +35,14 @@ pub type Hook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send 
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 
+/// Whether any namespace has the broken fill on ([`set_broken_fill`]).
+static BROKEN: AtomicBool = AtomicBool::new(false);
+
+fn broken() -> &'static RwLock<Vec<String>> {
+    static BROKEN_NAMESPACES: std::sync::OnceLock<RwLock<Vec<String>>> = std::sync::OnceLock::new();
+    BROKEN_NAMESPACES.get_or_init(|| RwLock::new(Vec::new()))
+}
+
 type Hooks = RwLock<Vec<(String, Point, Hook)>>;
 
 fn hooks() -> &'static Hooks {
@@ -74,4 +82,31 @@ pub(crate) async fn point(point: Point, key_prefix: &str) {
     for hook in matching {
         hook().await;
     }
+}
+
+/// Mutation testing only: while on for `namespace`, readers of that namespace fill
+/// Redis without checking that they still hold their lease (an unconditional SET,
+/// the Go original's behaviour). This deliberately breaks the protocol, so a test
+/// can show that the coherence checker notices; never turn it on elsewhere.
+pub fn set_broken_fill(namespace: &str, on: bool) {
+    if let Ok(mut b) = broken().write() {
+        b.retain(|ns| ns != namespace);
+        if on {
+            b.push(namespace.to_string());
+        }
+        BROKEN.store(!b.is_empty(), Ordering::Release);
+    }
+}
+
+/// Whether fills of `key` skip the lease check ([`set_broken_fill`]). One relaxed
+/// atomic load while no namespace is broken.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn broken_fill(key: &str) -> bool {
+    if !BROKEN.load(Ordering::Relaxed) {
+        return false;
+    }
+    broken()
+        .read()
+        .map(|b| b.iter().any(|ns| key.starts_with(ns.as_str())))
+        .unwrap_or(false)
 }

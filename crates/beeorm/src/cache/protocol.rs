@@ -393,7 +393,12 @@ pub(crate) async fn fill(
             .into_bytes(),
     );
     args.extend(values);
-    let replies: Vec<i64> = client.eval(&scripts.fill, keys, args).await?;
+    // Mutation testing only (`pause::set_broken_fill`): the lease is not checked.
+    let script = match keys.first() {
+        Some(key) if super::pause::broken_fill(key) => broken_fill_script(),
+        _ => &scripts.fill,
+    };
+    let replies: Vec<i64> = client.eval(script, keys, args).await?;
     Ok(replies.into_iter().map(|r| r == 1).collect())
 }
 
@@ -537,4 +542,27 @@ pub(crate) async fn fill_list(
         )
         .await?;
     Ok(stored == 1)
+}
+
+/// `FILL` without the lease check: what the protocol must never do. Used only while
+/// a test turned `pause::set_broken_fill` on, to show the coherence checker fails.
+const BROKEN_FILL: &str = r"
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v = ARGV[3 + i]
+  if v == '' then
+    redis.call('DEL', k)
+  elseif v == 'N' then
+    redis.call('SET', k, v, 'PX', ARGV[3])
+  else
+    redis.call('SET', k, v, 'PX', ARGV[2])
+  end
+  out[i] = 1
+end
+return out
+";
+
+fn broken_fill_script() -> &'static Script {
+    static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+    SCRIPT.get_or_init(|| Script::new(BROKEN_FILL))
 }

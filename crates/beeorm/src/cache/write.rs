@@ -4,11 +4,18 @@
 //! Before the COMMIT, [`lock`] marks each changed row's Redis key as being written
 //! (`P`, see `protocol.rs`), publishes an invalidation to the local layers of other
 //! processes, and tells this process's local layer a writer is in flight (no fill
-//! of those rows is accepted until it is done). In strict mode it then waits one
-//! window, so every other process has dropped the rows before they change. After the
-//! COMMIT, [`Locked::unlock`] deletes the keys (or counts a lock down), publishes
-//! again and drops the rows locally. A lock that fails is an error before COMMIT:
-//! the write is refused rather than allowed to leave caches it could not guard.
+//! of those rows is accepted until it is done). After the COMMIT,
+//! [`Locked::unlock`] deletes the keys (or counts a lock down), publishes again and
+//! drops the rows locally. In strict mode it then waits one window before the write
+//! is acknowledged: every process whose local layer still serves by then has applied
+//! that last invalidation (its heartbeat proves it), and any fill racing with it is
+//! refused by its ticket. Waiting after the unlock rather than before the COMMIT
+//! matters: if the `P` keys vanish meanwhile (FLUSHALL, eviction), another process
+//! may refill its local layer with the old row between the lock and the COMMIT, and
+//! only the unlock's invalidation removes it (`tests/cache_races.rs`,
+//! `race_05_strict_mode_survives_a_flush_between_lock_and_commit`). A lock that
+//! fails is an error before COMMIT: the write is refused rather than allowed to
+//! leave caches it could not guard.
 //!
 //! For an entity with cached queries (`query.rs`) the same two script calls also
 //! bump the table's query version and enter (then leave) the writer in the table's
@@ -59,7 +66,9 @@ fn cached_rows(registry: &ValidatedRegistry, changes: &ChangeSet) -> Vec<(u32, u
 }
 
 /// Keys and the invalidation message of `rows`, per control pool (entities on one
-/// pool share one script call per table, so cluster keys stay in one slot).
+/// pool share one script call per table, so cluster keys stay in one slot). The
+/// message starts with the sender's line (`Caches::sender`), which receivers that do
+/// not know it skip like any unknown table.
 fn by_table(caches: &Caches, rows: &[(u32, u64)]) -> Vec<(u32, Vec<String>, String)> {
     let mut out: Vec<(u32, Vec<String>, String)> = Vec::new();
     for &(slot, id) in rows {
@@ -67,7 +76,11 @@ fn by_table(caches: &Caches, rows: &[(u32, u64)]) -> Vec<(u32, Vec<String>, Stri
             continue;
         };
         if out.last().is_none_or(|(s, _, _)| *s != slot) {
-            out.push((slot, Vec::new(), cache.table_id.clone()));
+            out.push((
+                slot,
+                Vec::new(),
+                format!("{}\n{}", caches.sender, cache.table_id),
+            ));
         }
         if let Some((_, keys, message)) = out.last_mut() {
             keys.push(cache.key(id));
@@ -110,11 +123,7 @@ pub(crate) async fn lock(
         let Some(client) = &cache.control else {
             continue;
         };
-        let channel = if cache.local.is_some() && caches.channel.is_some() {
-            caches.channel_name.as_str()
-        } else {
-            ""
-        };
+        let (channel, separately) = publish_on(caches, client);
         match cache.queries.as_ref().filter(|q| q.in_redis) {
             Some(queries) => {
                 super::protocol::lock_with_queries(
@@ -132,6 +141,16 @@ pub(crate) async fn lock(
                 super::protocol::lock(client, &caches.scripts, &keys, channel, &message).await?
             }
         }
+        if let Some(channel) = separately {
+            if let Err(e) = publish(channel, &caches.channel_name, &message).await {
+                // Refused like a failed lock when this registry keeps the rows locally;
+                // for another deploy's local layers it is best effort.
+                if cache.local.is_some() {
+                    return Err(e);
+                }
+                tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache invalidation not published");
+            }
+        }
         if cache.redis.is_some() {
             cache
                 .counters
@@ -142,21 +161,44 @@ pub(crate) async fn lock(
     }
     #[cfg(not(feature = "redis"))]
     let _ = by_table;
-    if caches.coherence.strict()
-        && caches.coherence.has_channel()
-        && locked
-            .rows
-            .iter()
-            .any(|(slot, _)| caches.entity(*slot).is_some_and(|e| e.local.is_some()))
-    {
-        tokio::time::sleep(caches.coherence.window()).await;
-    }
     super::pause::point(
         super::pause::Point::BeforeCommit,
         prefix(caches, &locked.rows),
     )
     .await;
     Ok(Some(locked))
+}
+
+/// Where the invalidation of rows whose keys live on `control` is published: on
+/// the channel whenever there is one, whether or not this registry keeps the entity
+/// locally (another deploy sharing the namespace may: a rollout that adds
+/// `local_cache`). Inside the lock/unlock script (atomic with the key change) when
+/// `control` is the channel's pool, else by a separate PUBLISH on the channel's pool
+/// (subscribers listen there; a PUBLISH on another server would reach none of them).
+#[cfg(feature = "redis")]
+fn publish_on<'c>(
+    caches: &'c Caches,
+    control: &crate::redis::RedisClient,
+) -> (&'c str, Option<&'c crate::redis::RedisClient>) {
+    match &caches.channel {
+        Some(channel) if channel.pool_name() == control.pool_name() => {
+            (caches.channel_name.as_str(), None)
+        }
+        Some(channel) => ("", Some(channel)),
+        None => ("", None),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn publish(
+    client: &crate::redis::RedisClient,
+    channel: &str,
+    message: &str,
+) -> crate::Result<()> {
+    let _: i64 = client
+        .query(::redis::cmd("PUBLISH").arg(channel).arg(message))
+        .await?;
+    Ok(())
 }
 
 /// The key prefix of the first row (pause points match on the namespace).
@@ -174,8 +216,22 @@ impl Locked {
         self.done = true;
         let rows = std::mem::take(&mut self.rows);
         let registry = self.registry.clone();
+        let wait = registry.caches().and_then(|c| strict_wait(c, &rows));
         unlock_rows(&registry, rows, self.token).await;
+        if let Some(window) = wait {
+            tokio::time::sleep(window).await;
+        }
     }
+}
+
+/// Strict mode, with other processes to tell, and locally cached rows among `rows`:
+/// how long the writer waits after its unlock before the write is acknowledged.
+fn strict_wait(caches: &Caches, rows: &[(u32, u64)]) -> Option<std::time::Duration> {
+    let local = rows
+        .iter()
+        .any(|(slot, _)| caches.entity(*slot).is_some_and(|e| e.local.is_some()));
+    (caches.coherence.strict() && caches.coherence.has_channel() && local)
+        .then(|| caches.coherence.window())
 }
 
 async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>, token: u64) {
@@ -193,11 +249,7 @@ async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>, token:
         let Some(client) = &cache.control else {
             continue;
         };
-        let channel = if cache.local.is_some() && caches.channel.is_some() {
-            caches.channel_name.as_str()
-        } else {
-            ""
-        };
+        let (channel, separately) = publish_on(caches, client);
         let unlocked = match cache.queries.as_ref().filter(|q| q.in_redis) {
             Some(queries) => {
                 super::protocol::unlock_with_queries(
@@ -217,6 +269,11 @@ async fn unlock_rows(registry: &ValidatedRegistry, rows: Vec<(u32, u64)>, token:
         };
         if let Err(e) = unlocked {
             tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache unlock failed; the locks expire on their own");
+        }
+        if let Some(channel) = separately {
+            if let Err(e) = publish(channel, &caches.channel_name, &message).await {
+                tracing::warn!(target: "beeorm::cache", entity = cache.entity, error = %e, "cache invalidation not published; other processes' local layers keep the rows until their channel notices");
+            }
         }
     }
     for (slot, id) in rows {

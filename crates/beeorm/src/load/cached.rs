@@ -109,7 +109,16 @@ fn keep_local<E: Entity>(
         // its columns hold (text, bytes).
         let weight = std::mem::size_of::<LocalRow<E>>() + 24 * E::COLUMN_COUNT;
         local.insert_entity(cache.slot, id, Arc::new(row), weight as u32);
-        cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
+        // An invalidation that landed between the check and the insert ran its
+        // remove before our insert: check again and undo (at worst one more miss).
+        // The fences pair with the one in `Coherence::invalidate`: either we see its
+        // bump, or its remove sees our entry.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if caches.coherence.still_valid(ticket) {
+            cache.counters.local.fills.fetch_add(1, Ordering::Relaxed);
+        } else {
+            local.remove_entity(cache.slot, id);
+        }
     }
 }
 

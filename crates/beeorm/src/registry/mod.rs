@@ -443,9 +443,9 @@ impl Registry {
     }
 
     /// Strict mode: writers of locally cached entities wait one window (see
-    /// [`Registry::set_local_cache_window`]) between locking their rows and their
-    /// COMMIT, so no process's local layer ever serves a row older than an
-    /// acknowledged write. Costs that wait on every such write.
+    /// [`Registry::set_local_cache_window`]) after their COMMIT and its invalidation,
+    /// before the write returns, so no process's local layer ever serves a row older
+    /// than an acknowledged write. Costs that wait on every such write.
     pub fn set_local_cache_strict(&mut self, strict: bool) -> &mut Self {
         self.cache.strict = strict;
         self
