@@ -36,21 +36,25 @@ pub(crate) enum LocalRow<E> {
 pub(crate) struct Cached;
 
 impl RowSource for Cached {
-    async fn fill<E: Entity, F: Found<E>>(
+    fn fill<E: Entity, F: Found<E>>(
         &self,
         ask: &Ask<'_, '_>,
         want: &[u64],
         found: &mut F,
-    ) -> Result<()> {
-        let (Some(caches), Some(slot), Executor::Pool) =
-            (ask.caches, ask.schema.cache_slot(), ask.exec)
-        else {
-            return Database.fill(ask, want, found).await;
+    ) -> impl std::future::Future<Output = Result<()>> + Send {
+        use futures_util::future::Either;
+        // An uncached entity (or a read in a transaction) gets the database's future
+        // as it is: the caches cost its reads nothing.
+        let cached = match (ask.caches, ask.schema.cache_slot(), ask.exec) {
+            (Some(caches), Some(slot), Executor::Pool) => {
+                caches.entity(slot).map(|cache| (caches, cache))
+            }
+            _ => None,
         };
-        let Some(cache) = caches.entity(slot) else {
-            return Database.fill(ask, want, found).await;
-        };
-        read(caches, cache, ask, want, found).await
+        match cached {
+            Some((caches, cache)) => Either::Right(read(caches, cache, ask, want, found)),
+            None => Either::Left(Database.fill(ask, want, found)),
+        }
     }
 }
 

@@ -68,16 +68,32 @@ fn decode_kept<E: Entity>(row: &[Value]) -> Result<E> {
 pub(crate) struct Request<N>(pub N);
 
 impl<N: RowSource> RowSource for Request<N> {
-    async fn fill<E: Entity, F: Found<E>>(
+    fn fill<E: Entity, F: Found<E>>(
         &self,
         ask: &Ask<'_, '_>,
         want: &[u64],
         found: &mut F,
+    ) -> impl std::future::Future<Output = Result<()>> + Send {
+        use futures_util::future::Either;
+        // Without a request cache the next source's future is returned as it is: no
+        // state machine of this layer is built or moved on the hottest reads.
+        match (ask.request, ask.exec, ask.include_deleted) {
+            (Some(cache), Executor::Pool, false) => {
+                Either::Right(Box::pin(self.fill_requested(cache, ask, want, found)))
+            }
+            _ => Either::Left(self.0.fill(ask, want, found)),
+        }
+    }
+}
+
+impl<N: RowSource> Request<N> {
+    async fn fill_requested<E: Entity, F: Found<E>>(
+        &self,
+        cache: &RequestCache,
+        ask: &Ask<'_, '_>,
+        want: &[u64],
+        found: &mut F,
     ) -> Result<()> {
-        let (Some(cache), Executor::Pool, false) = (ask.request, ask.exec, ask.include_deleted)
-        else {
-            return self.0.fill(ask, want, found).await;
-        };
         let ty = TypeId::of::<E>();
         let mut rest: Vec<u64> = Vec::new();
         for &id in want {
