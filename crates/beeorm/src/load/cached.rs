@@ -214,7 +214,7 @@ async fn read_rest<E: Entity, F: Found<E>>(
                 caches,
                 cache,
                 client,
-                &rows,
+                rows,
                 &rest,
                 token,
                 &ticket,
