@@ -126,7 +126,30 @@ fn keep_local<E: Entity>(
     }
 }
 
-async fn read<E: Entity, F: Found<E>>(
+/// Which source answers a read: the whole chain (a request cache is on), the
+/// cached layers, or the database alone.
+pub(crate) enum Route<'a> {
+    Chain,
+    Cached(&'a Caches, &'a EntityCache),
+    Database,
+}
+
+/// The source that answers `ask` (see [`Route`]).
+#[inline]
+pub(crate) fn route<'a>(ask: &Ask<'a, '_>) -> Route<'a> {
+    if ask.request.is_some() && !ask.include_deleted && matches!(ask.exec, Executor::Pool) {
+        return Route::Chain;
+    }
+    match (ask.caches, ask.schema.cache_slot(), ask.exec) {
+        (Some(caches), Some(slot), Executor::Pool) => match caches.entity(slot) {
+            Some(cache) => Route::Cached(caches, cache),
+            None => Route::Database,
+        },
+        _ => Route::Database,
+    }
+}
+
+pub(crate) async fn read<E: Entity, F: Found<E>>(
     caches: &Caches,
     cache: &EntityCache,
     ask: &Ask<'_, '_>,

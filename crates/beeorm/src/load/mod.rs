@@ -344,7 +344,19 @@ impl<'a> Reader<'a> {
             request: self.engine.request_cache(),
         };
         let mut found: Option<E> = None;
-        source::by_ids(&ask, std::slice::from_ref(&id), &mut found).await?;
+        // The chain, unrolled for one ID: each case awaits its own future, so only the
+        // source that answers is built and moved (a local hit never moves the
+        // database's larger future).
+        let one = std::slice::from_ref(&id);
+        match cached::route(&ask) {
+            cached::Route::Chain => source::by_ids(&ask, one, &mut found).await?,
+            cached::Route::Cached(caches, cache) => {
+                cached::read(caches, cache, &ask, one, &mut found).await?
+            }
+            cached::Route::Database => {
+                source::RowSource::fill(&source::Database, &ask, one, &mut found).await?
+            }
+        }
         let row = found.map(Tracked::loaded);
         let Some(tree) = tree else {
             return Ok(row);
