@@ -319,7 +319,16 @@ impl<'a> Reader<'a> {
                 caches: self.engine.registry().caches(),
                 request: self.engine.request_cache(),
             };
-            source::by_ids(&ask, &asked, &mut found).await?;
+            // As in `load_by_id`: each source awaited on its own.
+            match cached::route(&ask) {
+                cached::Route::Chain => source::by_ids(&ask, &asked, &mut found).await?,
+                cached::Route::Cached(caches, cache) => {
+                    cached::read(caches, cache, &ask, &asked, &mut found).await?
+                }
+                cached::Route::Database => {
+                    source::RowSource::fill(&source::Database, &ask, &asked, &mut found).await?
+                }
+            }
         }
         Ok(found.into_ordered(&unique, f))
     }
