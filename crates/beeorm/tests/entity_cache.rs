@@ -499,3 +499,58 @@ async fn two_tenants_of_one_application_never_read_each_others_rows() {
     let ns = namespace("tenants");
     isolated(&ns, Some("t1"), &ns, Some("t2")).await;
 }
+
+/// A reader cancelled between its lease and its fill (a request timeout) gives the
+/// lease back at once: the next reader neither waits for it to expire (2 s) nor is
+/// refused its fill.
+#[tokio::test]
+async fn a_cancelled_reader_gives_its_lease_back() {
+    use beeorm::__private::pause::{self, Point};
+    let db = TestDb::new(common::Kind::Sqlite, "cancel_lease").await;
+    let ns = namespace("cancel_lease");
+    let a = node(&db, &ns).await;
+    common::sync(&a.engine()).await;
+    let id = insert_account(&a.engine(), "Ann", 30).await;
+    pause::install(
+        &ns,
+        Point::BeforeSelect,
+        Arc::new(|| Box::pin(std::future::pending::<()>())),
+    );
+    let e = a.engine();
+    let reader = tokio::spawn(async move { e.load_by_id::<Account>(id).await });
+    let redis = a.engine().redis("default").unwrap();
+    let key = format!("{ns}:e:{{default.Account}}:{id}");
+    // The reader holds the lease, stopped before its SELECT.
+    let start = Instant::now();
+    loop {
+        let v: Option<Vec<u8>> = redis.get(key.as_str()).await.unwrap();
+        if v.as_deref().is_some_and(|v| v.first() == Some(&b'L')) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "no lease taken");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    reader.abort();
+    assert!(reader.await.unwrap_err().is_cancelled());
+    pause::clear(&ns);
+    // Given back well before the lease's own 2 s expiry.
+    let start = Instant::now();
+    loop {
+        let v: Option<Vec<u8>> = redis.get(key.as_str()).await.unwrap();
+        if v.as_deref().is_none_or(|v| v.first() != Some(&b'L')) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "the lease was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(a.engine().find::<Account>(id).await.unwrap().name, "Ann");
+    let v: Option<Vec<u8>> = redis.get(key.as_str()).await.unwrap();
+    assert_eq!(
+        v.and_then(|v| v.first().copied()),
+        Some(b'V'),
+        "the next reader filled"
+    );
+}

@@ -375,6 +375,27 @@ pub(crate) async fn read(
 
 /// Runs `FILL`: each key gets its value (`V…`, `N`, or empty to only release the
 /// lease) where it still holds our lease. `true` per key that did.
+/// Gives back the leases `keys` hold for `token`, from a task of its own: what a
+/// reader does when it is dropped (cancelled) or fails between its lease and its
+/// fill, so other readers of those rows do not wait for the lease to expire.
+pub(crate) fn release_later(client: RedisClient, scripts: &Scripts, keys: Vec<String>, token: u64) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let script = scripts.fill.clone();
+    handle.spawn(async move {
+        let mut args: Vec<Vec<u8>> = Vec::with_capacity(keys.len() + 3);
+        args.push(token.to_string().into_bytes());
+        args.push(b"1".to_vec());
+        args.push(b"1".to_vec());
+        args.extend(std::iter::repeat_n(Vec::new(), keys.len()));
+        let released: Result<Vec<i64>> = client.eval(&script, &keys, args).await;
+        if let Err(e) = released {
+            tracing::debug!(target: "beeorm::cache", error = %e, "leases not given back; they expire on their own");
+        }
+    });
+}
+
 pub(crate) async fn fill(
     client: &RedisClient,
     scripts: &Scripts,

@@ -266,6 +266,18 @@ async fn read_rest<E: Entity, F: Found<E>>(
     if leased.is_empty() && bypass.is_empty() {
         return Ok(());
     }
+    // From here until the fill, a cancelled or failed read gives its leases back.
+    #[cfg(feature = "redis")]
+    let mut leases = Leases {
+        caches,
+        client: cache.control.clone().filter(|_| !leased.is_empty()),
+        keys: if leased.is_empty() {
+            Vec::new()
+        } else {
+            leased.iter().map(|i| cache.key(rest[*i])).collect()
+        },
+        token,
+    };
     // 3. The database, for the leased and the bypassed rows, fake-deleted ones
     // included (the caches keep rows as they are).
     let mut ids: Vec<u64> = leased.iter().chain(&bypass).map(|i| rest[*i]).collect();
@@ -277,11 +289,8 @@ async fn read_rest<E: Entity, F: Found<E>>(
     crate::cache::pause::point(crate::cache::pause::Point::BeforeSelect, &cache.key_prefix).await;
     let loaded = match super::source::select_rows(ask, &ids).await {
         Ok(r) => r,
-        Err(e) => {
-            #[cfg(feature = "redis")]
-            release(caches, cache, &rest, &leased, token).await;
-            return Err(e);
-        }
+        // The leases are given back by `leases`' drop.
+        Err(e) => return Err(e),
     };
     crate::cache::pause::point(crate::cache::pause::Point::BeforeFill, &cache.key_prefix).await;
     // Which index of `rest` each loaded ID is, and whether we hold its lease.
@@ -366,6 +375,8 @@ async fn read_rest<E: Entity, F: Found<E>>(
             .await
             {
                 Ok(f) => {
+                    // The fill used or gave back every lease.
+                    leases.disarm();
                     if cache.redis.is_some() {
                         let n = f.iter().filter(|x| **x).count() as u64;
                         cache.counters.redis.fills.fetch_add(n, Ordering::Relaxed);
@@ -508,23 +519,39 @@ async fn redis_layer<E: Entity, F: Found<E>>(
     }
 }
 
-/// Gives back the leases of a read that failed before its fill.
+/// The leases a reader holds between its lease and its fill. Dropped before it is
+/// disarmed — the read was cancelled, or failed (SQL error, a row that does not
+/// decode) — it gives them back from a task of its own, so other readers of those
+/// rows go on at once instead of waiting for the leases to expire.
 #[cfg(feature = "redis")]
-async fn release(caches: &Caches, cache: &EntityCache, rest: &[u64], leased: &[usize], token: u64) {
-    let Some(client) = &cache.control else { return };
-    if leased.is_empty() {
-        return;
+struct Leases<'c> {
+    caches: &'c Caches,
+    client: Option<crate::redis::RedisClient>,
+    keys: Vec<String>,
+    token: u64,
+}
+
+#[cfg(feature = "redis")]
+impl Leases<'_> {
+    /// The fill ran (it gives back what it does not fill): nothing left to release.
+    fn disarm(&mut self) {
+        self.client = None;
     }
-    let keys: Vec<String> = leased.iter().map(|i| cache.key(rest[*i])).collect();
-    let values = vec![Vec::new(); keys.len()];
-    let _ = crate::cache::protocol::fill(
-        client,
-        &caches.scripts,
-        &keys,
-        token,
-        caches.settings.ttl,
-        caches.settings.missing_ttl,
-        values,
-    )
-    .await;
+}
+
+#[cfg(feature = "redis")]
+impl Drop for Leases<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if !self.keys.is_empty() {
+                let keys = std::mem::take(&mut self.keys);
+                crate::cache::protocol::release_later(
+                    client,
+                    &self.caches.scripts,
+                    keys,
+                    self.token,
+                );
+            }
+        }
+    }
 }
