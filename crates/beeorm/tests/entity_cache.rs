@@ -554,3 +554,54 @@ async fn a_cancelled_reader_gives_its_lease_back() {
         "the next reader filled"
     );
 }
+
+/// Rows of a Redis Cluster pool: a table's keys share one hash slot (`{pool.table}`),
+/// so the MGET, the lease and the lock scripts all run on one node.
+#[derive(Entity, Debug, PartialEq)]
+#[orm(redis_cache = "shards")]
+struct Sharded {
+    id: u64,
+    text: String,
+}
+
+#[tokio::test]
+async fn rows_cached_on_a_redis_cluster_follow_every_write() {
+    let db = TestDb::new(common::Kind::Sqlite, "cluster_rows").await;
+    let nodes = common_redis::cluster_nodes();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let ns = namespace("cluster");
+    let mut engines = Vec::new();
+    let mut counters = Vec::new();
+    for _ in 0..2 {
+        let mut r = db.registry();
+        r.register_redis_cluster("shards", &nodes)
+            .set_cache_namespace(&ns)
+            .register_entity::<Sharded>();
+        counters.push(StatementCounter::register(&mut r));
+        engines.push(r.validate().await.unwrap().create_engine());
+    }
+    common::sync(&engines[0]).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut row = Tracked::new(Sharded {
+            id: 0,
+            text: format!("t{i}"),
+        });
+        engines[0].flush(&mut row).await.unwrap();
+        ids.push(row.id);
+    }
+    counters[0].take();
+    let (rows, _) = engines[0].load_by_ids::<Sharded>(&ids).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(counters[0].take().len(), 1);
+    let (rows, _) = engines[1].load_by_ids::<Sharded>(&ids).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(counters[1].take().len(), 0, "the other registry hit the cluster");
+
+    let mut row = engines[0].find::<Sharded>(ids[2]).await.unwrap();
+    row.text = "changed".into();
+    engines[0].flush(&mut row).await.unwrap();
+    assert_eq!(engines[1].find::<Sharded>(ids[2]).await.unwrap().text, "changed");
+    engines[0].delete(&mut row).await.unwrap();
+    assert!(engines[1].load_by_id::<Sharded>(ids[2]).await.unwrap().is_none());
+}
