@@ -596,12 +596,23 @@ async fn rows_cached_on_a_redis_cluster_follow_every_write() {
     assert_eq!(counters[0].take().len(), 1);
     let (rows, _) = engines[1].load_by_ids::<Sharded>(&ids).await.unwrap();
     assert_eq!(rows.len(), 5);
-    assert_eq!(counters[1].take().len(), 0, "the other registry hit the cluster");
+    assert_eq!(
+        counters[1].take().len(),
+        0,
+        "the other registry hit the cluster"
+    );
 
     let mut row = engines[0].find::<Sharded>(ids[2]).await.unwrap();
     row.text = "changed".into();
     engines[0].flush(&mut row).await.unwrap();
-    assert_eq!(engines[1].find::<Sharded>(ids[2]).await.unwrap().text, "changed");
+    assert_eq!(
+        engines[1].find::<Sharded>(ids[2]).await.unwrap().text,
+        "changed"
+    );
     engines[0].delete(&mut row).await.unwrap();
-    assert!(engines[1].load_by_id::<Sharded>(ids[2]).await.unwrap().is_none());
+    assert!(engines[1]
+        .load_by_id::<Sharded>(ids[2])
+        .await
+        .unwrap()
+        .is_none());
 }
