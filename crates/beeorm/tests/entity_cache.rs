@@ -616,3 +616,18 @@ async fn rows_cached_on_a_redis_cluster_follow_every_write() {
         .unwrap()
         .is_none());
 }
+
+dialect_test!(
+    the_request_cache_layer_is_counted,
+    |db: TestDb| async move {
+        let (a, _b) = setup(&db, "request_stats").await;
+        let id = insert_account(&a.engine(), "Ann", 30).await;
+        let e = a.engine().with_request_cache();
+        e.find::<Account>(id).await.unwrap();
+        e.find::<Account>(id).await.unwrap();
+        let stats = e.cache_stats();
+        let s = stats.entity("Account").unwrap();
+        assert_eq!((s.request.hits, s.request.misses), (1, 1), "{s:?}");
+        db.drop().await;
+    }
+);

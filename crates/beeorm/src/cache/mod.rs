@@ -112,15 +112,13 @@ pub(crate) struct EntityCache {
 impl EntityCache {
     /// The Redis key of a row.
     pub(crate) fn key(&self, id: u64) -> String {
+        use std::fmt::Write;
         let mut k = String::with_capacity(self.key_prefix.len() + 20);
         k.push_str(&self.key_prefix);
-        k.push_str(itoa_u64(id).as_str());
+        // Into the key's own buffer: no second allocation per key.
+        let _ = write!(k, "{id}");
         k
     }
-}
-
-fn itoa_u64(n: u64) -> String {
-    n.to_string()
 }
 
 /// The entity caches of one validated registry.

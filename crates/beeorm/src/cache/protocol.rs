@@ -107,15 +107,38 @@ end
 return out
 ";
 
-const LOCK: &str = r"
-for _, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  local n = 1
-  if v and string.sub(v, 1, 1) == 'P' then
-    n = (tonumber(string.sub(v, 2)) or 0) + 1
+/// Lua shared by the four lock scripts: `lock_rows(n, ttl)` turns `KEYS[1..n]` into
+/// `P<count + 1>` (expiring after `ttl` ms); `unlock_rows(n)` counts them down,
+/// deleting a key at zero or when it holds anything but a lock.
+const ROW_LOCKS: &str = r"
+local function lock_rows(n, ttl)
+  for i = 1, n do
+    local v = redis.call('GET', KEYS[i])
+    local c = 1
+    if v and string.sub(v, 1, 1) == 'P' then
+      c = (tonumber(string.sub(v, 2)) or 0) + 1
+    end
+    redis.call('SET', KEYS[i], 'P' .. c, 'PX', ttl)
   end
-  redis.call('SET', k, 'P' .. n, 'PX', ARGV[1])
 end
+local function unlock_rows(n)
+  for i = 1, n do
+    local v = redis.call('GET', KEYS[i])
+    local c = 0
+    if v and string.sub(v, 1, 1) == 'P' then
+      c = (tonumber(string.sub(v, 2)) or 1) - 1
+    end
+    if c > 0 then
+      redis.call('SET', KEYS[i], 'P' .. c, 'KEEPTTL')
+    else
+      redis.call('DEL', KEYS[i])
+    end
+  end
+end
+";
+
+const LOCK: &str = r"
+lock_rows(#KEYS, ARGV[1])
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[2], ARGV[3])
 end
@@ -123,18 +146,7 @@ return 1
 ";
 
 const UNLOCK: &str = r"
-for _, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  local n = 0
-  if v and string.sub(v, 1, 1) == 'P' then
-    n = (tonumber(string.sub(v, 2)) or 1) - 1
-  end
-  if n > 0 then
-    redis.call('SET', k, 'P' .. n, 'KEEPTTL')
-  else
-    redis.call('DEL', k)
-  end
-end
+unlock_rows(#KEYS)
 if ARGV[1] ~= '' then
   redis.call('PUBLISH', ARGV[1], ARGV[2])
 end
@@ -221,15 +233,7 @@ return 1
 /// version, in the same atomic step as the rows' locks.
 const LOCK_WITH_QUERIES: &str = r"
 local n = #KEYS - 2
-for i = 1, n do
-  local k = KEYS[i]
-  local v = redis.call('GET', k)
-  local c = 1
-  if v and string.sub(v, 1, 1) == 'P' then
-    c = (tonumber(string.sub(v, 2)) or 0) + 1
-  end
-  redis.call('SET', k, 'P' .. c, 'PX', ARGV[1])
-end
+lock_rows(n, ARGV[1])
 local t, now = clock()
 version(KEYS[n + 1], t)
 redis.call('INCR', KEYS[n + 1])
@@ -246,19 +250,7 @@ return 1
 /// again (a reader that filled while a FLUSHALL had removed the writer is voided).
 const UNLOCK_WITH_QUERIES: &str = r"
 local n = #KEYS - 2
-for i = 1, n do
-  local k = KEYS[i]
-  local v = redis.call('GET', k)
-  local c = 0
-  if v and string.sub(v, 1, 1) == 'P' then
-    c = (tonumber(string.sub(v, 2)) or 1) - 1
-  end
-  if c > 0 then
-    redis.call('SET', k, 'P' .. c, 'KEEPTTL')
-  else
-    redis.call('DEL', k)
-  end
-end
+unlock_rows(n)
 local t, now = clock()
 redis.call('ZREM', KEYS[n + 2], ARGV[3])
 version(KEYS[n + 1], t)
@@ -284,15 +276,17 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         let with_prelude = |body: &str| format!("{QUERY_PRELUDE}{body}");
+        let with_locks = |body: &str| format!("{ROW_LOCKS}{body}");
+        let with_both = |body: &str| format!("{ROW_LOCKS}{QUERY_PRELUDE}{body}");
         Scripts {
             read: Script::new(READ),
             fill: Script::new(FILL),
-            lock: Script::new(LOCK),
-            unlock: Script::new(UNLOCK),
+            lock: Script::new(&with_locks(LOCK)),
+            unlock: Script::new(&with_locks(UNLOCK)),
             read_list: Script::new(&with_prelude(READ_LIST)),
             fill_list: Script::new(&with_prelude(FILL_LIST)),
-            lock_with_queries: Script::new(&with_prelude(LOCK_WITH_QUERIES)),
-            unlock_with_queries: Script::new(&with_prelude(UNLOCK_WITH_QUERIES)),
+            lock_with_queries: Script::new(&with_both(LOCK_WITH_QUERIES)),
+            unlock_with_queries: Script::new(&with_both(UNLOCK_WITH_QUERIES)),
         }
     }
 }

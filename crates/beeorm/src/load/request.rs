@@ -103,6 +103,18 @@ impl<N: RowSource> Request<N> {
                 None => rest.push(id),
             }
         }
+        // Counted for cached entities (their stats have a request-cache layer).
+        if let Some(c) = ask
+            .caches
+            .zip(ask.schema.cache_slot())
+            .and_then(|(caches, slot)| caches.entity(slot))
+        {
+            let held = (want.len() - rest.len()) as u64;
+            let r = &c.counters.request;
+            r.hits.fetch_add(held, std::sync::atomic::Ordering::Relaxed);
+            r.misses
+                .fetch_add(rest.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
         if rest.is_empty() {
             return Ok(());
         }
