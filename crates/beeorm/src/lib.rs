@@ -11,6 +11,8 @@ mod db;
 mod engine;
 mod entity;
 mod error;
+#[cfg(feature = "redis")]
+pub mod events;
 mod executor;
 mod flush;
 pub mod hooks;
