@@ -45,6 +45,7 @@
 //! | `apply` | runs the safe alters, lists the unsafe ones as skipped | 0, or [`EXIT_UNSAFE_SKIPPED`] (2) when some were skipped |
 //! | `apply --unsafe` | runs every alter, including those that can lose data | 0 |
 //! | `check` | lists pending alters, for CI pipelines | 0 when none, [`EXIT_PENDING`] (3) when some |
+//! | `streams [--json]` | per registered Redis stream and group: length, oldest event, pending, consumers, lag, oldest pending (the YAML `streams` key) | 0 |
 //!
 //! Any error — bad arguments, unreadable configuration, invalid registry, database
 //! failure — prints one message on stderr and exits with [`EXIT_ERROR`] (1). `-v`
@@ -194,6 +195,13 @@ enum Command {
     },
     /// Exit 0 when the database matches the entities, 3 when alters are pending (for CI).
     Check,
+    /// Per registered Redis stream and consumer group: length, pending, consumers, lag,
+    /// oldest pending event.
+    Streams {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The command in an application binary: the registry is built in code.
@@ -249,6 +257,8 @@ enum CliError {
     },
     /// `apply` with no entity registered.
     NoEntities,
+    /// Reading the streams' statistics failed.
+    Streams(beeorm::Error),
     /// Writing the output failed (e.g. a closed pipe).
     Output(std::io::Error),
 }
@@ -274,6 +284,7 @@ impl std::fmt::Display for CliError {
                  Apply alters from a binary of your application that registers its entities \
                  and calls beeorm_cli::run (see the beeorm-cli docs)",
             ),
+            CliError::Streams(e) => write!(f, "cannot read the streams' statistics: {e}"),
             CliError::Output(e) => write!(f, "cannot write the output: {e}"),
         }
     }
@@ -346,6 +357,21 @@ async fn run_command(
     out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let engine = validated.create_engine();
+    if let Command::Streams { json } = command {
+        let stats = engine
+            .event_broker()
+            .stats()
+            .await
+            .map_err(CliError::Streams)?;
+        if *json {
+            writeln!(out, "{}", streams_json(&stats))?;
+        } else if stats.is_empty() {
+            writeln!(out, "No stream is registered.")?;
+        } else {
+            writeln!(out, "{}", streams_table(&stats))?;
+        }
+        return Ok(EXIT_OK);
+    }
     let alters = engine.alters().await.map_err(CliError::Plan)?;
     match command {
         Command::Alters => {
@@ -367,6 +393,7 @@ async fn run_command(
                 Ok(EXIT_PENDING)
             }
         }
+        Command::Streams { .. } => Ok(EXIT_OK),
         Command::Apply { allow_unsafe } => {
             if alters.is_empty() {
                 writeln!(out, "Nothing to apply: the database matches the entities.")?;
@@ -428,4 +455,80 @@ fn alter_table<'a>(alters: impl Iterator<Item = &'a Alter>) -> comfy_table::Tabl
         table.add_row([a.pool.as_str(), safety(a), a.sql.as_str()]);
     }
     table
+}
+
+/// Seconds of an age, for display.
+fn age(d: Option<std::time::Duration>) -> String {
+    d.map_or_else(|| "-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()))
+}
+
+/// One row per stream and group.
+fn streams_table(stats: &[beeorm::events::StreamStats]) -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::ASCII_FULL_CONDENSED)
+        .set_header([
+            "stream",
+            "pool",
+            "length",
+            "oldest",
+            "group",
+            "pending",
+            "consumers",
+            "lag",
+            "oldest pending",
+        ]);
+    for s in stats {
+        if s.groups.is_empty() {
+            table.add_row([
+                s.stream.clone(),
+                s.pool.clone(),
+                s.length.to_string(),
+                age(s.oldest_age),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+        }
+        for g in &s.groups {
+            table.add_row([
+                s.stream.clone(),
+                s.pool.clone(),
+                s.length.to_string(),
+                age(s.oldest_age),
+                g.group.clone(),
+                g.pending.to_string(),
+                g.consumers.to_string(),
+                g.lag.map_or_else(|| "?".to_string(), |l| l.to_string()),
+                age(g.oldest_pending_age),
+            ]);
+        }
+    }
+    table
+}
+
+/// The statistics as a JSON array (ages in milliseconds, `null` when unknown).
+fn streams_json(stats: &[beeorm::events::StreamStats]) -> String {
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
+    let value: Vec<serde_json::Value> = stats
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "stream": s.stream,
+                "pool": s.pool,
+                "length": s.length,
+                "oldest_age_ms": ms(s.oldest_age),
+                "groups": s.groups.iter().map(|g| serde_json::json!({
+                    "group": g.group,
+                    "pending": g.pending,
+                    "consumers": g.consumers,
+                    "lag": g.lag,
+                    "oldest_pending_age_ms": ms(g.oldest_pending_age),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(value).to_string()
 }
