@@ -292,3 +292,87 @@ async fn the_beeorm_binary() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains(&*missing.to_string_lossy()), "{err}");
 }
+
+/// The Redis server of the tests, as a YAML `redis:` value.
+fn redis_address() -> String {
+    std::env::var("BEEORM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[tokio::test]
+async fn streams_lists_every_stream_and_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    let stream = format!("cli-streams-{}", std::process::id());
+    let yaml = dir.path().join("beeorm.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "default:\n  sqlite: '{db}'\nevents:\n  redis: '{}'\n  streams:\n    {stream}: [cli-a, cli-b]\n",
+            redis_address()
+        ),
+    )
+    .unwrap();
+    let yaml = yaml.to_string_lossy();
+
+    // Two events; nothing consumed yet.
+    let registry = Registry::from_yaml_file(&*yaml).unwrap();
+    let validated = registry.validate().await.unwrap();
+    let broker = validated.create_engine().event_broker();
+    broker.publish_map(&stream, [("k", "1")]).await.unwrap();
+    broker.publish_map(&stream, [("k", "2")]).await.unwrap();
+
+    let r = cli(Source::Config(|_| {}), &["--config", &yaml, "streams"]).await;
+    assert_eq!(r.code, EXIT_OK, "{}", r.err);
+    assert!(r.out.contains(&stream), "{}", r.out);
+    assert!(
+        r.out.contains("cli-a") && r.out.contains("cli-b"),
+        "{}",
+        r.out
+    );
+
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml, "streams", "--json"],
+    )
+    .await;
+    assert_eq!(r.code, EXIT_OK, "{}", r.err);
+    let json: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
+    let ours = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == stream.as_str())
+        .unwrap();
+    assert_eq!(ours["length"], 2);
+    let groups = ours["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for g in groups {
+        assert_eq!(g["pending"], 0);
+        assert_eq!(g["lag"], 2, "{g}");
+    }
+
+    let redis = validated.create_engine().redis("events").unwrap();
+    redis.del(stream.as_str()).await.unwrap();
+    validated.close().await;
+}
+
+#[tokio::test]
+async fn streams_with_a_dead_redis_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir);
+    let yaml = dir.path().join("beeorm.yaml");
+    // Port 1 on loopback: nothing listens there.
+    std::fs::write(
+        &yaml,
+        format!("default:\n  sqlite: '{db}'\nevents:\n  redis: '127.0.0.1:1:0'\n  streams:\n    s: [g]\n"),
+    )
+    .unwrap();
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml.to_string_lossy(), "streams"],
+    )
+    .await;
+    assert_eq!(r.code, EXIT_ERROR, "{}", r.out);
+    assert!(r.err.starts_with("error: "), "{}", r.err);
+    assert!(r.err.contains("events"), "names the pool: {}", r.err);
+}
