@@ -461,6 +461,83 @@ async fn a_log_table_name_too_long_is_refused_at_validate() {
     );
 }
 
+#[derive(Embedded, Debug, Clone, PartialEq)]
+struct Address {
+    city: String,
+    street: String,
+}
+
+#[derive(Entity, Debug)]
+#[orm(table = "owners", log)]
+struct Owner {
+    id: u64,
+    #[orm(unique = "Name")]
+    name: String,
+    #[orm(embedded, skip_log)]
+    address: Address,
+}
+
+#[derive(Entity, Debug)]
+#[orm(table = "pets", log)]
+struct Pet {
+    id: u64,
+    name: String,
+    owner: Ref<Owner>,
+}
+
+dialect_test!(
+    upserts_embedded_skip_log_and_new_referenced_entities,
+    |db: TestDb| async move {
+        let mut r = db.registry();
+        r.register_entity::<Owner>().register_entity::<Pet>();
+        let engine = r.validate().await.unwrap().create_engine();
+        sync(&engine).await;
+        let schema = engine.registry().table_schema::<Owner>().unwrap();
+        let skipped: Vec<&str> = schema.skip_log_columns().map(|c| c.name.as_str()).collect();
+        assert_eq!(skipped, ["address_city", "address_street"]);
+        let owner = |name: &str, city: &str| Owner {
+            id: 0,
+            name: name.into(),
+            address: Address {
+                city: city.into(),
+                street: "Main".into(),
+            },
+        };
+
+        // A new referenced entity is inserted in the same transaction: both logged.
+        let mut pet = Tracked::new(Pet {
+            id: 0,
+            name: "Rex".into(),
+            owner: Ref::new(owner("ann", "Rome")),
+        });
+        engine.flush(&mut pet).await.unwrap();
+        let owner_id = pet.owner.id();
+        let h = engine.entity_log::<Pet>(pet.id, None).await.unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].changes, obj(json!({"name": "Rex", "owner": owner_id})));
+        let h = engine.entity_log::<Owner>(owner_id, None).await.unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].changes, obj(json!({"name": "ann"})), "embedded columns skipped");
+
+        // Only embedded skip_log columns change: nothing logged.
+        let mut o = engine.find::<Owner>(owner_id).await.unwrap();
+        o.address.city = "Oslo".into();
+        engine.flush(&mut o).await.unwrap();
+        assert_eq!(engine.entity_log::<Owner>(owner_id, None).await.unwrap().len(), 1);
+
+        // An upsert logs the row as the database holds it afterwards.
+        let mut dup = Tracked::new(owner("ann", "Paris"));
+        dup.on_duplicate_key_update([("address_city", "Paris")]);
+        engine.flush(&mut dup).await.unwrap();
+        assert_eq!(dup.id, owner_id);
+        let h = engine.entity_log::<Owner>(owner_id, None).await.unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].before, None);
+        assert_eq!(h[0].changes, obj(json!({"name": "ann"})));
+        db.drop().await;
+    }
+);
+
 /// The environment variable that makes `durability_child` run (as a child process).
 const CHILD_ENV: &str = "BEEORM_CHANGE_LOG_CHILD";
 
