@@ -517,13 +517,24 @@ dialect_test!(
         assert_eq!(h[0].changes, obj(json!({"name": "Rex", "owner": owner_id})));
         let h = engine.entity_log::<Owner>(owner_id, None).await.unwrap();
         assert_eq!(h.len(), 1);
-        assert_eq!(h[0].changes, obj(json!({"name": "ann"})), "embedded columns skipped");
+        assert_eq!(
+            h[0].changes,
+            obj(json!({"name": "ann"})),
+            "embedded columns skipped"
+        );
 
         // Only embedded skip_log columns change: nothing logged.
         let mut o = engine.find::<Owner>(owner_id).await.unwrap();
         o.address.city = "Oslo".into();
         engine.flush(&mut o).await.unwrap();
-        assert_eq!(engine.entity_log::<Owner>(owner_id, None).await.unwrap().len(), 1);
+        assert_eq!(
+            engine
+                .entity_log::<Owner>(owner_id, None)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
 
         // An upsert logs the row as the database holds it afterwards.
         let mut dup = Tracked::new(owner("ann", "Paris"));
