@@ -93,19 +93,19 @@ fn run(c: &mut Criterion, rt: &Runtime, engine: &Engine, server: &str) {
         engine.flush(&mut logged).await.expect("flush");
     });
     let (plain, logged) = (
-        std::cell::RefCell::new(plain),
-        std::cell::RefCell::new(logged),
+        tokio::sync::Mutex::new(plain),
+        tokio::sync::Mutex::new(logged),
     );
     group.bench_function(BenchmarkId::new("update_1/plain", server), |b| {
         b.to_async(rt).iter(|| async {
-            let mut p = plain.borrow_mut();
+            let mut p = plain.lock().await;
             p.score += 1;
             engine.flush(&mut p).await.expect("flush");
         })
     });
     group.bench_function(BenchmarkId::new("update_1/logged", server), |b| {
         b.to_async(rt).iter(|| async {
-            let mut l = logged.borrow_mut();
+            let mut l = logged.lock().await;
             l.score += 1;
             engine.flush(&mut l).await.expect("flush");
         })
