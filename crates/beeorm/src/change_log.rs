@@ -38,7 +38,7 @@ use crate::{DialectKind, Engine, Entity, Error, Result, ValidatedRegistry, Value
 /// [`Flusher::set_log_meta`](crate::Flusher::set_log_meta).
 pub type LogMeta = serde_json::Map<String, serde_json::Value>;
 
-/// Rows per INSERT statement: 6 parameters each, under every server's limit
+/// Rows per INSERT statement: 5 parameters each, under every server's limit
 /// (SQLite's 32,766 is the lowest).
 const ROWS_PER_INSERT: usize = 5_000;
 

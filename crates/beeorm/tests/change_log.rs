@@ -263,6 +263,22 @@ dialect_test!(
     }
 );
 
+dialect_test!(
+    more_rows_than_one_log_insert_takes_are_split,
+    |db: TestDb| async move {
+        let (engine, statements) = engine(&db).await;
+        // 5,000 rows per log INSERT (5 parameters each, under SQLite's 32,766).
+        let mut all: Vec<Tracked<Account>> =
+            (0..5_001).map(|i| account(&format!("n{i}"))).collect();
+        engine.flusher().track_all(&mut all).flush().await.unwrap();
+        assert_eq!(statements.log_inserts(), 2);
+        assert_eq!(log_count(&engine).await, 5_001);
+        let last = all.last().unwrap();
+        assert_eq!(history(&engine, last.id).await.len(), 1);
+        db.drop().await;
+    }
+);
+
 dialect_test!(engine_and_flush_meta_are_merged, |db: TestDb| async move {
     let (mut engine, _) = engine(&db).await;
     engine.set_log_meta("user", 7);
