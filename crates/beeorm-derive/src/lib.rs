@@ -96,6 +96,8 @@ struct FieldAttrs {
     fake_delete: Option<proc_macro2::Span>,
     /// `primary_key`: this field is the primary key (instead of `id`).
     primary_key: Option<proc_macro2::Span>,
+    /// `skip_log`: the field stays out of change-log rows.
+    skip_log: Option<proc_macro2::Span>,
 }
 
 fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
@@ -226,11 +228,14 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                 "primary_key" => {
                     a.primary_key = flag(&meta)?.then(|| meta.path.span());
                 }
+                "skip_log" => {
+                    a.skip_log = flag(&meta)?.then(|| meta.path.span());
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
                          mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk, \
-                         column, fake_delete, primary_key"
+                         column, fake_delete, primary_key, skip_log"
                     )))
                 }
             }
@@ -259,6 +264,12 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
             return Err(syn::Error::new(
                 span,
                 "`fake_delete` cannot be combined with `ignore`, `json` or `embedded`",
+            ));
+        }
+        if a.skip_log.is_some() {
+            return Err(syn::Error::new(
+                span,
+                "the fake-delete flag cannot be `skip_log`: a fake delete is logged as a change of it",
             ));
         }
     }
@@ -437,6 +448,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         let longblob = attrs.longblob;
         let cascade = attrs.cascade;
         let skip_fk = attrs.skip_fk;
+        let skip_log = attrs.skip_log.is_some();
         out.push(quote! {
             ::beeorm::schema::FieldDefinition {
                 name: #name,
@@ -459,6 +471,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
                     cascade: #cascade,
                     skip_fk: #skip_fk,
                     fake_delete: #fake_delete,
+                    skip_log: #skip_log,
                 },
                 shape: #shape,
             }
@@ -579,6 +592,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     // span to point at when the entity is not `Clone`.
     let mut local_cache: Option<(String, proc_macro2::Span)> = None;
     let mut redis_cache: Option<String> = None;
+    // `log` (the entity's pool) or `log = "pool"`.
+    let mut log: Option<Option<String>> = None;
     // `cached_query(name = "...", query = "...")` / `cached_query_one(...)`: (name,
     // query, one), in declaration order.
     let mut queries: Vec<(String, String, bool)> = Vec::new();
@@ -617,6 +632,25 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 } else {
                     redis_cache = Some(name);
                 }
+            } else if meta.path.is_ident("log") {
+                if log.is_some() {
+                    return Err(meta.error("`log` is given twice"));
+                }
+                log = Some(if meta.input.peek(syn::Token![=]) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let v = lit.value();
+                    if v.is_empty()
+                        || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "the change-log pool name must be non-empty ASCII letters, digits, `_` or `-`",
+                        ));
+                    }
+                    Some(v)
+                } else {
+                    None
+                });
             } else if meta.path.is_ident("cached_query") || meta.path.is_ident("cached_query_one") {
                 let one = meta.path.is_ident("cached_query_one");
                 let span = meta.path.span();
@@ -660,7 +694,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             } else {
                 return Err(meta.error(
                     "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
-                     `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, \
+                     `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, `log[ = \"pool\"]`, \
                      `cached_query(name = \"...\", query = \"...\")` or `cached_query_one(...)`",
                 ));
             }
@@ -720,6 +754,16 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
         .map(|(_, f)| f.clone())
         .collect();
     check_roles(&others, true)?;
+    if log.is_none() {
+        for f in &others {
+            if let Some(span) = parse_field_attrs(f)?.skip_log {
+                return Err(syn::Error::new(
+                    span,
+                    "`skip_log` has no effect: the entity is not logged (add `#[orm(log)]` to it)",
+                ));
+            }
+        }
+    }
     let defs = field_definitions(&others)?;
     let RowCode {
         count,
@@ -766,6 +810,11 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
+    let logged = log.is_some();
+    let log_pool = match log.flatten() {
+        Some(p) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
+    };
     let queries = queries.iter().map(|(name, query, one)| {
         quote!(::beeorm::schema::CachedQueryDefinition { name: #name, query: #query, one: #one })
     });
@@ -785,6 +834,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         redis: #redis,
                         queries: &[#(#queries),*],
                     },
+                    log: #logged,
+                    log_pool: #log_pool,
                 }
             }
             #cache_clone
@@ -847,6 +898,7 @@ impl FieldAttrs {
             && !self.embedded
             && !self.cascade
             && !self.skip_fk
+            && self.skip_log.is_none()
     }
 }
 

@@ -17,6 +17,9 @@ pub struct Engine {
     /// The request cache (and data loader), when enabled: this engine's (and its
     /// clones') own, never another engine's.
     request: Option<std::sync::Arc<crate::cache::request::RequestCache>>,
+    /// Engine-wide change-log metadata ([`Engine::set_log_meta`]); shared by clones
+    /// until one of them changes it.
+    pub(crate) log_meta: Option<std::sync::Arc<crate::change_log::LogMeta>>,
 }
 
 impl Engine {
@@ -24,6 +27,7 @@ impl Engine {
         Engine {
             registry,
             request: None,
+            log_meta: None,
         }
     }
 
@@ -48,6 +52,7 @@ impl Engine {
             request: Some(std::sync::Arc::new(
                 crate::cache::request::RequestCache::new(false),
             )),
+            log_meta: self.log_meta.clone(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Engine {
             request: Some(std::sync::Arc::new(
                 crate::cache::request::RequestCache::new(true),
             )),
+            log_meta: self.log_meta.clone(),
         }
     }
 
@@ -214,6 +220,11 @@ impl Engine {
         }
         for t in self.registry.table_schemas() {
             by_pool.entry(t.pool_name()).or_default().push(t);
+            // The change-log table is a table of its pool like any other: created,
+            // altered, and never dropped as unknown.
+            if let Some(log) = t.log_schema() {
+                by_pool.entry(log.pool_name()).or_default().push(log);
+            }
         }
         let mut out = Vec::new();
         for (pool, tables) in by_pool {

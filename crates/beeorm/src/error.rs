@@ -325,6 +325,37 @@ pub enum Error {
         reason: String,
     },
 
+    /// An entity's change log is declared in another relational pool than the entity
+    /// (`#[orm(log = "other")]`). Refused by `Registry::validate`: the log rows are
+    /// written in the same transaction as the entity's rows, so that a committed
+    /// change always has its log row, and one transaction cannot span two pools.
+    #[error("entity `{entity}` lives in pool `{pool}` but its change log is declared in pool `{log_pool}`: log rows are written in the entity's own transaction, which cannot span pools; use `#[orm(log)]` (the entity's pool)")]
+    ChangeLogPool {
+        /// The entity type.
+        entity: String,
+        /// The entity's pool.
+        pool: String,
+        /// The pool `log = "..."` names.
+        log_pool: String,
+    },
+
+    /// Writing the change-log rows of a unit of work failed. The unit was rolled back
+    /// (or, for `flush_in`, must be: its transaction is the caller's): no entity row
+    /// of it was committed, and the entities are as they were.
+    #[error("cannot write the change log of entity `{entity}` to table `{table}`: {source}")]
+    ChangeLog {
+        /// The entity type.
+        entity: String,
+        /// The change-log table.
+        table: String,
+        /// Why it failed (the database's error).
+        source: Box<Error>,
+    },
+
+    /// A change-log call for an entity that keeps no change log (no `#[orm(log)]`).
+    #[error("entity `{0}` keeps no change log (declare it `#[orm(log)]`)")]
+    NotLogged(String),
+
     /// A field holds a value its column cannot store exactly on this pool's database
     /// (out of the column's range, too long, too precise, not a value of its enum, …).
     /// A flush checks every value before it sends any statement: nothing was written.

@@ -7,6 +7,7 @@
 extern crate self as beeorm;
 
 mod cache;
+mod change_log;
 mod db;
 mod engine;
 mod entity;
@@ -38,6 +39,7 @@ pub use beeorm_derive::{Embedded, Entity, OrmEnum};
 pub use cache::{
     CacheStats, EntityCacheStats, LayerStats, LocalCache, LocalCacheBound, LocalCacheStats,
 };
+pub use change_log::{EntityLog, LogMeta};
 pub use db::{Db, Transaction};
 pub use engine::Engine;
 pub use entity::{Cells, Embedded, Entity};

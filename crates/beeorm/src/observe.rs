@@ -112,6 +112,10 @@ pub struct Change {
     pub id: u64,
     /// What happened to the row.
     pub kind: ChangeKind,
+    /// The whole row (columns but the ID) before an update or a delete, as it was
+    /// loaded: filled only for entities that keep a change log (`#[orm(log)]`),
+    /// `None` otherwise and for inserts and upserts.
+    pub before: Option<Vec<(String, Value)>>,
 }
 
 /// How a row changed. Column values are as written to the database (`id` excluded;

@@ -20,6 +20,8 @@ use crate::{Engine, Entity, Result, Tracked};
 pub struct Flusher<'a> {
     pub(super) engine: &'a Engine,
     pub(super) items: Vec<&'a mut dyn Flushable>,
+    /// This flush's change-log metadata ([`Flusher::set_log_meta`]).
+    pub(super) log_meta: Option<crate::LogMeta>,
 }
 
 impl std::fmt::Debug for Flusher<'_> {
@@ -35,7 +37,31 @@ impl<'a> Flusher<'a> {
         Flusher {
             engine,
             items: Vec::new(),
+            log_meta: None,
         }
+    }
+
+    /// Adds `key` = `value` to the metadata of the change-log rows this flusher
+    /// writes (entities declared `#[orm(log)]`), over the engine-wide metadata of
+    /// [`Engine::set_log_meta`](crate::Engine::set_log_meta): this one wins for the
+    /// same key. Stored as a JSON object in the rows' `meta` column.
+    ///
+    /// ```no_run
+    /// # use beeorm::prelude::*;
+    /// # #[derive(Entity)] #[orm(log)] struct User { id: u64, name: String }
+    /// # async fn demo(engine: &Engine, user: &mut Tracked<User>) -> beeorm::Result<()> {
+    /// engine.flusher().set_log_meta("reason", "GDPR request").track(user).flush().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_log_meta(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) -> &mut Self {
+        self.log_meta
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value.into());
+        self
     }
 
     /// Adds an entity: a new one is inserted, a changed one updated, one marked with

@@ -204,13 +204,24 @@ impl<'a> Flusher<'a> {
     ) -> Result<()> {
         let registry = self.engine.registry();
         let observers = registry.hooks().observers();
-        let changes = if !registry.needs_changes() {
+        let logged = nested.is_some() || self.logs_any(&effects);
+        let changes = if !registry.needs_changes() && !logged {
             None
         } else {
             let mut changes = nested.unwrap_or_default();
             changes.extend(self.change_set(pool, &effects)?);
             Some(changes)
         };
+        // The change log: in the transaction, before COMMIT (see `crate::change_log`).
+        if let Some(changes) = changes
+            .as_ref()
+            .filter(|c| crate::change_log::any_logged(registry, c))
+        {
+            let meta = self.merged_log_meta();
+            // On error an own transaction is dropped, which rolls it back.
+            crate::change_log::write(registry, unit.conn(), pool.kind(), changes, meta.as_ref())
+                .await?;
+        }
         if let Some(changes) = changes.as_ref().filter(|c| !c.is_empty()) {
             let mut tx = ObserverTx {
                 conn: unit.conn(),
@@ -369,6 +380,32 @@ impl<'a> Flusher<'a> {
         Ok(())
     }
 
+    /// Whether any entity of `effects` keeps a change log.
+    fn logs_any(&self, effects: &[Effect]) -> bool {
+        let registry = self.engine.registry();
+        effects.iter().any(|e| {
+            self.items.get(e.item()).is_some_and(|it| {
+                registry
+                    .table_schema_by_type(it.entity_type())
+                    .is_some_and(crate::schema::TableSchema::is_logged)
+            })
+        })
+    }
+
+    /// The change-log metadata of this flush: the engine's, then the flusher's over it.
+    fn merged_log_meta(&self) -> Option<crate::LogMeta> {
+        match (&self.engine.log_meta, &self.log_meta) {
+            (None, None) => None,
+            (Some(engine), None) => Some((**engine).clone()),
+            (None, Some(own)) => Some(own.clone()),
+            (Some(engine), Some(own)) => {
+                let mut meta = (**engine).clone();
+                meta.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Some(meta)
+            }
+        }
+    }
+
     /// The change set of one pool's `effects`, before they are applied (the entities
     /// still hold their loaded values: the "old" side of updates). One change per
     /// entity, in the order the statements wrote them.
@@ -403,6 +440,18 @@ impl<'a> Flusher<'a> {
                 it.write_values(&mut values);
                 named(values)
             };
+            // The whole row before an update or delete, for the change log: the
+            // snapshot taken at the first change, else (a clean entity) its values.
+            let row_before = || {
+                if !schema.is_logged() {
+                    return None;
+                }
+                Some(match it.loaded_values() {
+                    Some(v) => named(v.to_vec()),
+                    None => row_values(),
+                })
+            };
+            let mut old = None;
             let (id, kind) = match (effect, it.op()) {
                 (Effect::Inserted { id, .. }, _) => (
                     *id,
@@ -425,9 +474,11 @@ impl<'a> Flusher<'a> {
                             ColumnChange::new(name(i), old, new)
                         })
                         .collect();
+                    old = row_before();
                     (id, ChangeKind::Updated { columns })
                 }
                 (Effect::Deleted { fake, .. }, Op::Delete { id, .. }) => {
+                    old = row_before();
                     (id, ChangeKind::Deleted { fake: *fake })
                 }
                 (
@@ -461,6 +512,7 @@ impl<'a> Flusher<'a> {
                 pool: pool.name().to_string(),
                 id,
                 kind,
+                before: old,
             });
         }
         Ok(ChangeSet::from_changes(out))

@@ -97,10 +97,11 @@ impl<'a> Flusher<'a> {
         let force_tx = in_transaction || hooks.observers_need_transaction();
         let mut planned = Vec::with_capacity(by_pool.len());
         for (_, (pool, ops)) in by_pool {
-            // Cached rows are locked before the COMMIT: their writes need one.
+            // Cached rows are locked before the COMMIT, and change-log rows are
+            // written before it: their writes need one.
             let cached = ops
                 .iter()
-                .any(|(_, _, schema)| schema.cache_slot().is_some());
+                .any(|(_, _, schema)| schema.cache_slot().is_some() || schema.is_logged());
             // Which entities each pool writes: only needed to tell the after-hooks of a
             // committed pool from those of a failed one.
             let positions: Vec<usize> = if after.is_empty() {
@@ -240,7 +241,8 @@ impl<'a> Flusher<'a> {
         };
         let pool = self.engine.sql_pool(&pool_name)?;
         let step = pool.id_step().await?;
-        let with_changes = registry.needs_changes();
+        let with_changes =
+            registry.needs_changes() || registry.table_schemas().any(|t| t.is_logged());
         let mut committed = Committed::default();
         let result = match external {
             Some(tx) => {
@@ -322,6 +324,7 @@ impl<'a> Flusher<'a> {
                     let mut sub = Flusher {
                         engine: self.engine,
                         items: nested,
+                        log_meta: None,
                     };
                     let (effects, deeper) =
                         sub.write_with_refs(pool, conn, step, with_changes).await?;

@@ -672,6 +672,32 @@ impl Registry {
                     second: def_type_name.clone(),
                 });
             }
+            if let (Some(log_pool), Some(log_table)) = (schema.log_pool(), schema.log_table_name())
+            {
+                if !pools.contains_key(log_pool) {
+                    return Err(Error::UnknownPool {
+                        kind: "relational",
+                        pool: log_pool.to_string(),
+                        used_by: format!("the change log of entity `{def_type_name}`"),
+                    });
+                }
+                if log_pool != schema.pool_name() {
+                    return Err(Error::ChangeLogPool {
+                        entity: def_type_name.clone(),
+                        pool: schema.pool_name().to_string(),
+                        log_pool: log_pool.to_string(),
+                    });
+                }
+                let key = (log_pool.to_string(), log_table.to_string());
+                if let Some(first) = by_table.insert(key, def_type_name.clone()) {
+                    return Err(Error::DuplicateTable {
+                        table: log_table.to_string(),
+                        pool: log_pool.to_string(),
+                        first,
+                        second: def_type_name.clone(),
+                    });
+                }
+            }
             schema.resolve_references(&targets)?;
             let schema = Arc::new(schema);
             by_name.insert(def_type_name, schema.clone());

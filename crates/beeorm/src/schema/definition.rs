@@ -28,6 +28,12 @@ pub struct EntityDefinition {
     pub fields: Vec<FieldDefinition>,
     /// The entity caches: `#[orm(local_cache)]`, `#[orm(redis_cache = "pool")]`.
     pub cache: CacheDefinition,
+    /// `#[orm(log)]` or `#[orm(log = "pool")]`: every committed change of a row is
+    /// recorded in the entity's change-log table (see `docs/change_log.md`).
+    pub log: bool,
+    /// `#[orm(log = "pool")]`: the relational pool of the change-log table; `None`:
+    /// the entity's own pool.
+    pub log_pool: Option<&'static str>,
 }
 
 /// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
@@ -148,4 +154,7 @@ pub struct FieldAttributes {
     /// `fake_delete` (`bool`, entity fields only): the fake-delete flag (B7). Its
     /// column holds 0 while the row is alive and the row's ID once it is deleted.
     pub fake_delete: bool,
+    /// `skip_log`: the field never appears in change-log rows, and a change of only
+    /// such fields writes no log row.
+    pub skip_log: bool,
 }

@@ -274,6 +274,14 @@ pub(crate) fn fit(ty: &ColumnType, kind: DialectKind, v: &mut Value) -> Result<(
                 fraction_fits(kind, d.nanosecond(), "datetime")?;
             }
         }
+        ColumnType::DateTimeMicros => {
+            if let Value::DateTime(d) = v {
+                date_in_range(kind, d.date(), "datetime")?;
+                if d.nanosecond() % 1_000 != 0 {
+                    return Err("has nanoseconds; the column holds microseconds".into());
+                }
+            }
+        }
         ColumnType::Time => {
             if let Value::Time(t) = v {
                 fraction_fits(kind, t.nanosecond(), "time")?;

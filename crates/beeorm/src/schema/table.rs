@@ -101,6 +101,10 @@ pub struct TableSchema {
     cache_slot: Option<u32>,
     /// [`TableSchema::cache_signature`], computed on first use.
     signature: OnceLock<String>,
+    /// The change-log table (`#[orm(log)]`), as a table schema of its own.
+    log: Option<Box<TableSchema>>,
+    /// Per column (same positions as `columns`): `#[orm(skip_log)]`.
+    skip_log: Vec<bool>,
 }
 
 /// SQL fragments of a table, rendered once per table with its pool's quoting.
@@ -154,8 +158,9 @@ impl TableSchema {
             }],
             fake_delete: None,
             index_parts: BTreeMap::new(),
+            skip_log: vec![false],
         };
-        builder.add_fields(&def.fields, "", "")?;
+        builder.add_fields(&def.fields, "", "", false)?;
         let mut indexes = builder.indexes()?;
         // A one-to-one reference column gets an index unless one starts with it.
         for c in &builder.columns {
@@ -190,10 +195,31 @@ impl TableSchema {
                 unsigned: true,
             };
         }
+        let pool = def.pool.unwrap_or(crate::DEFAULT_POOL).to_string();
+        let log = if def.log {
+            let log_pool = def.log_pool.unwrap_or(&pool);
+            let log_table = format!("_log_{pool}_{table}");
+            // PostgreSQL cuts names at 63 bytes; MySQL at 64.
+            if log_table.len() > MAX_IDENTIFIER - 1 {
+                return Err(Error::definition(
+                    entity,
+                    None,
+                    format!(
+                        "its change-log table name `{log_table}` is longer than {} characters (use a shorter table or pool name)",
+                        MAX_IDENTIFIER - 1
+                    ),
+                ));
+            }
+            Some(Box::new(TableSchema::log_table(
+                entity, log_table, log_pool,
+            )))
+        } else {
+            None
+        };
         Ok(TableSchema {
             entity,
             table,
-            pool: def.pool.unwrap_or(crate::DEFAULT_POOL).to_string(),
+            pool,
             id: def.id,
             columns: builder.columns,
             indexes,
@@ -203,7 +229,89 @@ impl TableSchema {
             cache: def.cache,
             cache_slot: None,
             signature: OnceLock::new(),
+            log,
+            skip_log: builder.skip_log,
         })
+    }
+
+    /// The schema of a change-log table (see `crate::change_log`): `id`, `entity_id`,
+    /// `added_at`, `meta`, `before`, `changes`, an index on `entity_id`.
+    fn log_table(entity: &'static str, table: String, pool: &str) -> TableSchema {
+        let column = |name: &str, ty: ColumnType, nullable: bool| Column {
+            name: name.into(),
+            field: name.into(),
+            ty,
+            nullable,
+            reference: None,
+            primary_key: name == "id",
+        };
+        let id = ColumnType::Int {
+            bytes: 8,
+            unsigned: true,
+        };
+        let columns = vec![
+            column("id", id.clone(), false),
+            column("entity_id", id, false),
+            column("added_at", ColumnType::DateTimeMicros, false),
+            column("meta", ColumnType::Json, true),
+            column("before", ColumnType::Json, true),
+            column("changes", ColumnType::Json, true),
+        ];
+        TableSchema {
+            entity,
+            table,
+            pool: pool.to_string(),
+            id: IdColumn { bytes: 8 },
+            skip_log: vec![false; columns.len()],
+            columns,
+            indexes: vec![Index {
+                name: "entity_id".into(),
+                unique: false,
+                columns: vec!["entity_id".into()],
+            }],
+            foreign_keys: Vec::new(),
+            fake_delete: None,
+            templates: OnceLock::new(),
+            cache: super::CacheDefinition::default(),
+            cache_slot: None,
+            signature: OnceLock::new(),
+            log: None,
+        }
+    }
+
+    /// Whether the entity keeps a change log (`#[orm(log)]`, `#[orm(log = "pool")]`):
+    /// every committed insert, update and delete of a row writes a row to
+    /// [`TableSchema::log_table_name`], in the same transaction.
+    pub fn is_logged(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// The relational pool of the change-log table (the entity's own pool unless
+    /// `log = "pool"` names another); `None` when the entity is not logged.
+    pub fn log_pool(&self) -> Option<&str> {
+        self.log.as_deref().map(TableSchema::pool_name)
+    }
+
+    /// The change-log table, `_log_<pool>_<table>`; `None` when the entity is not
+    /// logged.
+    pub fn log_table_name(&self) -> Option<&str> {
+        self.log.as_deref().map(TableSchema::table_name)
+    }
+
+    /// The change-log table as a table schema of its own (for the schema sync).
+    pub(crate) fn log_schema(&self) -> Option<&TableSchema> {
+        self.log.as_deref()
+    }
+
+    /// The columns marked `#[orm(skip_log)]` (columns of an embedded field marked
+    /// so included): they never appear in change-log rows, and a change of only
+    /// these writes no log row.
+    pub fn skip_log_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns
+            .iter()
+            .zip(&self.skip_log)
+            .filter(|(_, skip)| **skip)
+            .map(|(c, _)| c)
     }
 
     /// The entity caches declared on the entity (`local_cache`, `redis_cache`).
@@ -438,6 +546,7 @@ fn signature_text(schema: &TableSchema, out: &mut String) {
             }),
             ColumnType::Date => out.push_str(" date"),
             ColumnType::DateTime => out.push_str(" datetime"),
+            ColumnType::DateTimeMicros => out.push_str(" datetime6"),
             ColumnType::Time => out.push_str(" time"),
             ColumnType::Year => out.push_str(" year"),
             ColumnType::Enum(values) => enum_text(" enum", values, out),
@@ -505,10 +614,18 @@ struct Builder<'a> {
     fake_delete: Option<usize>,
     /// (name) → (unique, [(position, column, field)]).
     index_parts: BTreeMap<String, (bool, Vec<IndexMember>)>,
+    /// Per column: `#[orm(skip_log)]` (on the field or on its embedded holder).
+    skip_log: Vec<bool>,
 }
 
 impl Builder<'_> {
-    fn add_fields(&mut self, fields: &[FieldDefinition], prefix: &str, path: &str) -> Result<()> {
+    fn add_fields(
+        &mut self,
+        fields: &[FieldDefinition],
+        prefix: &str,
+        path: &str,
+        skip_log: bool,
+    ) -> Result<()> {
         for f in fields {
             let name = format!("{prefix}{}", f.column);
             let field = format!("{path}{}", f.name);
@@ -538,7 +655,12 @@ impl Builder<'_> {
                             "an embedded field takes no attributes besides `embedded`; put them on its fields",
                         ));
                     }
-                    self.add_fields(&inner(), &format!("{name}_"), &format!("{field}."))?;
+                    self.add_fields(
+                        &inner(),
+                        &format!("{name}_"),
+                        &format!("{field}."),
+                        skip_log || a.skip_log,
+                    )?;
                 }
                 FieldShape::Column(spec) => {
                     let spec = (spec)(&f.attributes)
@@ -607,6 +729,7 @@ impl Builder<'_> {
                         reference,
                         primary_key: false,
                     });
+                    self.skip_log.push(skip_log || f.attributes.skip_log);
                 }
             }
         }

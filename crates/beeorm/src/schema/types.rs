@@ -52,6 +52,9 @@ pub enum ColumnType {
     Date,
     /// A date and time of day (no time zone; UTC by convention).
     DateTime,
+    /// A date and time of day with microseconds (no time zone; UTC by convention):
+    /// `datetime(6)` on MySQL. Change-log tables use it for `added_at`.
+    DateTimeMicros,
     /// A time of day.
     Time,
     /// A year (MySQL `year`).

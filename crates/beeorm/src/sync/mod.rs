@@ -14,11 +14,16 @@ use crate::schema::TableSchema;
 use crate::{Engine, Result};
 
 impl TableSchema {
-    /// The alters that bring this table in line with its entity: `(false, [])` when it
-    /// already matches. Other tables of the pool are left alone.
+    /// The alters that bring this table (and its change-log table, for an
+    /// `#[orm(log)]` entity) in line with its entity: `(false, [])` when it already
+    /// matches. Other tables of the pool are left alone.
     pub async fn schema_changes(&self, engine: &Engine) -> Result<(bool, Vec<Alter>)> {
         let pool = engine.sql_pool(self.pool_name())?;
-        let alters = alter::plan(&pool, &[self], false).await?;
+        let mut tables = vec![self];
+        if let Some(log) = self.log_schema() {
+            tables.push(log);
+        }
+        let alters = alter::plan(&pool, &tables, false).await?;
         Ok((!alters.is_empty(), alters))
     }
 

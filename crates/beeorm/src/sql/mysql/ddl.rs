@@ -73,6 +73,7 @@ pub(crate) fn column_type(ty: &ColumnType) -> String {
         ColumnType::Blob(BlobSize::Long) => "longblob".into(),
         ColumnType::Date => "date".into(),
         ColumnType::DateTime => "datetime".into(),
+        ColumnType::DateTimeMicros => "datetime(6)".into(),
         ColumnType::Time => "time".into(),
         ColumnType::Year => "year".into(),
         ColumnType::Enum(v) => format!("enum({})", values_list(v)),

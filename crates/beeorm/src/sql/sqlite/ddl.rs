@@ -59,7 +59,7 @@ pub(crate) fn column_type(ty: &ColumnType) -> String {
         ColumnType::Blob(BlobSize::Medium) => "MEDIUMBLOB".into(),
         ColumnType::Blob(BlobSize::Long) => "LONGBLOB".into(),
         ColumnType::Date => "DATE".into(),
-        ColumnType::DateTime => "DATETIME".into(),
+        ColumnType::DateTime | ColumnType::DateTimeMicros => "DATETIME".into(),
         ColumnType::Time => "TIME".into(),
         ColumnType::Year => "YEAR".into(),
     }
@@ -77,7 +77,7 @@ fn default_literal(ty: &ColumnType) -> String {
         ColumnType::Varchar(_) | ColumnType::Text | ColumnType::Set(_) => "''".into(),
         ColumnType::Blob(_) => "x''".into(),
         ColumnType::Date => "'1970-01-01'".into(),
-        ColumnType::DateTime => "'1970-01-01 00:00:00'".into(),
+        ColumnType::DateTime | ColumnType::DateTimeMicros => "'1970-01-01 00:00:00'".into(),
         ColumnType::Time => "'00:00:00'".into(),
         ColumnType::Json => "'null'".into(),
         ColumnType::Enum(EnumValues::Values { default, .. }) => quote_literal(default),
