@@ -96,6 +96,8 @@ struct FieldAttrs {
     fake_delete: Option<proc_macro2::Span>,
     /// `primary_key`: this field is the primary key (instead of `id`).
     primary_key: Option<proc_macro2::Span>,
+    /// `dirty = "stream[,stream…]"`: dirty streams told when this field changes.
+    dirty: Vec<String>,
 }
 
 fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
@@ -136,6 +138,35 @@ fn parse_index_list(lit: &LitStr) -> syn::Result<Vec<(String, u8)>> {
         out.push((name.to_string(), pos));
     }
     Ok(out)
+}
+
+/// `"a, b"` → `["a", "b"]`: the dirty streams of a `dirty = "..."` attribute, each a
+/// non-empty name of ASCII letters, digits, `_`, `-`, `.` or `:`, none twice.
+fn parse_stream_list(lit: &LitStr, into: &mut Vec<String>) -> syn::Result<()> {
+    for part in lit.value().split(',') {
+        let name = part.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "dirty stream name `{name}` must be non-empty ASCII letters, digits, `_`, `-`, `.` or `:` \
+                     (several streams: `dirty = \"a,b\"`)"
+                ),
+            ));
+        }
+        if into.iter().any(|n| n == name) {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("dirty stream `{name}` is named twice"),
+            ));
+        }
+        into.push(name.to_string());
+    }
+    Ok(())
 }
 
 fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
@@ -226,16 +257,26 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                 "primary_key" => {
                     a.primary_key = flag(&meta)?.then(|| meta.path.span());
                 }
+                "dirty" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    parse_stream_list(&lit, &mut a.dirty)?;
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
                          mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk, \
-                         column, fake_delete, primary_key"
+                         column, fake_delete, primary_key, dirty"
                     )))
                 }
             }
             Ok(())
         })?;
+    }
+    if a.ignore && !a.dirty.is_empty() {
+        return Err(syn::Error::new(
+            field.span(),
+            "an `ignore`d field is not stored, so it cannot have `dirty` streams",
+        ));
     }
     if a.json && a.embedded {
         return Err(syn::Error::new(
@@ -437,6 +478,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         let longblob = attrs.longblob;
         let cascade = attrs.cascade;
         let skip_fk = attrs.skip_fk;
+        let dirty = &attrs.dirty;
         out.push(quote! {
             ::beeorm::schema::FieldDefinition {
                 name: #name,
@@ -459,6 +501,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
                     cascade: #cascade,
                     skip_fk: #skip_fk,
                     fake_delete: #fake_delete,
+                    dirty: &[#(#dirty),*],
                 },
                 shape: #shape,
             }
@@ -582,6 +625,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     // `cached_query(name = "...", query = "...")` / `cached_query_one(...)`: (name,
     // query, one), in declaration order.
     let mut queries: Vec<(String, String, bool)> = Vec::new();
+    // `dirty = "stream[,stream…]"`: streams told about any change of the entity.
+    let mut dirty: Vec<String> = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
@@ -617,6 +662,9 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 } else {
                     redis_cache = Some(name);
                 }
+            } else if meta.path.is_ident("dirty") {
+                let lit: LitStr = meta.value()?.parse()?;
+                parse_stream_list(&lit, &mut dirty)?;
             } else if meta.path.is_ident("cached_query") || meta.path.is_ident("cached_query_one") {
                 let one = meta.path.is_ident("cached_query_one");
                 let span = meta.path.span();
@@ -661,7 +709,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 return Err(meta.error(
                     "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
                      `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, \
-                     `cached_query(name = \"...\", query = \"...\")` or `cached_query_one(...)`",
+                     `cached_query(name = \"...\", query = \"...\")`, `cached_query_one(...)` \
+                     or `dirty = \"stream[,stream]\"`",
                 ));
             }
             Ok(())
@@ -785,6 +834,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                         redis: #redis,
                         queries: &[#(#queries),*],
                     },
+                    dirty: &[#(#dirty),*],
                 }
             }
             #cache_clone
@@ -847,6 +897,7 @@ impl FieldAttrs {
             && !self.embedded
             && !self.cascade
             && !self.skip_fk
+            && self.dirty.is_empty()
     }
 }
 

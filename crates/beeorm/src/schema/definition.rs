@@ -28,6 +28,9 @@ pub struct EntityDefinition {
     pub fields: Vec<FieldDefinition>,
     /// The entity caches: `#[orm(local_cache)]`, `#[orm(redis_cache = "pool")]`.
     pub cache: CacheDefinition,
+    /// `#[orm(dirty = "stream[,stream…]")]` on the struct: the dirty streams told
+    /// about every insert, update and delete of the entity (F3).
+    pub dirty: &'static [&'static str],
 }
 
 /// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
@@ -148,4 +151,8 @@ pub struct FieldAttributes {
     /// `fake_delete` (`bool`, entity fields only): the fake-delete flag (B7). Its
     /// column holds 0 while the row is alive and the row's ID once it is deleted.
     pub fake_delete: bool,
+    /// `dirty = "stream[,stream…]"`: the dirty streams told about an update that
+    /// changes this field (and about every insert and delete). On an embedded field,
+    /// any of its columns.
+    pub dirty: &'static [&'static str],
 }
