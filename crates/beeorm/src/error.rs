@@ -325,6 +325,43 @@ pub enum Error {
         reason: String,
     },
 
+    /// `Registry::validate`: an entity declares a dirty stream
+    /// (`#[orm(dirty = "...")]`) that is not registered with
+    /// [`Registry::register_redis_stream`](crate::Registry::register_redis_stream).
+    #[error("entity `{entity}`{}: dirty stream `{stream}` is not registered", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
+    UnregisteredDirtyStream {
+        /// The entity type.
+        entity: String,
+        /// The field that declares it (`None`: declared on the entity).
+        field: Option<String>,
+        /// The stream.
+        stream: String,
+    },
+
+    /// The rows **are written and committed**, but publishing the events of the
+    /// write afterwards (dirty streams, events queued with
+    /// [`Flusher::publish`](crate::Flusher::publish)) failed: they are not in their
+    /// streams. Do not retry the write ([`Error::rows_written`] is `true`).
+    #[error("the rows are written (committed), but publishing {events} event(s) failed: {source}")]
+    CommittedButNotPublished {
+        /// How many events were to be sent.
+        events: usize,
+        /// Why sending failed.
+        source: Box<Error>,
+    },
+
+    /// A stream entry is not what it was read as: not a dirty event, or a dirty
+    /// event whose body does not decode.
+    #[error("stream `{stream}`, entry `{id}`: {reason}")]
+    NotADirtyEvent {
+        /// The stream.
+        stream: String,
+        /// The entry ID.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A field holds a value its column cannot store exactly on this pool's database
     /// (out of the column's range, too long, too precise, not a value of its enum, …).
     /// A flush checks every value before it sends any statement: nothing was written.
@@ -348,7 +385,9 @@ impl Error {
     pub fn rows_written(&self) -> bool {
         matches!(
             self,
-            Error::WrittenButUnlockFailed { .. } | Error::PartlyCommitted { .. }
+            Error::WrittenButUnlockFailed { .. }
+                | Error::PartlyCommitted { .. }
+                | Error::CommittedButNotPublished { .. }
         )
     }
 

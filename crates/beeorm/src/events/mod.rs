@@ -24,6 +24,9 @@ use serde::Serialize;
 
 use crate::{Engine, Result, ValidatedRegistry};
 
+pub(crate) mod dirty;
+pub use dirty::{DirtyAction, DirtyEvent, FieldChange};
+
 /// One registered stream: its name (the Redis key), the Redis pool it lives in, and
 /// its consumer groups (created at `Registry::validate`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,12 +20,19 @@ use crate::{Engine, Entity, Result, Tracked};
 pub struct Flusher<'a> {
     pub(super) engine: &'a Engine,
     pub(super) items: Vec<&'a mut dyn Flushable>,
+    /// Events queued with [`Flusher::publish`], sent after the COMMIT.
+    pub(super) events: super::Queued,
 }
 
 impl std::fmt::Debug for Flusher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(feature = "redis")]
+        let events = self.events.len();
+        #[cfg(not(feature = "redis"))]
+        let events = 0;
         f.debug_struct("Flusher")
             .field("tracked", &self.items.len())
+            .field("events", &events)
             .finish()
     }
 }
@@ -35,6 +42,7 @@ impl<'a> Flusher<'a> {
         Flusher {
             engine,
             items: Vec::new(),
+            events: Default::default(),
         }
     }
 
@@ -70,6 +78,85 @@ impl<'a> Flusher<'a> {
     pub fn force_delete<E: Entity>(&mut self, entity: &'a mut Tracked<E>) -> &mut Self {
         entity.mark_to_force_delete();
         self.track(entity)
+    }
+
+    /// Queues a serialised event (the broker's form: MessagePack, versioned) for
+    /// `stream`, sent once the flush's rows are committed, in the same pipeline as
+    /// the flush's dirty events (one per Redis pool). Never sent when the write does
+    /// not commit (an error, a rollback, a dropped future); for
+    /// [`Flusher::flush_in`] at [`Transaction::commit`]. A flusher with queued
+    /// events and nothing to write just sends them when flushed. If sending fails
+    /// after the COMMIT the flush returns
+    /// [`Error::CommittedButNotPublished`](crate::Error::CommittedButNotPublished).
+    /// An unregistered stream, or a body that does not serialise, is
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) here.
+    ///
+    /// ```no_run
+    /// # use beeorm::prelude::*;
+    /// # #[derive(Entity)] struct Order { id: u64, total: u32 }
+    /// # async fn demo(engine: &Engine, order: &mut Tracked<Order>) -> beeorm::Result<()> {
+    /// let mut flusher = engine.flusher();
+    /// flusher.track(order).publish("orders-placed", &("placed", 42u32))?;
+    /// flusher.flush().await?; // the row, then the event
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn publish<T: serde::Serialize + ?Sized>(
+        &mut self,
+        stream: &str,
+        body: &T,
+    ) -> Result<&mut Self> {
+        self.check_stream(stream, "publish")?;
+        let body = crate::events::dirty::encode_body(stream, body)?;
+        self.events.push(crate::events::Outgoing {
+            stream: stream.to_string(),
+            fields: vec![(crate::events::dirty::BODY_FIELD.to_string(), body)],
+        });
+        Ok(self)
+    }
+
+    /// Queues a plain map event (fields as given) for `stream`, sent like
+    /// [`Flusher::publish`]. Field names starting with `_` are reserved, and an
+    /// event needs a field: both [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    #[cfg(feature = "redis")]
+    pub fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
+        &mut self,
+        stream: &str,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<&mut Self> {
+        self.check_stream(stream, "publish_map")?;
+        let fields: Vec<(String, Vec<u8>)> = fields
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_vec()))
+            .collect();
+        let invalid = |reason: String| crate::Error::InvalidArgument {
+            call: format!("Flusher::publish_map({stream:?})"),
+            reason,
+        };
+        if fields.is_empty() {
+            return Err(invalid("an event needs at least one field".into()));
+        }
+        if let Some((k, _)) = fields.iter().find(|(k, _)| k.starts_with('_')) {
+            return Err(invalid(format!(
+                "field `{k}`: names starting with `_` are reserved for beeorm"
+            )));
+        }
+        self.events.push(crate::events::Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(self)
+    }
+
+    #[cfg(feature = "redis")]
+    fn check_stream(&self, stream: &str, call: &str) -> Result<()> {
+        match self.engine.registry().stream_pool(stream) {
+            Some(_) => Ok(()),
+            None => Err(crate::Error::InvalidArgument {
+                call: format!("Flusher::{call}({stream:?})"),
+                reason: format!("stream `{stream}` is not registered"),
+            }),
+        }
     }
 
     /// Whether any tracked entity needs writing.

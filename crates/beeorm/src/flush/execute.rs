@@ -133,6 +133,10 @@ impl<'a> Flusher<'a> {
                     // entities hold the new state; the after-commit step sees exactly
                     // them.
                     after.retain(|(pos, _)| written.contains(pos));
+                    // Events queued with `publish` belong to the whole flush, which
+                    // did not commit: they are not sent. The committed pools' dirty
+                    // events are.
+                    self.events = Default::default();
                     if let Err(hook) = self.finish(None, committed.changes, after).await {
                         tracing::warn!(error = %hook, "after-commit step of a partly committed flush failed");
                     }
@@ -322,6 +326,7 @@ impl<'a> Flusher<'a> {
                     let mut sub = Flusher {
                         engine: self.engine,
                         items: nested,
+                        events: Default::default(),
                     };
                     let (effects, deeper) =
                         sub.write_with_refs(pool, conn, step, with_changes).await?;

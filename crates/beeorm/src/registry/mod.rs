@@ -68,6 +68,8 @@ pub struct Registry {
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     sql_timeouts: Vec<(String, SqlTimeouts)>,
     lockers: Vec<(String, String)>,
+    /// Streams: (name, Redis pool, consumer groups).
+    streams: Vec<(String, String, Vec<String>)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
     default_encoding: String,
@@ -85,6 +87,7 @@ impl Default for Registry {
             redis_timeouts: Vec::new(),
             sql_timeouts: Vec::new(),
             lockers: Vec::new(),
+            streams: Vec::new(),
             entities: Vec::new(),
             enums: Vec::new(),
             default_encoding: "utf8mb4".into(),
@@ -297,6 +300,23 @@ impl Registry {
     pub fn register_locker(&mut self, name: &str, redis_pool: &str) -> &mut Self {
         self.lockers
             .push((name.to_string(), redis_pool.to_string()));
+        self
+    }
+
+    /// Registers the Redis stream `name` in the Redis pool `redis_pool`, with its
+    /// consumer groups (A6). Dirty streams (`#[orm(dirty = "...")]`) must be
+    /// registered here.
+    pub fn register_redis_stream(
+        &mut self,
+        name: &str,
+        redis_pool: &str,
+        groups: &[&str],
+    ) -> &mut Self {
+        self.streams.push((
+            name.to_string(),
+            redis_pool.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        ));
         self
     }
 
@@ -634,6 +654,8 @@ impl Registry {
             built.push((*id, TableSchema::build(def, &enums)?));
         }
         self.check_cache_settings()?;
+        let streams = self.check_streams(&redis)?;
+        let dirty = Self::check_dirty_streams(&built, &streams)?;
         let caches = {
             let mut schemas: Vec<&mut TableSchema> = built.iter_mut().map(|(_, s)| s).collect();
             crate::cache::Caches::build(&mut schemas, &self.cache, &local_caches, &redis)?
@@ -688,12 +710,76 @@ impl Registry {
                 enums,
                 hooks: self.hooks.clone(),
                 caches: caches.clone(),
+                streams,
+                dirty,
             }),
         };
         if let Some(c) = &caches {
             c.start();
         }
         Ok(validated)
+    }
+
+    /// The registered streams (name → Redis pool), each in a registered pool.
+    fn check_streams(
+        &self,
+        redis: &HashMap<String, crate::redis::RedisClient>,
+    ) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        for (name, pool, _) in &self.streams {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+            {
+                return Err(Error::config(format!(
+                    "stream name `{name}` must be non-empty ASCII letters, digits, `_`, `-`, `.` or `:`"
+                )));
+            }
+            if !redis.contains_key(pool) {
+                return Err(Error::UnknownPool {
+                    kind: "redis",
+                    pool: pool.clone(),
+                    used_by: format!("stream `{name}`"),
+                });
+            }
+            if out.insert(name.clone(), pool.clone()).is_some() {
+                return Err(Error::config(format!(
+                    "stream `{name}` is registered twice"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every dirty stream an entity declares is registered; without the `redis`
+    /// feature none may be declared. Returns whether any entity declares one.
+    fn check_dirty_streams(
+        schemas: &[(TypeId, TableSchema)],
+        streams: &HashMap<String, String>,
+    ) -> Result<bool> {
+        let mut any = false;
+        for (_, schema) in schemas {
+            for d in schema.dirty_streams() {
+                any = true;
+                if cfg!(not(feature = "redis")) {
+                    return Err(Error::config(format!(
+                        "entity `{}` declares dirty stream `{}`: dirty streams need the cargo \
+                         feature `redis`, which this build leaves out",
+                        schema.entity_name(),
+                        d.name()
+                    )));
+                }
+                if !streams.contains_key(d.name()) {
+                    return Err(Error::UnregisteredDirtyStream {
+                        entity: schema.entity_name().to_string(),
+                        field: d.fields().next().map(str::to_string),
+                        stream: d.name().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(any)
     }
 
     fn check_cache_settings(&self) -> Result<()> {
@@ -739,6 +825,11 @@ struct Inner {
     enums: HashMap<String, EnumDefinition>,
     hooks: Hooks,
     caches: Option<Arc<crate::cache::Caches>>,
+    /// Registered streams: name → Redis pool.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    streams: HashMap<String, String>,
+    /// Whether some entity declares dirty streams.
+    dirty: bool,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -776,10 +867,23 @@ impl ValidatedRegistry {
         &self.inner.hooks
     }
 
-    /// Whether a flush must build its change set (observers or entity caches).
+    /// Whether a flush must build its change set (observers, entity caches or dirty
+    /// streams).
     #[inline]
     pub(crate) fn needs_changes(&self) -> bool {
-        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some()
+        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some() || self.inner.dirty
+    }
+
+    /// Whether some entity declares dirty streams.
+    #[cfg(feature = "redis")]
+    pub(crate) fn has_dirty_streams(&self) -> bool {
+        self.inner.dirty
+    }
+
+    /// The Redis pool of the registered stream `name`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn stream_pool(&self, name: &str) -> Option<&str> {
+        self.inner.streams.get(name).map(String::as_str)
     }
 
     /// The entity caches; `None` when no entity is cached.
