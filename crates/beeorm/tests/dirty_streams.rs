@@ -49,6 +49,9 @@ struct Quiet {
     n: i64,
 }
 
+/// One raw stream entry: its ID and fields.
+type Entry = (String, Vec<(String, Vec<u8>)>);
+
 const ALL: &str = "dirty-people-all";
 const AGE_NAME: &str = "dirty-age-name-changed";
 const AGE: &str = "dirty-age-changed";
@@ -90,7 +93,7 @@ async fn ctx(db: TestDb) -> Ctx {
     let redis = engine.redis("default").unwrap();
     let mut start = Vec::new();
     for s in STREAMS {
-        let last: Vec<(String, Vec<(String, Vec<u8>)>)> = redis
+        let last: Vec<Entry> = redis
             .query(
                 driver::cmd("XREVRANGE")
                     .arg(s)
@@ -127,10 +130,10 @@ impl Ctx {
     }
 
     /// This test's raw entries of `stream`, in order.
-    async fn entries(&self, stream: &str) -> Vec<(String, Vec<(String, Vec<u8>)>)> {
+    async fn entries(&self, stream: &str) -> Vec<Entry> {
         let start = &self.start.iter().find(|(s, _)| s == stream).unwrap().1;
         let redis = self.engine.redis("default").unwrap();
-        let all: Vec<(String, Vec<(String, Vec<u8>)>)> = redis
+        let all: Vec<Entry> = redis
             .query(
                 driver::cmd("XRANGE")
                     .arg(stream)
@@ -493,7 +496,7 @@ dialect_test!(
         let user = c.entries(USER).await;
         assert_eq!(user.len(), 2, "the serialised event has no `base` field");
         let redis = e.redis("default").unwrap();
-        let last: Vec<(String, Vec<(String, Vec<u8>)>)> = redis
+        let last: Vec<Entry> = redis
             .query(
                 driver::cmd("XREVRANGE")
                     .arg(USER)

@@ -42,3 +42,30 @@ async fn a_pool_of_a_driver_left_out_is_a_config_error() {
     })
     .await;
 }
+
+#[derive(beeorm::Entity)]
+#[orm(dirty = "dirty-noted")]
+struct Noted {
+    id: u64,
+    text: String,
+}
+
+/// Dirty streams are published to Redis: declaring one in a build without the
+/// `redis` feature is a configuration error naming the feature; with it, the stream
+/// must be registered.
+#[tokio::test]
+async fn a_dirty_stream_needs_the_redis_feature() {
+    let mut r = Registry::new();
+    r.register_sqlite_pool("default", ":memory:")
+        .register_entity::<Noted>();
+    match r.validate().await {
+        Err(Error::Config(message)) if !cfg!(feature = "redis") => {
+            assert!(message.contains("cargo feature `redis`"), "{message}");
+            assert!(message.contains("dirty-noted"), "{message}");
+        }
+        Err(Error::UnregisteredDirtyStream { stream, .. }) if cfg!(feature = "redis") => {
+            assert_eq!(stream, "dirty-noted");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -247,7 +247,9 @@ impl DirtyEvent {
         self.change(field).and_then(FieldChange::old)
     }
 
-    /// The value `field` holds now (inserts and updates).
+    /// The value `field` holds now (inserts and updates). Named as the pair of
+    /// [`DirtyEvent::old`]; not a constructor.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(&self, field: &str) -> Option<&Value> {
         self.change(field).and_then(FieldChange::new_value)
     }

@@ -26,13 +26,9 @@ pub struct Flusher<'a> {
 
 impl std::fmt::Debug for Flusher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        #[cfg(feature = "redis")]
-        let events = self.events.len();
-        #[cfg(not(feature = "redis"))]
-        let events = 0;
         f.debug_struct("Flusher")
             .field("tracked", &self.items.len())
-            .field("events", &events)
+            .field("events", &self.events.len())
             .finish()
     }
 }

@@ -27,7 +27,7 @@ use crate::{Error, Result, ValidatedRegistry, Value};
 pub(crate) type Queued = Vec<crate::events::Outgoing>;
 /// Events queued on a flusher: none without the `redis` feature.
 #[cfg(not(feature = "redis"))]
-pub(crate) type Queued = ();
+pub(crate) type Queued = Vec<std::convert::Infallible>;
 
 /// An after-hook that runs, after a `flush_in` transaction committed, on a copy of
 /// the entity as it was written.
@@ -174,7 +174,7 @@ pub(super) async fn after_commit(
     let mut first: Result<()> = crate::events::dirty::publish(registry, changes, events).await;
     #[cfg(not(feature = "redis"))]
     let mut first: Result<()> = {
-        let () = events;
+        drop(events);
         Ok(())
     };
     match hooks {
@@ -314,14 +314,11 @@ impl<'a> Flusher<'a> {
         let events = std::mem::take(&mut self.events);
         match external {
             Some(tx) => {
-                #[cfg(feature = "redis")]
                 if !events.is_empty() {
                     let pending = &mut tx.pending;
                     pending.registry.get_or_insert_with(|| registry.clone());
                     pending.events.extend(events);
                 }
-                #[cfg(not(feature = "redis"))]
-                let () = events;
                 if !after.is_empty() {
                     let pending = &mut tx.pending;
                     pending.registry.get_or_insert_with(|| registry.clone());

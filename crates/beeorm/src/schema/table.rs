@@ -114,6 +114,7 @@ impl DirtyStream {
     }
 
     /// Whether an update of these columns is published to this stream.
+    #[cfg(feature = "redis")]
     pub(crate) fn covers<'c>(&self, mut columns: impl Iterator<Item = &'c str>) -> bool {
         self.entity_level || columns.any(|c| self.fields.iter().any(|(_, col)| col == c))
     }
