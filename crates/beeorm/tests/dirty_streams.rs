@@ -41,6 +41,26 @@ struct Person {
     fake_delete: bool,
 }
 
+#[derive(Embedded, Debug, Clone, PartialEq, Default)]
+struct Address {
+    #[orm(length = 50)]
+    city: String,
+    #[orm(length = 50)]
+    street: String,
+}
+
+/// A field-level stream on an embedded field: any of its columns.
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "shops")]
+struct Shop {
+    id: u64,
+    #[orm(unique = "Code", length = 40)]
+    code: String,
+    #[orm(embedded, dirty = "dirty-shop-address")]
+    address: Address,
+    qty: i32,
+}
+
 /// No dirty streams: never published.
 #[derive(Entity, Debug, Clone, PartialEq)]
 #[orm(table = "quiet")]
@@ -56,7 +76,8 @@ const ALL: &str = "dirty-people-all";
 const AGE_NAME: &str = "dirty-age-name-changed";
 const AGE: &str = "dirty-age-changed";
 const USER: &str = "dirty-user-events";
-const STREAMS: [&str; 4] = [ALL, AGE_NAME, AGE, USER];
+const SHOP: &str = "dirty-shop-address";
+const STREAMS: [&str; 5] = [ALL, AGE_NAME, AGE, USER, SHOP];
 
 /// IDs of this test's rows: `base..base + 1000`, unique among concurrent tests.
 fn id_base() -> u64 {
@@ -80,6 +101,7 @@ fn registry(db: &TestDb) -> Registry {
     let mut r = db.registry();
     r.register_redis_pool("default", &common_redis::redis_url(), 0)
         .register_entity::<Person>()
+        .register_entity::<Shop>()
         .register_entity::<Quiet>();
     for s in STREAMS {
         r.register_redis_stream(s, "default", &["g"]);
@@ -354,6 +376,58 @@ dialect_test!(
         c.finish().await;
     }
 );
+
+dialect_test!(embedded_fields_and_upserts, |db: TestDb| async move {
+    let c = ctx(db).await;
+    let e = &c.engine;
+    let kind = c.db.kind;
+    let code = format!("c{}", c.base);
+    let shop = |n: u64, city: &str, qty: i32| {
+        Tracked::new(Shop {
+            id: c.base + n,
+            code: code.clone(),
+            address: Address {
+                city: city.into(),
+                street: "Main".into(),
+            },
+            qty,
+        })
+    };
+    let mut s = shop(1, "Oslo", 1);
+    e.flush(&mut s).await.unwrap();
+    // Not the embedded field: nothing.
+    s.qty = 2;
+    e.flush(&mut s).await.unwrap();
+    // One of its columns: published, named by path and column.
+    s.address.city = "Bergen".into();
+    e.flush(&mut s).await.unwrap();
+    assert_eq!(c.summary(SHOP).await, ["added 1", "updated 1 address_city"]);
+    let moved = &c.events(SHOP).await[1];
+    assert_eq!(moved.old("address.city"), Some(&Value::from("Oslo")));
+    assert_eq!(moved.new("address_city"), Some(&Value::from("Bergen")));
+    assert_eq!(moved.changes()[0].field(), "address.city");
+
+    // An upsert onto the existing row: updated, with the row as read back.
+    let mut again = shop(2, "Oslo", 9);
+    again.on_duplicate_key_update([("qty", 7)]);
+    e.flush(&mut again).await.unwrap();
+    assert_eq!(again.id, s.id);
+    let events = c.events(SHOP).await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(events[2].updated() && events[2].id() == s.id);
+    assert_eq!(events[2].new("qty"), Some(&Value::from(7)));
+    assert_eq!(events[2].old("qty"), None, "the server gives no old values");
+    // One that inserts: added where the server says so (not SQLite).
+    let mut fresh = shop(3, "Rome", 3);
+    fresh.code = format!("d{}", c.base);
+    fresh.on_duplicate_key_update([("qty", 4)]);
+    e.flush(&mut fresh).await.unwrap();
+    let events = c.events(SHOP).await;
+    assert_eq!(events.len(), 4);
+    assert_eq!(events[3].added(), kind != Kind::Sqlite, "{:?}", events[3]);
+    assert_eq!(events[3].new("address.city"), Some(&Value::from("Rome")));
+    c.finish().await;
+});
 
 /// The connection ID of `tx`'s session and the SQL that ends it from another one.
 async fn kill_sql(kind: Kind, tx: &mut beeorm::Transaction) -> Option<String> {

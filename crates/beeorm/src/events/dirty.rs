@@ -17,7 +17,7 @@
 //! flush returns [`Error::CommittedButNotPublished`] (`rows_written()` is `true`, do
 //! not retry the write) and the failure is logged. Delivery is therefore at most once
 //! for a crash between the COMMIT and the send; consumers that must never miss a
-//! change read the change log (F4), written in the transaction.
+//! change follow the change log (F4) instead.
 //!
 //! **Which.** A stream declared on the struct gets every change; one declared on a
 //! field gets inserts and deletes, and the updates that change that field (any of the
