@@ -68,6 +68,8 @@ pub struct Registry {
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     sql_timeouts: Vec<(String, SqlTimeouts)>,
     lockers: Vec<(String, String)>,
+    /// Redis streams: (stream, Redis pool, consumer groups).
+    streams: Vec<(String, String, Vec<String>)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
     default_encoding: String,
@@ -85,6 +87,7 @@ impl Default for Registry {
             redis_timeouts: Vec::new(),
             sql_timeouts: Vec::new(),
             lockers: Vec::new(),
+            streams: Vec::new(),
             entities: Vec::new(),
             enums: Vec::new(),
             default_encoding: "utf8mb4".into(),
@@ -297,6 +300,28 @@ impl Registry {
     pub fn register_locker(&mut self, name: &str, redis_pool: &str) -> &mut Self {
         self.lockers
             .push((name.to_string(), redis_pool.to_string()));
+        self
+    }
+
+    /// Registers the Redis stream `name` (the stream's key) in the Redis pool
+    /// `redis_pool`, with its consumer groups (YAML: `streams: {name: [groups]}` in the
+    /// pool's section). [`Registry::validate`] creates the stream and every group
+    /// that does not exist yet; a group created on a stream that already holds
+    /// entries starts at its first entry (ID `0`), so it sees every event still in
+    /// the stream. Registering a stream again in the same pool adds groups; in
+    /// another pool it is an error. Publish and consume with
+    /// [`Engine::event_broker`](crate::Engine::event_broker) (feature `redis`).
+    pub fn register_redis_stream(
+        &mut self,
+        name: &str,
+        redis_pool: &str,
+        groups: &[&str],
+    ) -> &mut Self {
+        self.streams.push((
+            name.to_string(),
+            redis_pool.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        ));
         self
     }
 
@@ -613,6 +638,10 @@ impl Registry {
         }
         let (redis, lockers) =
             crate::redis::open_pools(&self.redis, &self.lockers, &self.redis_timeouts)?;
+        #[cfg(feature = "redis")]
+        let streams = crate::events::check_streams(&self.streams, &redis)?;
+        #[cfg(not(feature = "redis"))]
+        crate::redis::refuse_streams(&self.streams)?;
         let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
         for e in &self.enums {
             e.check()?;
@@ -677,8 +706,12 @@ impl Registry {
             by_name.insert(def_type_name, schema.clone());
             tables.insert(id, schema);
         }
+        #[cfg(feature = "redis")]
+        crate::events::create_groups(&streams, &redis).await?;
         let validated = ValidatedRegistry {
             inner: Arc::new(Inner {
+                #[cfg(feature = "redis")]
+                streams,
                 pools,
                 local_caches,
                 redis,
@@ -734,6 +767,9 @@ struct Inner {
     redis: HashMap<String, crate::redis::RedisClient>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     lockers: HashMap<String, crate::redis::Locker>,
+    /// Registered Redis streams, by name.
+    #[cfg(feature = "redis")]
+    streams: BTreeMap<String, crate::events::StreamDef>,
     tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
     enums: HashMap<String, EnumDefinition>,
@@ -830,6 +866,18 @@ impl ValidatedRegistry {
     #[cfg(feature = "redis")]
     pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
         self.inner.lockers.get(name)
+    }
+
+    /// Every registered Redis stream, by name.
+    #[cfg(feature = "redis")]
+    pub(crate) fn streams(&self) -> &BTreeMap<String, crate::events::StreamDef> {
+        &self.inner.streams
+    }
+
+    /// The registered Redis stream `name`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn stream(&self, name: &str) -> Option<&crate::events::StreamDef> {
+        self.inner.streams.get(name)
     }
 
     /// Names of the Redis pools.
