@@ -43,6 +43,25 @@ async fn a_pool_of_a_driver_left_out_is_a_config_error() {
     .await;
 }
 
+#[tokio::test]
+async fn a_redis_stream_without_the_redis_feature_is_a_config_error() {
+    let mut r = Registry::new();
+    r.register_sqlite_pool("default", ":memory:")
+        .register_redis_stream("orders", "cache", &["billing"]);
+    match r.validate().await {
+        // With the feature, the stream's pool is simply not registered.
+        Err(Error::UnknownPool { pool, used_by, .. }) if cfg!(feature = "redis") => {
+            assert_eq!(pool, "cache");
+            assert!(used_by.contains("`orders`"), "{used_by}");
+        }
+        Err(Error::Config(message)) if !cfg!(feature = "redis") => {
+            assert!(message.contains("cargo feature `redis`"), "{message}");
+            assert!(message.contains("`orders`"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[derive(beeorm::Entity)]
 #[orm(dirty = "dirty-noted")]
 struct Noted {

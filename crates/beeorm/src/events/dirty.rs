@@ -31,18 +31,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::codec;
 use super::{Event, Outgoing};
+use super::{BODY, KIND};
 use crate::observe::{ChangeKind, ChangeSet};
 use crate::{Entity, Error, Result, ValidatedRegistry, Value};
 
-/// The reserved field naming the kind of a beeorm event.
-pub(crate) const KIND_FIELD: &str = "_t";
-/// The reserved field holding a serialised body.
-pub(crate) const BODY_FIELD: &str = "_b";
-/// The kind of a dirty event.
-const KIND: &str = "dirty";
-/// Version byte of the serialised body.
-const BODY_VERSION: u8 = 1;
+/// The kind tag (field [`KIND`]) of a dirty event.
+const DIRTY: &str = "dirty";
 
 /// What happened to the row of a [`DirtyEvent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,16 +134,17 @@ pub struct DirtyEvent {
 }
 
 impl DirtyEvent {
-    /// Reads a dirty event; any other entry is [`Error::NotADirtyEvent`].
+    /// Reads a dirty event; any other entry is [`Error::EventDecode`].
     pub fn from_event(event: &Event) -> Result<DirtyEvent> {
         Self::from_entry(event.stream(), event.id(), event.fields())
     }
 
     /// Reads a dirty event from the fields of a stream entry read with another
     /// client (`XRANGE`, `XREADGROUP`); `stream` and `id` only name it in errors.
-    /// Any other entry is [`Error::NotADirtyEvent`].
+    /// Any other entry (a map or user event, a lazy write) is
+    /// [`Error::EventDecode`].
     pub fn from_entry(stream: &str, id: &str, fields: &[(String, Vec<u8>)]) -> Result<DirtyEvent> {
-        let bad = |reason: String| Error::NotADirtyEvent {
+        let bad = |reason: String| Error::EventDecode {
             stream: stream.to_string(),
             id: id.to_string(),
             reason,
@@ -158,27 +155,19 @@ impl DirtyEvent {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_slice())
         };
-        match field(KIND_FIELD) {
-            Some(kind) if kind == KIND.as_bytes() => {}
+        match field(KIND) {
+            Some(kind) if kind == DIRTY.as_bytes() => {}
             Some(kind) => {
                 return Err(bad(format!(
-                    "its kind is `{}`, not `{KIND}`",
+                    "not a dirty event: its kind `{KIND}` is `{}`",
                     String::from_utf8_lossy(kind)
                 )))
             }
-            None => return Err(bad(format!("it has no `{KIND_FIELD}` field"))),
+            None => return Err(bad(format!("not a dirty event: it has no `{KIND}` field"))),
         }
-        let body =
-            field(BODY_FIELD).ok_or_else(|| bad(format!("it has no `{BODY_FIELD}` field")))?;
-        match body.split_first() {
-            Some((&BODY_VERSION, rest)) => rmp_serde::from_slice(rest)
-                .map(|body| DirtyEvent { body })
-                .map_err(|e| bad(format!("its body does not decode: {e}"))),
-            Some((v, _)) => Err(bad(format!(
-                "body version {v} is not known (this build reads {BODY_VERSION})"
-            ))),
-            None => Err(bad("its body is empty".into())),
-        }
+        let body = field(BODY).ok_or_else(|| bad(format!("it has no `{BODY}` field")))?;
+        let body = codec::decode_body(stream, id, body)?;
+        Ok(DirtyEvent { body })
     }
 
     /// The entity's Rust type name.
@@ -266,14 +255,39 @@ impl Event {
     }
 }
 
-/// A serialised body: the version byte, then MessagePack with field names.
-pub(crate) fn encode_body<T: Serialize + ?Sized>(stream: &str, body: &T) -> Result<Vec<u8>> {
-    let mut out = vec![BODY_VERSION];
-    rmp_serde::encode::write_named(&mut out, body).map_err(|e| Error::InvalidArgument {
-        call: format!("publish to stream `{stream}`"),
-        reason: format!("the body does not serialise: {e}"),
-    })?;
-    Ok(out)
+/// A serialised user event for `stream` (registered), queued on a flusher.
+pub(crate) fn queued_body<T: Serialize + ?Sized>(
+    registry: &ValidatedRegistry,
+    stream: &str,
+    body: &T,
+) -> Result<Outgoing> {
+    check_stream(registry, stream)?;
+    Ok(Outgoing {
+        stream: stream.to_string(),
+        fields: codec::body_fields("Flusher::publish", stream, body, &[])?,
+    })
+}
+
+/// A map event for `stream` (registered), queued on a flusher.
+pub(crate) fn queued_map<K: AsRef<str>, V: AsRef<[u8]>>(
+    registry: &ValidatedRegistry,
+    stream: &str,
+    fields: impl IntoIterator<Item = (K, V)>,
+) -> Result<Outgoing> {
+    check_stream(registry, stream)?;
+    Ok(Outgoing {
+        stream: stream.to_string(),
+        fields: codec::map_fields("Flusher::publish_map", stream, fields)?,
+    })
+}
+
+fn check_stream(registry: &ValidatedRegistry, stream: &str) -> Result<()> {
+    match registry.stream(stream) {
+        Some(_) => Ok(()),
+        None => Err(Error::UnknownStream {
+            stream: stream.to_string(),
+        }),
+    }
 }
 
 /// The dirty events of `changes`: one per (change, dirty stream of its entity that
@@ -361,7 +375,7 @@ pub(crate) fn dirty_events(
                         fake,
                         changes: fields.clone(),
                     };
-                    let bytes = encode_body(stream.name(), &body)?;
+                    let bytes = codec::encode_body(stream.name(), &body)?;
                     encoded = Some(bytes.clone());
                     bytes
                 }
@@ -369,8 +383,8 @@ pub(crate) fn dirty_events(
             out.push(Outgoing {
                 stream: stream.name().to_string(),
                 fields: vec![
-                    (KIND_FIELD.to_string(), KIND.as_bytes().to_vec()),
-                    (BODY_FIELD.to_string(), body),
+                    (KIND.to_string(), DIRTY.as_bytes().to_vec()),
+                    (BODY.to_string(), body),
                 ],
             });
         }
@@ -396,55 +410,14 @@ pub(crate) async fn publish(
         return Ok(());
     }
     let count = events.len();
-    send(registry, events).await.map_err(|source| {
-        tracing::error!(events = count, error = %source, "committed rows: their events were not published");
-        Error::CommittedButNotPublished {
-            events: count,
-            source: Box::new(source),
-        }
-    })
-}
-
-/// Sends `events` with one XADD pipeline per Redis pool (pools in first-use order).
-/// Every pool is tried; the first error is returned.
-async fn send(registry: &ValidatedRegistry, events: Vec<Outgoing>) -> Result<()> {
-    let mut pools: Vec<(&str, Vec<Outgoing>)> = Vec::new();
-    for event in events {
-        let pool = registry
-            .stream_pool(&event.stream)
-            .ok_or_else(|| Error::InvalidArgument {
-                call: format!("publish to stream `{}`", event.stream),
-                reason: "the stream is not registered".into(),
-            })?;
-        match pools.iter_mut().find(|(p, _)| *p == pool) {
-            Some((_, list)) => list.push(event),
-            None => pools.push((pool, vec![event])),
-        }
-    }
-    let mut first = Ok(());
-    for (pool, list) in pools {
-        let Some(client) = registry.redis(pool) else {
-            first = first.and(Err(Error::UnknownPool {
-                kind: "redis",
-                pool: pool.to_string(),
-                used_by: "dirty streams".into(),
-            }));
-            continue;
-        };
-        let mut pipe = client.pipeline();
-        for event in &list {
-            let mut cmd = ::redis::cmd("XADD");
-            cmd.arg(&event.stream).arg("*");
-            for (k, v) in &event.fields {
-                cmd.arg(k).arg(v);
+    super::send_outgoing(registry, events)
+        .await
+        .map(drop)
+        .map_err(|source| {
+            tracing::error!(events = count, error = %source, "committed rows: their events were not published");
+            Error::CommittedButNotPublished {
+                events: count,
+                source: Box::new(source),
             }
-            pipe.cmd(cmd).ignore();
-        }
-        if let Err(e) = pipe.exec().await {
-            if first.is_ok() {
-                first = Err(e);
-            }
-        }
-    }
-    first
+        })
 }

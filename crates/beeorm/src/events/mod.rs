@@ -1,20 +1,13 @@
-//! Events on Redis Streams (issue 13): the broker (publish, consume, statistics),
-//! dirty streams, and the lazy flush's transport.
-//!
-//! CONTRACT SKELETON — written first so that the broker, dirty streams and lazy flush
-//! can be built in parallel against the same types. Every `unimplemented!` is replaced
-//! by the broker work; signatures change only by agreement.
-//!
-//! Wire format of one stream entry (see `codec.rs`):
-//! * a serialised event: field `_b` = one version byte (`1`) + MessagePack
-//!   (`rmp_serde::to_vec_named`) of the body, plus metadata fields `key → value`;
-//! * a map event: its fields as given.
-//!
-//! Field names starting with `_` are reserved for beeorm (`_b`; `_t` = kind tag used by
-//! dirty / lazy events); a map key or metadata key starting with `_` is refused with
-//! [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+#![doc = include_str!("../../docs/events.md")]
+#![allow(dead_code)] // Consumer parts come with the next commit.
 
-#![allow(dead_code, unused_variables)] // Skeleton: removed by the broker work.
+mod codec;
+mod publish;
+mod setup;
+
+pub(crate) use codec::{BODY, KIND};
+pub(crate) use publish::send_outgoing;
+pub(crate) use setup::{check_streams, create_groups};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Engine, Result, ValidatedRegistry};
+use crate::{Engine, Error, Result, ValidatedRegistry};
 
 pub(crate) mod dirty;
 pub use dirty::{DirtyAction, DirtyEvent, FieldChange};
@@ -54,9 +47,11 @@ impl Engine {
 
 impl EventBroker {
     /// Publishes one serialised event (MessagePack, versioned) and returns its entry ID.
+    /// [`Error::UnknownStream`](crate::Error::UnknownStream) for a stream not
+    /// registered, [`Error::EventEncode`](crate::Error::EventEncode) for a body that
+    /// does not serialise; nothing is sent then.
     pub async fn publish<T: Serialize + ?Sized>(&self, stream: &str, body: &T) -> Result<String> {
-        let _ = (&self.registry, stream, body);
-        unimplemented!("issue 13 broker")
+        self.publish_with_meta(stream, body, &[]).await
     }
 
     /// [`EventBroker::publish`] with metadata fields (readable with [`Event::meta`]).
@@ -66,18 +61,22 @@ impl EventBroker {
         body: &T,
         meta: &[(&str, &str)],
     ) -> Result<String> {
-        let _ = (stream, body, meta);
-        unimplemented!("issue 13 broker")
+        let mut p = self.publisher();
+        p.publish_with_meta(stream, body, meta)?;
+        p.send_one().await
     }
 
-    /// Publishes a plain map of fields (no serialisation).
+    /// Publishes a plain map of fields (no serialisation), in the order given. Field
+    /// names may not be empty nor start with `_`, and a map needs at least one field
+    /// ([`Error::InvalidArgument`](crate::Error::InvalidArgument)).
     pub async fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
         &self,
         stream: &str,
         fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<String> {
-        let _ = (stream, fields.into_iter().count());
-        unimplemented!("issue 13 broker")
+        let mut p = self.publisher();
+        p.publish_map(stream, fields)?;
+        p.send_one().await
     }
 
     /// A publisher that collects many events and sends them in one pipeline per Redis
@@ -124,10 +123,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Adds one serialised event.
+    /// Adds one serialised event (errors as [`EventBroker::publish`]'s, at once).
     pub fn publish<T: Serialize + ?Sized>(&mut self, stream: &str, body: &T) -> Result<&mut Self> {
-        let _ = (stream, body, &self.broker, &self.pending);
-        unimplemented!("issue 13 broker")
+        self.publish_with_meta(stream, body, &[])
     }
 
     /// Adds one serialised event with metadata fields.
@@ -137,8 +135,13 @@ impl Publisher {
         body: &T,
         meta: &[(&str, &str)],
     ) -> Result<&mut Self> {
-        let _ = (stream, body, meta);
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        let fields = codec::body_fields("publish", stream, body, meta)?;
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(self)
     }
 
     /// Adds one map event.
@@ -147,15 +150,48 @@ impl Publisher {
         stream: &str,
         fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<&mut Self> {
-        let _ = (stream, fields.into_iter().count());
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        let fields = codec::map_fields("publish_map", stream, fields)?;
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(self)
     }
 
     /// Adds already encoded fields (reserved `_` names allowed): for beeorm's own
     /// events (dirty, lazy).
     pub(crate) fn push_raw(&mut self, stream: &str, fields: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let _ = (stream, fields);
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        if fields.is_empty() {
+            return Err(Error::InvalidArgument {
+                call: format!("publish(\"{stream}\")"),
+                reason: "an event needs at least one field".into(),
+            });
+        }
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(())
+    }
+
+    fn check_stream(&self, stream: &str) -> Result<()> {
+        match self.broker.registry.stream(stream) {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownStream {
+                stream: stream.to_string(),
+            }),
+        }
+    }
+
+    /// Sends the one event added.
+    async fn send_one(self) -> Result<String> {
+        let mut ids = self.send().await?;
+        ids.pop().ok_or_else(|| Error::InvalidArgument {
+            call: "publish".into(),
+            reason: "no event to send".into(),
+        })
     }
 
     /// How many events wait to be sent.
@@ -171,7 +207,7 @@ impl Publisher {
     /// Sends every collected event (one pipeline per Redis pool) and returns their
     /// entry IDs in the order they were added.
     pub async fn send(self) -> Result<Vec<String>> {
-        unimplemented!("issue 13 broker")
+        send_outgoing(&self.broker.registry, self.pending).await
     }
 }
 
@@ -195,8 +231,18 @@ impl Event {
     }
 
     /// Decodes the serialised body of an event sent with `publish`.
+    /// [`Error::EventDecode`](crate::Error::EventDecode) (naming stream and entry) for
+    /// a map event (no body), a body of an unknown format version, or bytes that do
+    /// not decode into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        unimplemented!("issue 13 broker")
+        match self.field(BODY) {
+            Some(bytes) => codec::decode_body(&self.stream, &self.id, bytes),
+            None => Err(Error::EventDecode {
+                stream: self.stream.clone(),
+                id: self.id.clone(),
+                reason: "no body field `_b`: a map event has none (read its fields)".into(),
+            }),
+        }
     }
 
     /// One raw field (a map event's field, or a metadata field).
@@ -262,15 +308,24 @@ impl Batch {
     }
 
     /// Acknowledges the event at `index` (kept even when the handler then fails).
+    /// An index past the batch is ignored.
     pub fn ack(&self, index: usize) {
-        let _ = index;
-        unimplemented!("issue 13 broker")
+        self.mark(index, Mark::Ack);
     }
 
     /// Leaves the event at `index` pending: delivered again later.
+    /// It is claimed again once it has been idle for the consumer's `claim_idle`
+    /// (never at once, so a skipped event does not spin). An index past the batch is
+    /// ignored; the last of `ack` / `skip` for an index wins.
     pub fn skip(&self, index: usize) {
-        let _ = index;
-        unimplemented!("issue 13 broker")
+        self.mark(index, Mark::Skip);
+    }
+
+    fn mark(&self, index: usize, mark: Mark) {
+        let mut marks = self.inner.marks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = marks.get_mut(index) {
+            *m = mark;
+        }
     }
 }
 

@@ -84,8 +84,9 @@ impl<'a> Flusher<'a> {
     /// events and nothing to write just sends them when flushed. If sending fails
     /// after the COMMIT the flush returns
     /// [`Error::CommittedButNotPublished`](crate::Error::CommittedButNotPublished).
-    /// An unregistered stream, or a body that does not serialise, is
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) here.
+    /// An unregistered stream is [`Error::UnknownStream`](crate::Error::UnknownStream)
+    /// and a body that does not serialise
+    /// [`Error::EventEncode`](crate::Error::EventEncode), here.
     ///
     /// ```no_run
     /// # use beeorm::prelude::*;
@@ -102,57 +103,24 @@ impl<'a> Flusher<'a> {
         stream: &str,
         body: &T,
     ) -> Result<&mut Self> {
-        self.check_stream(stream, "publish")?;
-        let body = crate::events::dirty::encode_body(stream, body)?;
-        self.events.push(crate::events::Outgoing {
-            stream: stream.to_string(),
-            fields: vec![(crate::events::dirty::BODY_FIELD.to_string(), body)],
-        });
+        let event = crate::events::dirty::queued_body(self.engine.registry(), stream, body)?;
+        self.events.push(event);
         Ok(self)
     }
 
     /// Queues a plain map event (fields as given) for `stream`, sent like
     /// [`Flusher::publish`]. Field names starting with `_` are reserved, and an
-    /// event needs a field: both [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    /// event needs a field: both [`Error::InvalidArgument`](crate::Error::InvalidArgument);
+    /// an unregistered stream is [`Error::UnknownStream`](crate::Error::UnknownStream).
     #[cfg(feature = "redis")]
     pub fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
         &mut self,
         stream: &str,
         fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<&mut Self> {
-        self.check_stream(stream, "publish_map")?;
-        let fields: Vec<(String, Vec<u8>)> = fields
-            .into_iter()
-            .map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_vec()))
-            .collect();
-        let invalid = |reason: String| crate::Error::InvalidArgument {
-            call: format!("Flusher::publish_map({stream:?})"),
-            reason,
-        };
-        if fields.is_empty() {
-            return Err(invalid("an event needs at least one field".into()));
-        }
-        if let Some((k, _)) = fields.iter().find(|(k, _)| k.starts_with('_')) {
-            return Err(invalid(format!(
-                "field `{k}`: names starting with `_` are reserved for beeorm"
-            )));
-        }
-        self.events.push(crate::events::Outgoing {
-            stream: stream.to_string(),
-            fields,
-        });
+        let event = crate::events::dirty::queued_map(self.engine.registry(), stream, fields)?;
+        self.events.push(event);
         Ok(self)
-    }
-
-    #[cfg(feature = "redis")]
-    fn check_stream(&self, stream: &str, call: &str) -> Result<()> {
-        match self.engine.registry().stream_pool(stream) {
-            Some(_) => Ok(()),
-            None => Err(crate::Error::InvalidArgument {
-                call: format!("Flusher::{call}({stream:?})"),
-                reason: format!("stream `{stream}` is not registered"),
-            }),
-        }
     }
 
     /// Whether any tracked entity needs writing.

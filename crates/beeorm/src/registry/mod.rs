@@ -68,7 +68,7 @@ pub struct Registry {
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     sql_timeouts: Vec<(String, SqlTimeouts)>,
     lockers: Vec<(String, String)>,
-    /// Streams: (name, Redis pool, consumer groups).
+    /// Redis streams: (stream, Redis pool, consumer groups).
     streams: Vec<(String, String, Vec<String>)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
@@ -303,9 +303,14 @@ impl Registry {
         self
     }
 
-    /// Registers the Redis stream `name` in the Redis pool `redis_pool`, with its
-    /// consumer groups (A6). Dirty streams (`#[orm(dirty = "...")]`) must be
-    /// registered here.
+    /// Registers the Redis stream `name` (the stream's key) in the Redis pool
+    /// `redis_pool`, with its consumer groups (YAML: `streams: {name: [groups]}` in the
+    /// pool's section). [`Registry::validate`] creates the stream and every group
+    /// that does not exist yet; a group created on a stream that already holds
+    /// entries starts at its first entry (ID `0`), so it sees every event still in
+    /// the stream. Registering a stream again in the same pool adds groups; in
+    /// another pool it is an error. Publish and consume with
+    /// [`Engine::event_broker`](crate::Engine::event_broker) (feature `redis`).
     pub fn register_redis_stream(
         &mut self,
         name: &str,
@@ -633,6 +638,10 @@ impl Registry {
         }
         let (redis, lockers) =
             crate::redis::open_pools(&self.redis, &self.lockers, &self.redis_timeouts)?;
+        #[cfg(feature = "redis")]
+        let streams = crate::events::check_streams(&self.streams, &redis)?;
+        #[cfg(not(feature = "redis"))]
+        crate::redis::refuse_streams(&self.streams)?;
         let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
         for e in &self.enums {
             e.check()?;
@@ -654,8 +663,10 @@ impl Registry {
             built.push((*id, TableSchema::build(def, &enums)?));
         }
         self.check_cache_settings()?;
-        let streams = self.check_streams(&redis)?;
-        let dirty = Self::check_dirty_streams(&built, &streams)?;
+        #[cfg(feature = "redis")]
+        let dirty = Self::check_dirty_streams(&built, |name| streams.contains_key(name))?;
+        #[cfg(not(feature = "redis"))]
+        let dirty = Self::check_dirty_streams(&built, |_| false)?;
         let caches = {
             let mut schemas: Vec<&mut TableSchema> = built.iter_mut().map(|(_, s)| s).collect();
             crate::cache::Caches::build(&mut schemas, &self.cache, &local_caches, &redis)?
@@ -699,8 +710,12 @@ impl Registry {
             by_name.insert(def_type_name, schema.clone());
             tables.insert(id, schema);
         }
+        #[cfg(feature = "redis")]
+        crate::events::create_groups(&streams, &redis).await?;
         let validated = ValidatedRegistry {
             inner: Arc::new(Inner {
+                #[cfg(feature = "redis")]
+                streams,
                 pools,
                 local_caches,
                 redis,
@@ -710,7 +725,6 @@ impl Registry {
                 enums,
                 hooks: self.hooks.clone(),
                 caches: caches.clone(),
-                streams,
                 dirty,
             }),
         };
@@ -720,43 +734,12 @@ impl Registry {
         Ok(validated)
     }
 
-    /// The registered streams (name → Redis pool), each in a registered pool.
-    fn check_streams(
-        &self,
-        redis: &HashMap<String, crate::redis::RedisClient>,
-    ) -> Result<HashMap<String, String>> {
-        let mut out = HashMap::new();
-        for (name, pool, _) in &self.streams {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
-            {
-                return Err(Error::config(format!(
-                    "stream name `{name}` must be non-empty ASCII letters, digits, `_`, `-`, `.` or `:`"
-                )));
-            }
-            if !redis.contains_key(pool) {
-                return Err(Error::UnknownPool {
-                    kind: "redis",
-                    pool: pool.clone(),
-                    used_by: format!("stream `{name}`"),
-                });
-            }
-            if out.insert(name.clone(), pool.clone()).is_some() {
-                return Err(Error::config(format!(
-                    "stream `{name}` is registered twice"
-                )));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every dirty stream an entity declares is registered; without the `redis`
-    /// feature none may be declared. Returns whether any entity declares one.
+    /// Every dirty stream an entity declares is registered (`registered`); without
+    /// the `redis` feature none may be declared. Returns whether any entity declares
+    /// one.
     fn check_dirty_streams(
         schemas: &[(TypeId, TableSchema)],
-        streams: &HashMap<String, String>,
+        registered: impl Fn(&str) -> bool,
     ) -> Result<bool> {
         let mut any = false;
         for (_, schema) in schemas {
@@ -770,7 +753,7 @@ impl Registry {
                         d.name()
                     )));
                 }
-                if !streams.contains_key(d.name()) {
+                if !registered(d.name()) {
                     return Err(Error::UnregisteredDirtyStream {
                         entity: schema.entity_name().to_string(),
                         field: d.fields().next().map(str::to_string),
@@ -820,14 +803,14 @@ struct Inner {
     redis: HashMap<String, crate::redis::RedisClient>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     lockers: HashMap<String, crate::redis::Locker>,
+    /// Registered Redis streams, by name.
+    #[cfg(feature = "redis")]
+    streams: BTreeMap<String, crate::events::StreamDef>,
     tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
     enums: HashMap<String, EnumDefinition>,
     hooks: Hooks,
     caches: Option<Arc<crate::cache::Caches>>,
-    /// Registered streams: name → Redis pool.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    streams: HashMap<String, String>,
     /// Whether some entity declares dirty streams.
     dirty: bool,
 }
@@ -880,12 +863,6 @@ impl ValidatedRegistry {
         self.inner.dirty
     }
 
-    /// The Redis pool of the registered stream `name`.
-    #[cfg(feature = "redis")]
-    pub(crate) fn stream_pool(&self, name: &str) -> Option<&str> {
-        self.inner.streams.get(name).map(String::as_str)
-    }
-
     /// The entity caches; `None` when no entity is cached.
     #[inline]
     pub(crate) fn caches(&self) -> Option<&crate::cache::Caches> {
@@ -934,6 +911,18 @@ impl ValidatedRegistry {
     #[cfg(feature = "redis")]
     pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
         self.inner.lockers.get(name)
+    }
+
+    /// Every registered Redis stream, by name.
+    #[cfg(feature = "redis")]
+    pub(crate) fn streams(&self) -> &BTreeMap<String, crate::events::StreamDef> {
+        &self.inner.streams
+    }
+
+    /// The registered Redis stream `name`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn stream(&self, name: &str) -> Option<&crate::events::StreamDef> {
+        self.inner.streams.get(name)
     }
 
     /// Names of the Redis pools.
