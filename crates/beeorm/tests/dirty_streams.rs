@@ -731,3 +731,80 @@ async fn failed_publish_after_commit_is_reported_and_rows_stay() {
         .unwrap();
     db.drop().await;
 }
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "owners", dirty = "dirty-refs")]
+struct Owner {
+    id: u64,
+    name: String,
+}
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "pets", dirty = "dirty-refs")]
+struct Pet {
+    id: u64,
+    owner: Ref<Owner>,
+}
+
+/// A new referenced entity whose after-insert hook fails: the rows are committed,
+/// so their events are still published (and the hook's error returned).
+#[tokio::test]
+async fn a_failing_after_hook_of_a_new_reference_still_publishes() {
+    let db = TestDb::new(Kind::Sqlite, "dirty_ref_hook").await;
+    let mut r = db.registry();
+    r.register_redis_pool("default", &common_redis::redis_url(), 0)
+        .register_entity::<Owner>()
+        .register_entity::<Pet>()
+        .register_redis_stream("dirty-refs", "default", &["g"])
+        .register_hook::<Owner>(&[beeorm::hooks::HookEvent::AfterInsert], |_, _| {
+            Err(Error::Hook("owner hook refuses".into()))
+        });
+    let engine = r.validate().await.unwrap().create_engine();
+    sync(&engine).await;
+    let redis = engine.redis("default").unwrap();
+    let last: Vec<Entry> = redis
+        .query(
+            driver::cmd("XREVRANGE")
+                .arg("dirty-refs")
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1),
+        )
+        .await
+        .unwrap();
+    let start = last.first().map_or("0".to_string(), |(id, _)| id.clone());
+    let mut pet = Tracked::new(Pet {
+        id: 0,
+        owner: Ref::new(Owner {
+            id: 0,
+            name: "Ann".into(),
+        }),
+    });
+    let err = engine.flush(&mut pet).await.unwrap_err();
+    assert!(matches!(err, Error::Hook(_)), "{err:?}");
+    let entries: Vec<Entry> = redis
+        .query(
+            driver::cmd("XRANGE")
+                .arg("dirty-refs")
+                .arg(format!("({start}"))
+                .arg("+"),
+        )
+        .await
+        .unwrap();
+    let events: Vec<DirtyEvent> = entries
+        .iter()
+        .map(|(id, f)| DirtyEvent::from_entry("dirty-refs", id, f).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0].is::<Owner>() && events[0].added());
+    assert!(events[1].is::<Pet>() && events[1].added());
+    assert_eq!(events[1].new("owner"), Some(&Value::U64(events[0].id())));
+    for (id, _) in &entries {
+        let _: i64 = redis
+            .query(driver::cmd("XDEL").arg("dirty-refs").arg(id))
+            .await
+            .unwrap();
+    }
+    db.drop().await;
+}
