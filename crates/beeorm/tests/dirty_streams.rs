@@ -112,6 +112,16 @@ fn registry(db: &TestDb) -> Registry {
 async fn ctx(db: TestDb) -> Ctx {
     let engine = registry(&db).validate().await.unwrap().create_engine();
     sync(&engine).await;
+    Ctx {
+        start: ctx_start(&engine).await,
+        engine,
+        base: id_base(),
+        db,
+    }
+}
+
+/// The last entry of each stream now.
+async fn ctx_start(engine: &Engine) -> Vec<(String, String)> {
     let redis = engine.redis("default").unwrap();
     let mut start = Vec::new();
     for s in STREAMS {
@@ -129,12 +139,7 @@ async fn ctx(db: TestDb) -> Ctx {
         let id = last.first().map_or("0".to_string(), |(id, _)| id.clone());
         start.push((s.to_string(), id));
     }
-    Ctx {
-        db,
-        engine,
-        base: id_base(),
-        start,
-    }
+    start
 }
 
 impl Ctx {
@@ -807,4 +812,55 @@ async fn a_failing_after_hook_of_a_new_reference_still_publishes() {
             .unwrap();
     }
     db.drop().await;
+}
+
+/// An entity of a second relational pool (written after `default`).
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "remote", pool = "second", dirty = "dirty-people-all")]
+struct Remote {
+    id: u64,
+    n: i64,
+}
+
+/// A multi-pool flush whose later pool fails: the committed pool's dirty events are
+/// published, the failed pool's are not, and events queued on the flusher (which
+/// belong to the whole flush) are not sent.
+#[tokio::test]
+async fn a_partly_committed_flush_publishes_exactly_the_committed_pool() {
+    let db = TestDb::new(Kind::Sqlite, "dirty_partly").await;
+    let second = TestDb::new(Kind::Sqlite, "dirty_partly_second").await;
+    let mut r = registry(&db);
+    second.add_pool(&mut r, "second");
+    r.register_entity::<Remote>();
+    let engine = r.validate().await.unwrap().create_engine();
+    sync(&engine).await;
+    let c = Ctx {
+        start: ctx_start(&engine).await,
+        engine,
+        base: id_base(),
+        db,
+    };
+    let e = &c.engine;
+    let mut taken = Tracked::new(Remote {
+        id: c.base + 5,
+        n: 1,
+    });
+    e.flush(&mut taken).await.unwrap();
+    let mut p = c.person(1, "Ann", 3);
+    let mut dup = Tracked::new(Remote {
+        id: c.base + 5,
+        n: 2,
+    });
+    let mut f = e.flusher();
+    f.track(&mut p)
+        .track(&mut dup)
+        .publish_map(USER, [("base", c.base.to_string())])
+        .unwrap();
+    let err = f.flush().await.unwrap_err();
+    drop(f);
+    assert!(matches!(err, Error::PartlyCommitted { .. }), "{err:?}");
+    assert_eq!(c.summary(ALL).await, ["added 5", "added 1"]);
+    assert!(c.entries(USER).await.is_empty());
+    second.drop().await;
+    c.finish().await;
 }
