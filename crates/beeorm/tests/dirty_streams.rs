@@ -864,3 +864,88 @@ async fn a_partly_committed_flush_publishes_exactly_the_committed_pool() {
     second.drop().await;
     c.finish().await;
 }
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "dropped", dirty = "dirty-dropped")]
+struct Dropped {
+    id: u64,
+    n: i64,
+}
+
+/// A flush future dropped after its COMMIT, while its events wait to be sent: they
+/// are sent all the same (from a task of their own).
+#[tokio::test]
+async fn a_flush_dropped_after_its_commit_still_publishes() {
+    use beeorm::__private::pause::{self, Point};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    let db = TestDb::new(Kind::Sqlite, "dirty_dropped").await;
+    let mut r = db.registry();
+    r.register_redis_pool("default", &common_redis::redis_url(), 0)
+        .register_entity::<Dropped>()
+        .register_redis_stream("dirty-dropped", "default", &["g"]);
+    let engine = r.validate().await.unwrap().create_engine();
+    sync(&engine).await;
+    let redis = engine.redis("default").unwrap();
+    let _: i64 = redis
+        .query(
+            driver::cmd("XTRIM")
+                .arg("dirty-dropped")
+                .arg("MAXLEN")
+                .arg(0),
+        )
+        .await
+        .unwrap();
+
+    let armed = Arc::new(AtomicBool::new(true));
+    let arrived = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let (a, n, rel) = (armed.clone(), arrived.clone(), release.clone());
+    pause::install(
+        "dirty-dropped",
+        Point::BeforePublish,
+        Arc::new(move || {
+            let (a, n, rel) = (a.clone(), n.clone(), rel.clone());
+            Box::pin(async move {
+                if a.swap(false, Ordering::SeqCst) {
+                    n.notify_one();
+                    rel.notified().await;
+                }
+            })
+        }),
+    );
+    let writer = engine.clone();
+    let flush = tokio::spawn(async move {
+        let mut d = Tracked::new(Dropped { id: 0, n: 1 });
+        writer.flush(&mut d).await
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the flush reached its publish");
+    // Committed, events not sent yet: the caller gives up on the flush.
+    flush.abort();
+    assert!(flush.await.unwrap_err().is_cancelled());
+    release.notify_one();
+    pause::clear("dirty-dropped");
+    let mut entries: Vec<Entry> = Vec::new();
+    for _ in 0..1000 {
+        entries = redis
+            .query(driver::cmd("XRANGE").arg("dirty-dropped").arg("-").arg("+"))
+            .await
+            .unwrap();
+        if !entries.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(entries.len(), 1, "the event of the committed row was sent");
+    let event = DirtyEvent::from_entry("dirty-dropped", &entries[0].0, &entries[0].1).unwrap();
+    assert!(event.is::<Dropped>() && event.added());
+    let _: i64 = redis
+        .query(driver::cmd("DEL").arg("dirty-dropped"))
+        .await
+        .unwrap();
+    db.drop().await;
+}

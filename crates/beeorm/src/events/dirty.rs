@@ -15,9 +15,11 @@
 //!
 //! **If sending fails** the rows stay committed (they cannot be taken back): the
 //! flush returns [`Error::CommittedButNotPublished`] (`rows_written()` is `true`, do
-//! not retry the write) and the failure is logged. Delivery is therefore at most once
-//! for a crash between the COMMIT and the send; consumers that must never miss a
-//! change follow the change log (F4) instead.
+//! not retry the write) and the failure is logged. The send runs in a task of its
+//! own: a caller that drops the flush future after the COMMIT does not cancel it.
+//! Only a process that dies between the COMMIT and the send loses the events
+//! (delivery is at most once there); consumers that must never miss a change
+//! follow the change log (F4) instead.
 //!
 //! **Which.** A stream declared on the struct gets every change; one declared on a
 //! field gets inserts and deletes, and the updates that change that field (any of the
@@ -402,7 +404,11 @@ pub(crate) async fn publish(
     queued: Vec<Outgoing>,
 ) -> Result<()> {
     let mut events = match changes {
-        Some(c) if !c.is_empty() && registry.has_dirty_streams() => dirty_events(registry, c)?,
+        Some(c) if !c.is_empty() && registry.has_dirty_streams() => dirty_events(registry, c)
+            .map_err(|source| Error::CommittedButNotPublished {
+                events: c.len(),
+                source: Box::new(source),
+            })?,
         _ => Vec::new(),
     };
     events.extend(queued);
@@ -410,14 +416,35 @@ pub(crate) async fn publish(
         return Ok(());
     }
     let count = events.len();
-    super::send_outgoing(registry, events)
-        .await
-        .map(drop)
-        .map_err(|source| {
-            tracing::error!(events = count, error = %source, "committed rows: their events were not published");
-            Error::CommittedButNotPublished {
-                events: count,
-                source: Box::new(source),
-            }
-        })
+    let failed = |source: Error| {
+        tracing::error!(events = count, error = %source, "committed rows: their events were not published");
+        Error::CommittedButNotPublished {
+            events: count,
+            source: Box::new(source),
+        }
+    };
+    // Sent from a task of its own: a caller that drops the flush (or commit) future
+    // once the rows are committed does not cancel the send.
+    let registry = registry.clone();
+    let task = tokio::spawn(async move {
+        if let Some(first) = events.first() {
+            crate::cache::pause::point(crate::cache::pause::Point::BeforePublish, &first.stream)
+                .await;
+        }
+        let sent = super::send_outgoing(&registry, events).await.map(drop);
+        if let Err(e) = &sent {
+            tracing::error!(events = count, error = %e, "committed rows: their events were not published");
+        }
+        sent
+    });
+    match task.await {
+        Ok(sent) => sent.map_err(|source| Error::CommittedButNotPublished {
+            events: count,
+            source: Box::new(source),
+        }),
+        Err(e) => Err(failed(Error::InvalidArgument {
+            call: "publishing after the COMMIT".into(),
+            reason: format!("the sending task did not finish: {e}"),
+        })),
+    }
 }
