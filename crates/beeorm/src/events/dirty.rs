@@ -426,7 +426,7 @@ pub(crate) async fn publish(
     // Sent from a task of its own: a caller that drops the flush (or commit) future
     // once the rows are committed does not cancel the send.
     let registry = registry.clone();
-    let task = tokio::spawn(async move {
+    let send = async move {
         if let Some(first) = events.first() {
             crate::cache::pause::point(crate::cache::pause::Point::BeforePublish, &first.stream)
                 .await;
@@ -436,7 +436,19 @@ pub(crate) async fn publish(
             tracing::error!(events = count, error = %e, "committed rows: their events were not published");
         }
         sent
-    });
+    };
+    let task = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn(send),
+        // Not inside a Tokio runtime (the Redis client needs one anyway): inline.
+        Err(_) => {
+            return send
+                .await
+                .map_err(|source| Error::CommittedButNotPublished {
+                    events: count,
+                    source: Box::new(source),
+                })
+        }
+    };
     match task.await {
         Ok(sent) => sent.map_err(|source| Error::CommittedButNotPublished {
             events: count,
