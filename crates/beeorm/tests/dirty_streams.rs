@@ -949,3 +949,48 @@ async fn a_flush_dropped_after_its_commit_still_publishes() {
         .unwrap();
     db.drop().await;
 }
+
+/// Two dirty streams in different hash slots of a Redis Cluster pool.
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "clustered", dirty = "dirty-cluster-a,dirty-cluster-b")]
+struct Clustered {
+    id: u64,
+    n: i64,
+}
+
+/// Dirty streams on a Redis Cluster pool: the one pipeline is split per hash slot,
+/// every event lands in its stream.
+#[tokio::test]
+async fn dirty_streams_on_a_cluster_pool() {
+    let db = TestDb::new(Kind::Sqlite, "dirty_cluster").await;
+    let nodes = common_redis::cluster_nodes();
+    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let mut r = db.registry();
+    r.register_redis_cluster("cluster", &nodes)
+        .register_entity::<Clustered>()
+        .register_redis_stream("dirty-cluster-a", "cluster", &["g"])
+        .register_redis_stream("dirty-cluster-b", "cluster", &["g"]);
+    let engine = r.validate().await.unwrap().create_engine();
+    sync(&engine).await;
+    let redis = engine.redis("cluster").unwrap();
+    for s in ["dirty-cluster-a", "dirty-cluster-b"] {
+        let _: i64 = redis.query(driver::cmd("DEL").arg(s)).await.unwrap();
+    }
+    let mut rows: Vec<Tracked<Clustered>> = (0..3)
+        .map(|n| Tracked::new(Clustered { id: 0, n }))
+        .collect();
+    engine.flusher().track_all(&mut rows).flush().await.unwrap();
+    for s in ["dirty-cluster-a", "dirty-cluster-b"] {
+        let entries: Vec<Entry> = redis
+            .query(driver::cmd("XRANGE").arg(s).arg("-").arg("+"))
+            .await
+            .unwrap();
+        let ids: Vec<u64> = entries
+            .iter()
+            .map(|(id, f)| DirtyEvent::from_entry(s, id, f).unwrap().id())
+            .collect();
+        assert_eq!(ids, rows.iter().map(|r| r.id).collect::<Vec<_>>(), "{s}");
+        let _: i64 = redis.query(driver::cmd("DEL").arg(s)).await.unwrap();
+    }
+    db.drop().await;
+}
