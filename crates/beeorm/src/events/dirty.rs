@@ -33,9 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::codec;
-use super::{Event, Outgoing};
-use super::{BODY, KIND};
+use super::{codec, Event, Outgoing, BODY, KIND};
 use crate::observe::{ChangeKind, ChangeSet};
 use crate::{Entity, Error, Result, ValidatedRegistry, Value};
 
@@ -329,7 +327,7 @@ pub(crate) fn dirty_events(
                 })
                 .collect()
         };
-        let (action, fake, fields) = match &change.kind {
+        let (action, fake, mut fields) = match &change.kind {
             ChangeKind::Inserted { values }
             | ChangeKind::Upserted {
                 values,
@@ -365,6 +363,7 @@ pub(crate) fn dirty_events(
             if !wanted {
                 continue;
             }
+            // One body per change, whatever the number of its streams.
             let body = match &encoded {
                 Some(b) => b.clone(),
                 None => {
@@ -375,7 +374,7 @@ pub(crate) fn dirty_events(
                         id: change.id,
                         action,
                         fake,
-                        changes: fields.clone(),
+                        changes: std::mem::take(&mut fields),
                     };
                     let bytes = codec::encode_body(stream.name(), &body)?;
                     encoded = Some(bytes.clone());
