@@ -1,10 +1,14 @@
 #![doc = include_str!("../../docs/events.md")]
-#![allow(dead_code)] // Consumer parts come with the next commit.
 
 mod codec;
+mod consume;
+mod lease;
 mod publish;
 mod setup;
+mod stats;
+mod trim;
 
+#[allow(unused_imports)] // `KIND`: for beeorm's own events (dirty, lazy).
 pub(crate) use codec::{BODY, KIND};
 pub(crate) use publish::send_outgoing;
 pub(crate) use setup::{check_streams, create_groups};
@@ -88,22 +92,61 @@ impl EventBroker {
         }
     }
 
-    /// A consumer of `group` on `stream` (both registered, else
-    /// [`Error::Config`](crate::Error::Config)-like typed error).
+    /// A consumer of `group` on `stream`: [`Error::UnknownStream`](crate::Error::UnknownStream)
+    /// or [`Error::UnknownGroup`](crate::Error::UnknownGroup) when either is not
+    /// registered. Nothing is sent until [`Consumer::run`] or [`Consumer::drain`].
     pub fn consumer(&self, stream: &str, group: &str) -> Result<Consumer> {
-        let _ = (stream, group);
-        unimplemented!("issue 13 broker")
+        let def = self
+            .registry
+            .stream(stream)
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_string(),
+            })?;
+        if !def.groups.iter().any(|g| g == group) {
+            return Err(Error::UnknownGroup {
+                stream: stream.to_string(),
+                group: group.to_string(),
+            });
+        }
+        Ok(Consumer {
+            broker: self.clone(),
+            stream: stream.to_string(),
+            group: group.to_string(),
+            max_consumers: 1,
+            batch_size: 100,
+            block: Duration::from_secs(1),
+            claim_idle: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(30),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
+        })
     }
 
-    /// Statistics of every registered stream.
+    /// Statistics of every registered stream, by stream name.
     pub async fn stats(&self) -> Result<Vec<StreamStats>> {
-        unimplemented!("issue 13 broker")
+        let mut out = Vec::new();
+        for name in self.registry.streams().keys() {
+            out.push(self.stream_stats(name).await?);
+        }
+        Ok(out)
     }
 
     /// Statistics of one registered stream.
     pub async fn stream_stats(&self, stream: &str) -> Result<StreamStats> {
-        let _ = stream;
-        unimplemented!("issue 13 broker")
+        let def = self
+            .registry
+            .stream(stream)
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_string(),
+            })?;
+        let client = self
+            .registry
+            .redis(&def.pool)
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "redis",
+                pool: def.pool.clone(),
+                used_by: format!("stream `{stream}`"),
+            })?;
+        stats::stream_stats(client, def).await
     }
 }
 
@@ -161,6 +204,7 @@ impl Publisher {
 
     /// Adds already encoded fields (reserved `_` names allowed): for beeorm's own
     /// events (dirty, lazy).
+    #[allow(dead_code)] // Used by dirty streams and the lazy flush.
     pub(crate) fn push_raw(&mut self, stream: &str, fields: Vec<(String, Vec<u8>)>) -> Result<()> {
         self.check_stream(stream)?;
         if fields.is_empty() {
@@ -340,6 +384,8 @@ pub struct Consumer {
     pub(crate) batch_size: usize,
     pub(crate) block: Duration,
     pub(crate) claim_idle: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Stops a running [`Consumer`] gracefully: the batch in hand finishes and is acked,
@@ -352,7 +398,8 @@ pub struct StopHandle {
 impl StopHandle {
     /// Asks the consumer to stop.
     pub fn stop(&self) {
-        let _ = self.tx.send(true);
+        // `send_replace`: also when no `run` listens yet (`send` would drop it).
+        self.tx.send_replace(true);
     }
 }
 
@@ -382,33 +429,124 @@ impl Consumer {
         self
     }
 
-    /// A handle that stops this consumer's `run`.
+    /// How long a consumer's lease lives without renewal (default 30 s; renewed every
+    /// third of it). A consumer whose process dies holds its slot this long; a lease
+    /// that could not be renewed in time stops the consumer with
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost).
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = d;
+        self
+    }
+
+    /// A handle that stops this consumer's `run`. A stop is final: `run` returns at
+    /// once when called again on a stopped consumer (make a new one).
     pub fn stop_handle(&self) -> StopHandle {
-        unimplemented!("issue 13 broker")
+        StopHandle {
+            tx: self.stop.clone(),
+        }
     }
 
     /// Runs until stopped (a [`StopHandle`], or the returned future dropped), calling
     /// `handler` with each batch.
+    ///
+    /// Takes a consumer slot first: [`Error::ConsumersBusy`](crate::Error::ConsumersBusy)
+    /// at once when `max_consumers` consumers of the group already run (retry later
+    /// if you want to wait for a slot). A handler error, or a Redis error while
+    /// reading or acknowledging, is logged (`tracing` warning) and followed by a
+    /// growing pause (100 ms to 5 s); the events stay pending and are delivered again.
+    /// Returns `Ok` after a stop — the batch in hand is finished and acknowledged
+    /// first, a read in flight returns within `block` — or
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost). Settings no consumer can honour
+    /// (zero `max_consumers`, `batch_size`, `block` or `claim_idle`) are
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) before anything is
+    /// sent.
     pub async fn run<F, Fut, E>(&self, handler: F) -> Result<()>
     where
         F: FnMut(Batch) -> Fut + Send,
         Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let _ = handler;
-        unimplemented!("issue 13 broker")
+        self.run_loop(handler).await
     }
 
-    /// Processes what the stream holds for this group now (its own pending entries
-    /// first) and returns how many events were handled.
+    /// [`Consumer::run`] until SIGINT or SIGTERM (Ctrl-C elsewhere than Unix), then
+    /// stops gracefully like [`StopHandle::stop`]. The signal handlers are installed
+    /// for the process (Tokio's): after this returns, those signals no longer end it
+    /// by default. [`Error::Io`](crate::Error::Io) if they cannot be installed.
+    pub async fn run_until_signal<F, Fut, E>(&self, handler: F) -> Result<()>
+    where
+        F: FnMut(Batch) -> Fut + Send,
+        Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let signals = Signals::install()?;
+        let stop = self.stop_handle();
+        let watcher = tokio::spawn(async move {
+            signals.wait().await;
+            tracing::info!("signal received: stopping the consumer after its batch");
+            stop.stop();
+        });
+        let result = self.run(handler).await;
+        watcher.abort();
+        result
+    }
+
+    /// Processes what the stream holds for this group now and returns how many
+    /// events were handed to the handler: this consumer slot's own pending entries
+    /// first (left by a previous run in the same slot), then one pass over entries
+    /// idle for `claim_idle` (other consumers' stuck or skipped ones), then new
+    /// entries up to the last one the stream held when the drain started. Skipped
+    /// events stay pending and are not handed again by this drain. A handler error
+    /// ends the drain with [`Error::Handler`](crate::Error::Handler) (the events it
+    /// did not acknowledge stay pending); Redis errors are returned as they come.
+    /// Takes a consumer slot like `run`.
     pub async fn drain<F, Fut, E>(&self, handler: F) -> Result<u64>
     where
         F: FnMut(Batch) -> Fut + Send,
         Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let _ = handler;
-        unimplemented!("issue 13 broker")
+        self.drain_loop(handler).await
+    }
+}
+
+/// SIGINT and SIGTERM (Ctrl-C where there are no Unix signals).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let io = |name: &str, source| Error::Io {
+                path: format!("{name} handler"),
+                source,
+            };
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).map_err(|e| io("SIGTERM", e))?,
+                int: signal(SignalKind::interrupt()).map_err(|e| io("SIGINT", e))?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -424,7 +562,8 @@ pub struct StreamStats {
     pub length: u64,
     /// Age of the oldest entry still in the stream.
     pub oldest_age: Option<Duration>,
-    /// One entry per registered group.
+    /// One entry per group: the registered ones in registration order, then any
+    /// other group Redis knows for the stream (it holds trimming back too).
     pub groups: Vec<GroupStats>,
 }
 
