@@ -994,3 +994,102 @@ async fn dirty_streams_on_a_cluster_pool() {
     }
     db.drop().await;
 }
+
+#[derive(Entity, Debug, Clone, PartialEq)]
+#[orm(table = "drained", dirty = "dirty-drained")]
+struct Drained {
+    id: u64,
+    #[orm(length = 20)]
+    name: String,
+}
+
+/// The round trip a service runs: flush, then drain the dirty stream with the
+/// broker's consumer and read each event with `Event::dirty` (a user event in the
+/// same stream is told apart).
+#[tokio::test]
+async fn dirty_events_drained_by_a_consumer() {
+    use beeorm::events::Batch;
+    use std::sync::{Arc, Mutex};
+
+    // A stream of its own, emptied before its group is created.
+    let plain = common_redis::engine(&common_redis::registry()).await;
+    let _: i64 = plain
+        .redis("default")
+        .unwrap()
+        .query(driver::cmd("DEL").arg("dirty-drained"))
+        .await
+        .unwrap();
+    let db = TestDb::new(Kind::Sqlite, "dirty_drained").await;
+    let mut r = db.registry();
+    r.register_redis_pool("default", &common_redis::redis_url(), 0)
+        .register_entity::<Drained>()
+        .register_redis_stream("dirty-drained", "default", &["readers"]);
+    let engine = r.validate().await.unwrap().create_engine();
+    sync(&engine).await;
+    let mut ann = Tracked::new(Drained {
+        id: 0,
+        name: "Ann".into(),
+    });
+    engine
+        .flusher()
+        .track(&mut ann)
+        .publish_map("dirty-drained", [("note", "not a dirty event")])
+        .unwrap()
+        .flush()
+        .await
+        .unwrap();
+    ann.name = "Anna".into();
+    engine.flush(&mut ann).await.unwrap();
+    engine.delete(&mut ann).await.unwrap();
+
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let handled = {
+        let seen = seen.clone();
+        engine
+            .event_broker()
+            .consumer("dirty-drained", "readers")
+            .unwrap()
+            .drain(move |batch: Batch| {
+                let seen = seen.clone();
+                async move {
+                    for event in batch.events() {
+                        let line = match event.dirty() {
+                            Ok(d) if d.is::<Drained>() => format!(
+                                "{:?} {} {:?}->{:?}",
+                                d.action(),
+                                d.id(),
+                                d.old("name").and_then(Value::as_str),
+                                d.new("name").and_then(Value::as_str)
+                            ),
+                            Ok(d) => format!("other entity {}", d.entity()),
+                            Err(e) => {
+                                format!("not dirty: {}", matches!(e, Error::EventDecode { .. }))
+                            }
+                        };
+                        seen.lock().unwrap().push(line);
+                    }
+                    Ok::<_, Error>(())
+                }
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(handled, 4);
+    let id = ann.id;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            format!("Added {id} None->Some(\"Ann\")"),
+            "not dirty: true".to_string(),
+            format!("Updated {id} Some(\"Ann\")->Some(\"Anna\")"),
+            format!("Deleted {id} None->None"),
+        ]
+    );
+    let _: i64 = plain
+        .redis("default")
+        .unwrap()
+        .query(driver::cmd("DEL").arg("dirty-drained"))
+        .await
+        .unwrap();
+    db.drop().await;
+}
