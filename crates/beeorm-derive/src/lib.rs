@@ -98,6 +98,8 @@ struct FieldAttrs {
     primary_key: Option<proc_macro2::Span>,
     /// `skip_log`: the field stays out of change-log rows.
     skip_log: Option<proc_macro2::Span>,
+    /// `dirty = "stream[,stream…]"`: dirty streams told when this field changes.
+    dirty: Vec<String>,
 }
 
 fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
@@ -138,6 +140,35 @@ fn parse_index_list(lit: &LitStr) -> syn::Result<Vec<(String, u8)>> {
         out.push((name.to_string(), pos));
     }
     Ok(out)
+}
+
+/// `"a, b"` → `["a", "b"]`: the dirty streams of a `dirty = "..."` attribute, each a
+/// non-empty name of ASCII letters, digits, `_`, `-`, `.` or `:`, none twice.
+fn parse_stream_list(lit: &LitStr, into: &mut Vec<String>) -> syn::Result<()> {
+    for part in lit.value().split(',') {
+        let name = part.trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!(
+                    "dirty stream name `{name}` must be non-empty ASCII letters, digits, `_`, `-`, `.` or `:` \
+                     (several streams: `dirty = \"a,b\"`)"
+                ),
+            ));
+        }
+        if into.iter().any(|n| n == name) {
+            return Err(syn::Error::new(
+                lit.span(),
+                format!("dirty stream `{name}` is named twice"),
+            ));
+        }
+        into.push(name.to_string());
+    }
+    Ok(())
 }
 
 fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
@@ -231,16 +262,26 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                 "skip_log" => {
                     a.skip_log = flag(&meta)?.then(|| meta.path.span());
                 }
+                "dirty" => {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    parse_stream_list(&lit, &mut a.dirty)?;
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
                          mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk, \
-                         column, fake_delete, primary_key, skip_log"
+                         column, fake_delete, primary_key, skip_log, dirty"
                     )))
                 }
             }
             Ok(())
         })?;
+    }
+    if a.ignore && !a.dirty.is_empty() {
+        return Err(syn::Error::new(
+            field.span(),
+            "an `ignore`d field is not stored, so it cannot have `dirty` streams",
+        ));
     }
     if a.json && a.embedded {
         return Err(syn::Error::new(
@@ -449,6 +490,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         let cascade = attrs.cascade;
         let skip_fk = attrs.skip_fk;
         let skip_log = attrs.skip_log.is_some();
+        let dirty = &attrs.dirty;
         out.push(quote! {
             ::beeorm::schema::FieldDefinition {
                 name: #name,
@@ -472,6 +514,7 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
                     skip_fk: #skip_fk,
                     fake_delete: #fake_delete,
                     skip_log: #skip_log,
+                    dirty: &[#(#dirty),*],
                 },
                 shape: #shape,
             }
@@ -597,6 +640,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     // `cached_query(name = "...", query = "...")` / `cached_query_one(...)`: (name,
     // query, one), in declaration order.
     let mut queries: Vec<(String, String, bool)> = Vec::new();
+    // `dirty = "stream[,stream…]"`: streams told about any change of the entity.
+    let mut dirty: Vec<String> = Vec::new();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
@@ -651,6 +696,9 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 } else {
                     None
                 });
+            } else if meta.path.is_ident("dirty") {
+                let lit: LitStr = meta.value()?.parse()?;
+                parse_stream_list(&lit, &mut dirty)?;
             } else if meta.path.is_ident("cached_query") || meta.path.is_ident("cached_query_one") {
                 let one = meta.path.is_ident("cached_query_one");
                 let span = meta.path.span();
@@ -695,7 +743,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 return Err(meta.error(
                     "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
                      `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, `log[ = \"pool\"]`, \
-                     `cached_query(name = \"...\", query = \"...\")` or `cached_query_one(...)`",
+                     `cached_query(name = \"...\", query = \"...\")`, `cached_query_one(...)` \
+                     or `dirty = \"stream[,stream]\"`",
                 ));
             }
             Ok(())
@@ -836,6 +885,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     },
                     log: #logged,
                     log_pool: #log_pool,
+                    dirty: &[#(#dirty),*],
                 }
             }
             #cache_clone
@@ -899,6 +949,7 @@ impl FieldAttrs {
             && !self.cascade
             && !self.skip_fk
             && self.skip_log.is_none()
+            && self.dirty.is_empty()
     }
 }
 

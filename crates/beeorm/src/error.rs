@@ -355,6 +355,120 @@ pub enum Error {
     /// A change-log call for an entity that keeps no change log (no `#[orm(log)]`).
     #[error("entity `{0}` keeps no change log (declare it `#[orm(log)]`)")]
     NotLogged(String),
+    /// An event names a stream no `register_redis_stream` (or YAML `streams`) declared;
+    /// nothing was sent.
+    #[error("stream `{stream}` is not registered")]
+    UnknownStream {
+        /// The stream.
+        stream: String,
+    },
+
+    /// A consumer names a group that is not registered for its stream.
+    #[error("stream `{stream}` has no registered consumer group `{group}`")]
+    UnknownGroup {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+    },
+
+    /// `Registry::validate` could not create a registered stream's consumer group
+    /// (the Redis pool is down, or the key holds something that is not a stream).
+    #[error("cannot create consumer group `{group}` of stream `{stream}` on Redis pool `{pool}`: {source}")]
+    StreamSetup {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The Redis pool.
+        pool: String,
+        /// Why ([`Error::Redis`] usually).
+        source: Box<Error>,
+    },
+
+    /// An event body could not be serialised (MessagePack); nothing was sent.
+    #[error("cannot encode an event for stream `{stream}`: {reason}")]
+    EventEncode {
+        /// The stream.
+        stream: String,
+        /// The serialiser's message.
+        reason: String,
+    },
+
+    /// A delivered event could not be decoded: no body field (a map event), a body
+    /// written by an unknown format version, or bytes that do not decode into the
+    /// type asked for.
+    #[error("cannot decode event `{id}` of stream `{stream}`: {reason}")]
+    EventDecode {
+        /// The stream.
+        stream: String,
+        /// The entry ID.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Every consumer slot of the group is leased by a running consumer (at most
+    /// `max` at once across processes); nothing was read.
+    #[error("stream `{stream}`, group `{group}`: all {max} consumer slot(s) are taken")]
+    ConsumersBusy {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The configured maximum.
+        max: u32,
+    },
+
+    /// A running consumer lost its lease (Redis could not be reached to renew it
+    /// before it expired, or it expired and was taken): it stopped before taking
+    /// another batch so that no more than the allowed consumers run at once.
+    #[error("stream `{stream}`, group `{group}`: consumer `{consumer}` lost its lease")]
+    LeaseLost {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The consumer name (`consumer-<slot>`).
+        consumer: String,
+    },
+
+    /// [`Consumer::drain`](crate::events::Consumer::drain): the handler returned an
+    /// error. The batch's events it did not acknowledge stay pending.
+    #[error("stream `{stream}`, group `{group}`: the event handler failed: {source}")]
+    Handler {
+        /// The stream.
+        stream: String,
+        /// The group.
+        group: String,
+        /// The handler's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// `Registry::validate`: an entity declares a dirty stream
+    /// (`#[orm(dirty = "...")]`) that is not registered with
+    /// [`Registry::register_redis_stream`](crate::Registry::register_redis_stream).
+    #[error("entity `{entity}`{}: dirty stream `{stream}` is not registered", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
+    UnregisteredDirtyStream {
+        /// The entity type.
+        entity: String,
+        /// The field that declares it (`None`: declared on the entity).
+        field: Option<String>,
+        /// The stream.
+        stream: String,
+    },
+
+    /// The rows **are written and committed**, but publishing the events of the
+    /// write afterwards (dirty streams, events queued with
+    /// [`Flusher::publish`](crate::Flusher::publish)) failed: they are not in their
+    /// streams. Do not retry the write ([`Error::rows_written`] is `true`).
+    #[error("the rows are written (committed), but publishing {events} event(s) failed: {source}")]
+    CommittedButNotPublished {
+        /// How many events were to be sent.
+        events: usize,
+        /// Why sending failed.
+        source: Box<Error>,
+    },
 
     /// A field holds a value its column cannot store exactly on this pool's database
     /// (out of the column's range, too long, too precise, not a value of its enum, …).
@@ -379,7 +493,9 @@ impl Error {
     pub fn rows_written(&self) -> bool {
         matches!(
             self,
-            Error::WrittenButUnlockFailed { .. } | Error::PartlyCommitted { .. }
+            Error::WrittenButUnlockFailed { .. }
+                | Error::PartlyCommitted { .. }
+                | Error::CommittedButNotPublished { .. }
         )
     }
 

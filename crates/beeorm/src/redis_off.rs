@@ -65,3 +65,13 @@ pub(crate) fn open_pools(
         None => Ok((HashMap::new(), HashMap::new())),
     }
 }
+
+/// Refuses any registered Redis stream: the event broker is part of the Redis toolkit.
+pub(crate) fn refuse_streams(streams: &[(String, String, Vec<String>)]) -> Result<()> {
+    match streams.first() {
+        Some((name, _, _)) => Err(Error::config(format!(
+            "Redis stream `{name}` needs the event broker, which this build of beeorm leaves out: enable the cargo feature `redis`"
+        ))),
+        None => Ok(()),
+    }
+}

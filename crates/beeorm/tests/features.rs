@@ -42,3 +42,49 @@ async fn a_pool_of_a_driver_left_out_is_a_config_error() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_redis_stream_without_the_redis_feature_is_a_config_error() {
+    let mut r = Registry::new();
+    r.register_sqlite_pool("default", ":memory:")
+        .register_redis_stream("orders", "cache", &["billing"]);
+    match r.validate().await {
+        // With the feature, the stream's pool is simply not registered.
+        Err(Error::UnknownPool { pool, used_by, .. }) if cfg!(feature = "redis") => {
+            assert_eq!(pool, "cache");
+            assert!(used_by.contains("`orders`"), "{used_by}");
+        }
+        Err(Error::Config(message)) if !cfg!(feature = "redis") => {
+            assert!(message.contains("cargo feature `redis`"), "{message}");
+            assert!(message.contains("`orders`"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[derive(beeorm::Entity)]
+#[orm(dirty = "dirty-noted")]
+struct Noted {
+    id: u64,
+    text: String,
+}
+
+/// Dirty streams are published to Redis: declaring one in a build without the
+/// `redis` feature is a configuration error naming the feature; with it, the stream
+/// must be registered.
+#[tokio::test]
+async fn a_dirty_stream_needs_the_redis_feature() {
+    let mut r = Registry::new();
+    r.register_sqlite_pool("default", ":memory:")
+        .register_entity::<Noted>();
+    match r.validate().await {
+        Err(Error::Config(message)) if !cfg!(feature = "redis") => {
+            assert!(message.contains("cargo feature `redis`"), "{message}");
+            assert!(message.contains("dirty-noted"), "{message}");
+        }
+        Err(Error::UnregisteredDirtyStream { stream, .. }) if cfg!(feature = "redis") => {
+            assert_eq!(stream, "dirty-noted");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -569,8 +569,8 @@ shards:
 
     for (yaml, expected) in [
         (
-            "a:\n  redis: 127.0.0.1:6379:0\n  streams: {}\n",
-            "key `streams` is not supported",
+            "a:\n  local_cache: 10\n  streams: {s: [g]}\n",
+            "has `streams` but no `redis`",
         ),
         (
             "a:\n  redis: 127.0.0.1:6379:x\n",

@@ -125,9 +125,9 @@ fn mysql_encoding_next_to_sqlite_is_a_config_error() {
 
 #[test]
 fn seed_keys_not_supported_yet_are_config_errors_naming_key_and_pool() {
-    // `redis`, `sentinel` and `locker` are supported (tests/redis_client.rs).
+    // `redis`, `sentinel`, `locker` (tests/redis_client.rs) and `streams`
+    // (tests/events.rs) are supported.
     for (key, value) in [
-        ("streams", "{channel: [group]}"),
         ("elastic", "http://127.0.0.1:9200"),
         ("elastic_trace", "http://127.0.0.1:9200"),
         ("clickhouse", "http://127.0.0.1:9000"),

@@ -28,6 +28,9 @@ pub enum Point {
     BeforeQuerySelect,
     /// A reader of a cached query after its SELECT, before it fills the list.
     BeforeQueryFill,
+    /// A write after its COMMIT, before its events (dirty streams, queued events)
+    /// are sent; the key prefix is the first event's stream.
+    BeforePublish,
 }
 
 /// A hook: awaited by every task of the namespace reaching the point.

@@ -1,20 +1,17 @@
-//! Events on Redis Streams (issue 13): the broker (publish, consume, statistics),
-//! dirty streams, and the lazy flush's transport.
-//!
-//! CONTRACT SKELETON — written first so that the broker, dirty streams and lazy flush
-//! can be built in parallel against the same types. Every `unimplemented!` is replaced
-//! by the broker work; signatures change only by agreement.
-//!
-//! Wire format of one stream entry (see `codec.rs`):
-//! * a serialised event: field `_b` = one version byte (`1`) + MessagePack
-//!   (`rmp_serde::to_vec_named`) of the body, plus metadata fields `key → value`;
-//! * a map event: its fields as given.
-//!
-//! Field names starting with `_` are reserved for beeorm (`_b`; `_t` = kind tag used by
-//! dirty / lazy events); a map key or metadata key starting with `_` is refused with
-//! [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+#![doc = include_str!("../../docs/events.md")]
 
-#![allow(dead_code, unused_variables)] // Skeleton: removed by the broker work.
+mod codec;
+mod consume;
+mod lease;
+mod publish;
+mod setup;
+mod stats;
+mod trim;
+
+#[allow(unused_imports)] // `KIND`: for beeorm's own events (dirty, lazy).
+pub(crate) use codec::{BODY, KIND};
+pub(crate) use publish::send_outgoing;
+pub(crate) use setup::{check_streams, create_groups};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +19,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Engine, Result, ValidatedRegistry};
+use crate::{Engine, Error, Result, ValidatedRegistry};
+
+pub(crate) mod dirty;
+pub use dirty::{DirtyAction, DirtyEvent, FieldChange};
 
 /// One registered stream: its name (the Redis key), the Redis pool it lives in, and
 /// its consumer groups (created at `Registry::validate`).
@@ -51,9 +51,11 @@ impl Engine {
 
 impl EventBroker {
     /// Publishes one serialised event (MessagePack, versioned) and returns its entry ID.
+    /// [`Error::UnknownStream`](crate::Error::UnknownStream) for a stream not
+    /// registered, [`Error::EventEncode`](crate::Error::EventEncode) for a body that
+    /// does not serialise; nothing is sent then.
     pub async fn publish<T: Serialize + ?Sized>(&self, stream: &str, body: &T) -> Result<String> {
-        let _ = (&self.registry, stream, body);
-        unimplemented!("issue 13 broker")
+        self.publish_with_meta(stream, body, &[]).await
     }
 
     /// [`EventBroker::publish`] with metadata fields (readable with [`Event::meta`]).
@@ -63,18 +65,22 @@ impl EventBroker {
         body: &T,
         meta: &[(&str, &str)],
     ) -> Result<String> {
-        let _ = (stream, body, meta);
-        unimplemented!("issue 13 broker")
+        let mut p = self.publisher();
+        p.publish_with_meta(stream, body, meta)?;
+        p.send_one().await
     }
 
-    /// Publishes a plain map of fields (no serialisation).
+    /// Publishes a plain map of fields (no serialisation), in the order given. Field
+    /// names may not be empty nor start with `_`, and a map needs at least one field
+    /// ([`Error::InvalidArgument`](crate::Error::InvalidArgument)).
     pub async fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
         &self,
         stream: &str,
         fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<String> {
-        let _ = (stream, fields.into_iter().count());
-        unimplemented!("issue 13 broker")
+        let mut p = self.publisher();
+        p.publish_map(stream, fields)?;
+        p.send_one().await
     }
 
     /// A publisher that collects many events and sends them in one pipeline per Redis
@@ -86,22 +92,61 @@ impl EventBroker {
         }
     }
 
-    /// A consumer of `group` on `stream` (both registered, else
-    /// [`Error::Config`](crate::Error::Config)-like typed error).
+    /// A consumer of `group` on `stream`: [`Error::UnknownStream`](crate::Error::UnknownStream)
+    /// or [`Error::UnknownGroup`](crate::Error::UnknownGroup) when either is not
+    /// registered. Nothing is sent until [`Consumer::run`] or [`Consumer::drain`].
     pub fn consumer(&self, stream: &str, group: &str) -> Result<Consumer> {
-        let _ = (stream, group);
-        unimplemented!("issue 13 broker")
+        let def = self
+            .registry
+            .stream(stream)
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_string(),
+            })?;
+        if !def.groups.iter().any(|g| g == group) {
+            return Err(Error::UnknownGroup {
+                stream: stream.to_string(),
+                group: group.to_string(),
+            });
+        }
+        Ok(Consumer {
+            broker: self.clone(),
+            stream: stream.to_string(),
+            group: group.to_string(),
+            max_consumers: 1,
+            batch_size: 100,
+            block: Duration::from_secs(1),
+            claim_idle: Duration::from_secs(60),
+            lease_ttl: Duration::from_secs(30),
+            stop: Arc::new(tokio::sync::watch::channel(false).0),
+        })
     }
 
-    /// Statistics of every registered stream.
+    /// Statistics of every registered stream, by stream name.
     pub async fn stats(&self) -> Result<Vec<StreamStats>> {
-        unimplemented!("issue 13 broker")
+        let mut out = Vec::new();
+        for name in self.registry.streams().keys() {
+            out.push(self.stream_stats(name).await?);
+        }
+        Ok(out)
     }
 
     /// Statistics of one registered stream.
     pub async fn stream_stats(&self, stream: &str) -> Result<StreamStats> {
-        let _ = stream;
-        unimplemented!("issue 13 broker")
+        let def = self
+            .registry
+            .stream(stream)
+            .ok_or_else(|| Error::UnknownStream {
+                stream: stream.to_string(),
+            })?;
+        let client = self
+            .registry
+            .redis(&def.pool)
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "redis",
+                pool: def.pool.clone(),
+                used_by: format!("stream `{stream}`"),
+            })?;
+        stats::stream_stats(client, def).await
     }
 }
 
@@ -121,10 +166,9 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Adds one serialised event.
+    /// Adds one serialised event (errors as [`EventBroker::publish`]'s, at once).
     pub fn publish<T: Serialize + ?Sized>(&mut self, stream: &str, body: &T) -> Result<&mut Self> {
-        let _ = (stream, body, &self.broker, &self.pending);
-        unimplemented!("issue 13 broker")
+        self.publish_with_meta(stream, body, &[])
     }
 
     /// Adds one serialised event with metadata fields.
@@ -134,8 +178,13 @@ impl Publisher {
         body: &T,
         meta: &[(&str, &str)],
     ) -> Result<&mut Self> {
-        let _ = (stream, body, meta);
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        let fields = codec::body_fields("publish", stream, body, meta)?;
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(self)
     }
 
     /// Adds one map event.
@@ -144,15 +193,49 @@ impl Publisher {
         stream: &str,
         fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<&mut Self> {
-        let _ = (stream, fields.into_iter().count());
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        let fields = codec::map_fields("publish_map", stream, fields)?;
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(self)
     }
 
     /// Adds already encoded fields (reserved `_` names allowed): for beeorm's own
     /// events (dirty, lazy).
+    #[allow(dead_code)] // Used by dirty streams and the lazy flush.
     pub(crate) fn push_raw(&mut self, stream: &str, fields: Vec<(String, Vec<u8>)>) -> Result<()> {
-        let _ = (stream, fields);
-        unimplemented!("issue 13 broker")
+        self.check_stream(stream)?;
+        if fields.is_empty() {
+            return Err(Error::InvalidArgument {
+                call: format!("publish(\"{stream}\")"),
+                reason: "an event needs at least one field".into(),
+            });
+        }
+        self.pending.push(Outgoing {
+            stream: stream.to_string(),
+            fields,
+        });
+        Ok(())
+    }
+
+    fn check_stream(&self, stream: &str) -> Result<()> {
+        match self.broker.registry.stream(stream) {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownStream {
+                stream: stream.to_string(),
+            }),
+        }
+    }
+
+    /// Sends the one event added.
+    async fn send_one(self) -> Result<String> {
+        let mut ids = self.send().await?;
+        ids.pop().ok_or_else(|| Error::InvalidArgument {
+            call: "publish".into(),
+            reason: "no event to send".into(),
+        })
     }
 
     /// How many events wait to be sent.
@@ -168,7 +251,7 @@ impl Publisher {
     /// Sends every collected event (one pipeline per Redis pool) and returns their
     /// entry IDs in the order they were added.
     pub async fn send(self) -> Result<Vec<String>> {
-        unimplemented!("issue 13 broker")
+        send_outgoing(&self.broker.registry, self.pending).await
     }
 }
 
@@ -192,8 +275,18 @@ impl Event {
     }
 
     /// Decodes the serialised body of an event sent with `publish`.
+    /// [`Error::EventDecode`](crate::Error::EventDecode) (naming stream and entry) for
+    /// a map event (no body), a body of an unknown format version, or bytes that do
+    /// not decode into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        unimplemented!("issue 13 broker")
+        match self.field(BODY) {
+            Some(bytes) => codec::decode_body(&self.stream, &self.id, bytes),
+            None => Err(Error::EventDecode {
+                stream: self.stream.clone(),
+                id: self.id.clone(),
+                reason: "no body field `_b`: a map event has none (read its fields)".into(),
+            }),
+        }
     }
 
     /// One raw field (a map event's field, or a metadata field).
@@ -259,15 +352,24 @@ impl Batch {
     }
 
     /// Acknowledges the event at `index` (kept even when the handler then fails).
+    /// An index past the batch is ignored.
     pub fn ack(&self, index: usize) {
-        let _ = index;
-        unimplemented!("issue 13 broker")
+        self.mark(index, Mark::Ack);
     }
 
     /// Leaves the event at `index` pending: delivered again later.
+    /// It is claimed again once it has been idle for the consumer's `claim_idle`
+    /// (never at once, so a skipped event does not spin). An index past the batch is
+    /// ignored; the last of `ack` / `skip` for an index wins.
     pub fn skip(&self, index: usize) {
-        let _ = index;
-        unimplemented!("issue 13 broker")
+        self.mark(index, Mark::Skip);
+    }
+
+    fn mark(&self, index: usize, mark: Mark) {
+        let mut marks = self.inner.marks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = marks.get_mut(index) {
+            *m = mark;
+        }
     }
 }
 
@@ -282,6 +384,8 @@ pub struct Consumer {
     pub(crate) batch_size: usize,
     pub(crate) block: Duration,
     pub(crate) claim_idle: Duration,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) stop: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Stops a running [`Consumer`] gracefully: the batch in hand finishes and is acked,
@@ -294,7 +398,8 @@ pub struct StopHandle {
 impl StopHandle {
     /// Asks the consumer to stop.
     pub fn stop(&self) {
-        let _ = self.tx.send(true);
+        // `send_replace`: also when no `run` listens yet (`send` would drop it).
+        self.tx.send_replace(true);
     }
 }
 
@@ -324,33 +429,124 @@ impl Consumer {
         self
     }
 
-    /// A handle that stops this consumer's `run`.
+    /// How long a consumer's lease lives without renewal (default 30 s; renewed every
+    /// third of it). A consumer whose process dies holds its slot this long; a lease
+    /// that could not be renewed in time stops the consumer with
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost).
+    pub fn lease_ttl(mut self, d: Duration) -> Self {
+        self.lease_ttl = d;
+        self
+    }
+
+    /// A handle that stops this consumer's `run`. A stop is final: `run` returns at
+    /// once when called again on a stopped consumer (make a new one).
     pub fn stop_handle(&self) -> StopHandle {
-        unimplemented!("issue 13 broker")
+        StopHandle {
+            tx: self.stop.clone(),
+        }
     }
 
     /// Runs until stopped (a [`StopHandle`], or the returned future dropped), calling
     /// `handler` with each batch.
+    ///
+    /// Takes a consumer slot first: [`Error::ConsumersBusy`](crate::Error::ConsumersBusy)
+    /// at once when `max_consumers` consumers of the group already run (retry later
+    /// if you want to wait for a slot). A handler error, or a Redis error while
+    /// reading or acknowledging, is logged (`tracing` warning) and followed by a
+    /// growing pause (100 ms to 5 s); the events stay pending and are delivered again.
+    /// Returns `Ok` after a stop — the batch in hand is finished and acknowledged
+    /// first, a read in flight returns within `block` — or
+    /// [`Error::LeaseLost`](crate::Error::LeaseLost). Settings no consumer can honour
+    /// (zero `max_consumers`, `batch_size`, `block` or `claim_idle`) are
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) before anything is
+    /// sent.
     pub async fn run<F, Fut, E>(&self, handler: F) -> Result<()>
     where
         F: FnMut(Batch) -> Fut + Send,
         Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let _ = handler;
-        unimplemented!("issue 13 broker")
+        self.run_loop(handler).await
     }
 
-    /// Processes what the stream holds for this group now (its own pending entries
-    /// first) and returns how many events were handled.
+    /// [`Consumer::run`] until SIGINT or SIGTERM (Ctrl-C elsewhere than Unix), then
+    /// stops gracefully like [`StopHandle::stop`]. The signal handlers are installed
+    /// for the process (Tokio's): after this returns, those signals no longer end it
+    /// by default. [`Error::Io`](crate::Error::Io) if they cannot be installed.
+    pub async fn run_until_signal<F, Fut, E>(&self, handler: F) -> Result<()>
+    where
+        F: FnMut(Batch) -> Fut + Send,
+        Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let signals = Signals::install()?;
+        let stop = self.stop_handle();
+        let watcher = tokio::spawn(async move {
+            signals.wait().await;
+            tracing::info!("signal received: stopping the consumer after its batch");
+            stop.stop();
+        });
+        let result = self.run(handler).await;
+        watcher.abort();
+        result
+    }
+
+    /// Processes what the stream holds for this group now and returns how many
+    /// events were handed to the handler: this consumer slot's own pending entries
+    /// first (left by a previous run in the same slot), then one pass over entries
+    /// idle for `claim_idle` (other consumers' stuck or skipped ones), then new
+    /// entries up to the last one the stream held when the drain started. Skipped
+    /// events stay pending and are not handed again by this drain. A handler error
+    /// ends the drain with [`Error::Handler`](crate::Error::Handler) (the events it
+    /// did not acknowledge stay pending); Redis errors are returned as they come.
+    /// Takes a consumer slot like `run`.
     pub async fn drain<F, Fut, E>(&self, handler: F) -> Result<u64>
     where
         F: FnMut(Batch) -> Fut + Send,
         Fut: std::future::Future<Output = std::result::Result<(), E>> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let _ = handler;
-        unimplemented!("issue 13 broker")
+        self.drain_loop(handler).await
+    }
+}
+
+/// SIGINT and SIGTERM (Ctrl-C where there are no Unix signals).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let io = |name: &str, source| Error::Io {
+                path: format!("{name} handler"),
+                source,
+            };
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).map_err(|e| io("SIGTERM", e))?,
+                int: signal(SignalKind::interrupt()).map_err(|e| io("SIGINT", e))?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -366,7 +562,8 @@ pub struct StreamStats {
     pub length: u64,
     /// Age of the oldest entry still in the stream.
     pub oldest_age: Option<Duration>,
-    /// One entry per registered group.
+    /// One entry per group: the registered ones in registration order, then any
+    /// other group Redis knows for the stream (it holds trimming back too).
     pub groups: Vec<GroupStats>,
 }
 

@@ -22,12 +22,15 @@ pub struct Flusher<'a> {
     pub(super) items: Vec<&'a mut dyn Flushable>,
     /// This flush's change-log metadata ([`Flusher::set_log_meta`]).
     pub(super) log_meta: Option<crate::LogMeta>,
+    /// Events queued with [`Flusher::publish`], sent after the COMMIT.
+    pub(super) events: super::Queued,
 }
 
 impl std::fmt::Debug for Flusher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Flusher")
             .field("tracked", &self.items.len())
+            .field("events", &self.events.len())
             .finish()
     }
 }
@@ -38,6 +41,7 @@ impl<'a> Flusher<'a> {
             engine,
             items: Vec::new(),
             log_meta: None,
+            events: Default::default(),
         }
     }
 
@@ -96,6 +100,53 @@ impl<'a> Flusher<'a> {
     pub fn force_delete<E: Entity>(&mut self, entity: &'a mut Tracked<E>) -> &mut Self {
         entity.mark_to_force_delete();
         self.track(entity)
+    }
+
+    /// Queues a serialised event (the broker's form: MessagePack, versioned) for
+    /// `stream`, sent once the flush's rows are committed, in the same pipeline as
+    /// the flush's dirty events (one per Redis pool). Never sent when the write does
+    /// not commit (an error, a rollback, a dropped future); for
+    /// [`Flusher::flush_in`] at [`Transaction::commit`]. A flusher with queued
+    /// events and nothing to write just sends them when flushed. If sending fails
+    /// after the COMMIT the flush returns
+    /// [`Error::CommittedButNotPublished`](crate::Error::CommittedButNotPublished).
+    /// An unregistered stream is [`Error::UnknownStream`](crate::Error::UnknownStream)
+    /// and a body that does not serialise
+    /// [`Error::EventEncode`](crate::Error::EventEncode), here.
+    ///
+    /// ```no_run
+    /// # use beeorm::prelude::*;
+    /// # #[derive(Entity)] struct Order { id: u64, total: u32 }
+    /// # async fn demo(engine: &Engine, order: &mut Tracked<Order>) -> beeorm::Result<()> {
+    /// let mut flusher = engine.flusher();
+    /// flusher.track(order).publish("orders-placed", &("placed", 42u32))?;
+    /// flusher.flush().await?; // the row, then the event
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn publish<T: serde::Serialize + ?Sized>(
+        &mut self,
+        stream: &str,
+        body: &T,
+    ) -> Result<&mut Self> {
+        let event = crate::events::dirty::queued_body(self.engine.registry(), stream, body)?;
+        self.events.push(event);
+        Ok(self)
+    }
+
+    /// Queues a plain map event (fields as given) for `stream`, sent like
+    /// [`Flusher::publish`]. Field names starting with `_` are reserved, and an
+    /// event needs a field: both [`Error::InvalidArgument`](crate::Error::InvalidArgument);
+    /// an unregistered stream is [`Error::UnknownStream`](crate::Error::UnknownStream).
+    #[cfg(feature = "redis")]
+    pub fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
+        &mut self,
+        stream: &str,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<&mut Self> {
+        let event = crate::events::dirty::queued_map(self.engine.registry(), stream, fields)?;
+        self.events.push(event);
+        Ok(self)
     }
 
     /// Whether any tracked entity needs writing.

@@ -22,6 +22,13 @@ use crate::observe::{Change, ChangeKind, ChangeSet, ColumnChange, ObserverTx};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::{Error, Result, ValidatedRegistry, Value};
 
+/// Events queued on a flusher ([`Flusher::publish`]), sent in the after-commit step.
+#[cfg(feature = "redis")]
+pub(crate) type Queued = Vec<crate::events::Outgoing>;
+/// Events queued on a flusher: none without the `redis` feature.
+#[cfg(not(feature = "redis"))]
+pub(crate) type Queued = Vec<std::convert::Infallible>;
+
 /// An after-hook that runs, after a `flush_in` transaction committed, on a copy of
 /// the entity as it was written.
 pub(crate) type DetachedHook = Box<dyn FnOnce() -> BoxFuture<'static, Result<()>> + Send>;
@@ -97,6 +104,8 @@ pub(crate) struct TxPending {
     requests: Vec<std::sync::Arc<crate::cache::request::RequestCache>>,
     hooks: Vec<DetachedHook>,
     changes: Option<ChangeSet>,
+    /// Events queued on the flushers that flushed in the transaction.
+    events: Queued,
 }
 
 impl TxPending {
@@ -129,6 +138,7 @@ impl TxPending {
                     &registry,
                     self.changes.as_ref(),
                     AfterHooks::Detached(self.hooks),
+                    self.events,
                 )
                 .await
             }
@@ -147,21 +157,33 @@ pub(super) enum AfterHooks<'r> {
     Detached(Vec<DetachedHook>),
 }
 
-/// THE after-commit step: the after-hooks, then every observer's `after_commit` with
-/// the committed `changes` (when observers are registered). Returns the first error;
-/// the observers all run even after a hook failed. The rows are committed whatever
-/// this returns.
+/// THE after-commit step: the events first — the dirty events of `changes` and the
+/// `events` queued on the flusher, in one pipeline per Redis pool
+/// (`events/dirty.rs`) — then the after-hooks, then every observer's `after_commit`
+/// with the committed `changes` (when observers are registered). Returns the first
+/// error (a failed publish first: [`Error::CommittedButNotPublished`]); the hooks
+/// and observers run even after the publish failed, the observers even after a hook
+/// failed. The rows are committed whatever this returns.
 pub(super) async fn after_commit(
     registry: &ValidatedRegistry,
     changes: Option<&ChangeSet>,
     hooks: AfterHooks<'_>,
+    events: Queued,
 ) -> Result<()> {
-    let mut first: Result<()> = Ok(());
+    #[cfg(feature = "redis")]
+    let mut first: Result<()> = crate::events::dirty::publish(registry, changes, events).await;
+    #[cfg(not(feature = "redis"))]
+    let mut first: Result<()> = {
+        drop(events);
+        Ok(())
+    };
     match hooks {
         AfterHooks::Live(items) => {
             for (item, event) in items {
                 if let Err(e) = item.run_hooks(registry.hooks(), event).await {
-                    first = Err(e);
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
                     break;
                 }
             }
@@ -300,8 +322,14 @@ impl<'a> Flusher<'a> {
         after: Vec<(usize, HookEvent)>,
     ) -> Result<()> {
         let registry = self.engine.registry();
+        let events = std::mem::take(&mut self.events);
         match external {
             Some(tx) => {
+                if !events.is_empty() {
+                    let pending = &mut tx.pending;
+                    pending.registry.get_or_insert_with(|| registry.clone());
+                    pending.events.extend(events);
+                }
                 if !after.is_empty() {
                     let pending = &mut tx.pending;
                     pending.registry.get_or_insert_with(|| registry.clone());
@@ -315,7 +343,7 @@ impl<'a> Flusher<'a> {
             }
             None => {
                 let hooks = self.live_hooks(after);
-                after_commit(registry, changes.as_ref(), hooks).await
+                after_commit(registry, changes.as_ref(), hooks, events).await
             }
         }
     }

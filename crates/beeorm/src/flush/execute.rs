@@ -80,10 +80,18 @@ impl<'a> Flusher<'a> {
                     item.remember(&tx.outcome.0);
                 }
             }
-            let changes = self
+            let (changes, hooked) = self
                 .run_with_new_refs(external.as_deref_mut(), hooks)
                 .await?;
-            return self.finish(external, changes, after).await;
+            // The rows are committed even when an after-insert hook of a new
+            // referenced entity failed: the after-commit step still publishes their
+            // events and tells the observers (the tracked entities' after-hooks are
+            // skipped, as before), then that hook's error is returned.
+            if hooked.is_err() {
+                after.clear();
+            }
+            let finished = self.finish(external, changes, after).await;
+            return hooked.and(finished);
         }
         let by_pool = self.ops_by_pool()?;
         if external.is_some() && by_pool.len() > 1 {
@@ -134,6 +142,10 @@ impl<'a> Flusher<'a> {
                     // entities hold the new state; the after-commit step sees exactly
                     // them.
                     after.retain(|(pos, _)| written.contains(pos));
+                    // Events queued with `publish` belong to the whole flush, which
+                    // did not commit: they are not sent. The committed pools' dirty
+                    // events are.
+                    self.events = Default::default();
                     if let Err(hook) = self.finish(None, committed.changes, after).await {
                         tracing::warn!(error = %hook, "after-commit step of a partly committed flush failed");
                     }
@@ -211,12 +223,13 @@ impl<'a> Flusher<'a> {
     /// A flush whose entities reference new entities (`Ref::new`): everything runs in
     /// one transaction of one pool; referenced entities are inserted first (deepest
     /// first) so the referencing rows get their IDs. Returns the committed changes
-    /// (with observers).
+    /// (when needed) and the outcome of the new entities' after-insert hooks, which
+    /// ran after the COMMIT.
     async fn run_with_new_refs(
         &mut self,
         external: Option<&mut Transaction>,
         hooks: &Hooks,
-    ) -> Result<Option<ChangeSet>> {
+    ) -> Result<(Option<ChangeSet>, Result<()>)> {
         let registry = self.engine.registry().clone();
         let mut pool_name: Option<String> = None;
         for item in &self.items {
@@ -237,7 +250,7 @@ impl<'a> Flusher<'a> {
             }
         }
         let Some(pool_name) = pool_name else {
-            return Ok(None);
+            return Ok((None, Ok(())));
         };
         let pool = self.engine.sql_pool(&pool_name)?;
         let step = pool.id_step().await?;
@@ -291,7 +304,7 @@ impl<'a> Flusher<'a> {
                 for item in self.items.iter_mut() {
                     item.commit_refs();
                 }
-                hooked.map(|()| committed.changes)
+                Ok((committed.changes, hooked))
             }
             Err(e) => {
                 for item in self.items.iter_mut() {
@@ -325,6 +338,7 @@ impl<'a> Flusher<'a> {
                         engine: self.engine,
                         items: nested,
                         log_meta: None,
+                        events: Default::default(),
                     };
                     let (effects, deeper) =
                         sub.write_with_refs(pool, conn, step, with_changes).await?;

@@ -32,5 +32,6 @@ mod plan;
 
 pub(crate) use crate::tracked::TxOutcome;
 pub use api::Flusher;
+pub(crate) use commit::Queued;
 pub(crate) use commit::TxPending;
 pub(crate) use item::Flushable;

@@ -158,6 +158,7 @@ impl Backend {
                     .map_err(|e| Error::config(format!("Redis pool `{pool}`: {e}")))?;
                 Ok(Backend::Cluster(Box::new(ClusterBackend {
                     client,
+                    timeouts,
                     conn: OnceCell::new(),
                 })))
             }
@@ -181,6 +182,50 @@ impl Backend {
                 }
                 _ => Ok(None),
             }
+        })
+    }
+
+    /// How long the pool waits for a reply: a blocking command on a connection of
+    /// this pool must ask the server for less.
+    pub(crate) fn response_timeout(&self) -> Duration {
+        match self {
+            Backend::Server(s) => s.timeouts.response,
+            Backend::Sentinel(s) => s.timeouts.response,
+            Backend::Cluster(c) => c.timeouts.response,
+        }
+    }
+
+    /// A new connection of its own, not the pool's shared one, for blocking commands
+    /// (`XREADGROUP BLOCK`): the server answers a connection's commands in order, so
+    /// a command that blocks would hold up every other user of a shared connection.
+    /// A single server's connection reconnects by itself; a Sentinel pool's follows
+    /// the master it was opened on (open a new one after an error); a cluster's
+    /// routes each command by its key.
+    pub(crate) fn dedicated(&self) -> BoxFuture<'_, RedisResult<RedisConnection>> {
+        Box::pin(async move {
+            Ok(match self {
+                Backend::Server(s) => {
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(s.timeouts.connect))
+                        .set_response_timeout(Some(s.timeouts.response))
+                        .set_number_of_retries(RECONNECT_RETRIES)
+                        .set_max_delay(Duration::from_millis(500));
+                    RedisConnection::Server(
+                        ConnectionManager::new_with_config(s.client.clone(), config).await?,
+                    )
+                }
+                Backend::Sentinel(s) => {
+                    let client = s.resolver.lock().await.async_get_client().await?;
+                    RedisConnection::Sentinel(
+                        client
+                            .get_multiplexed_async_connection_with_config(&async_config(s.timeouts))
+                            .await?,
+                    )
+                }
+                Backend::Cluster(c) => {
+                    RedisConnection::Cluster(c.client.get_async_connection().await?)
+                }
+            })
         })
     }
 
@@ -424,6 +469,7 @@ impl ServerBackend {
 
 pub(crate) struct ClusterBackend {
     client: ClusterClient,
+    timeouts: Timeouts,
     conn: OnceCell<ClusterConnection>,
 }
 

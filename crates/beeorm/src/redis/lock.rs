@@ -47,6 +47,18 @@ struct Scripts {
 
 static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
 
+/// The compare-and-delete script (`KEYS[1]`, token `ARGV[1]`): deletes the key only
+/// while it holds the token; also the event consumers' lease release.
+pub(crate) fn release_script() -> &'static Script {
+    &scripts().release
+}
+
+/// The compare-and-expire script (`KEYS[1]`, token `ARGV[1]`, TTL in ms `ARGV[2]`):
+/// also the event consumers' lease renewal.
+pub(crate) fn refresh_script() -> &'static Script {
+    &scripts().refresh
+}
+
 fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         release: Script::new(RELEASE),
@@ -60,7 +72,7 @@ const MIN_PAUSE: Duration = Duration::from_millis(2);
 const MAX_PAUSE: Duration = Duration::from_millis(50);
 
 /// A token no other holder has: process-random seed, time, counter.
-fn token() -> String {
+pub(crate) fn token() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -16,6 +16,8 @@ use tracing::Instrument;
 
 pub use commands::KeyTtl;
 pub use connection::RedisConnection;
+#[allow(unused_imports)]
+pub(crate) use lock::{refresh_script, release_script, token};
 pub use lock::{Lock, Locker};
 pub use pipeline::RedisPipeline;
 pub use rate_limit::{Limit, RateLimit};
@@ -247,6 +249,20 @@ impl RedisClient {
         }
         .instrument(span)
         .await
+    }
+
+    /// A connection of its own for blocking commands (see `Backend::dedicated`).
+    pub(crate) async fn dedicated(&self) -> Result<RedisConnection> {
+        self.pool
+            .backend
+            .dedicated()
+            .await
+            .map_err(|source| self.error("CONNECT", source))
+    }
+
+    /// How long the pool waits for a reply.
+    pub(crate) fn response_timeout(&self) -> std::time::Duration {
+        self.pool.backend.response_timeout()
     }
 
     /// A new subscriber connection (single-server pools only; `None` otherwise).

@@ -68,6 +68,8 @@ pub struct Registry {
     redis_timeouts: Vec<(String, crate::redis::Timeouts)>,
     sql_timeouts: Vec<(String, SqlTimeouts)>,
     lockers: Vec<(String, String)>,
+    /// Redis streams: (stream, Redis pool, consumer groups).
+    streams: Vec<(String, String, Vec<String>)>,
     entities: Vec<(TypeId, EntityDefinition)>,
     enums: Vec<EnumDefinition>,
     default_encoding: String,
@@ -85,6 +87,7 @@ impl Default for Registry {
             redis_timeouts: Vec::new(),
             sql_timeouts: Vec::new(),
             lockers: Vec::new(),
+            streams: Vec::new(),
             entities: Vec::new(),
             enums: Vec::new(),
             default_encoding: "utf8mb4".into(),
@@ -297,6 +300,28 @@ impl Registry {
     pub fn register_locker(&mut self, name: &str, redis_pool: &str) -> &mut Self {
         self.lockers
             .push((name.to_string(), redis_pool.to_string()));
+        self
+    }
+
+    /// Registers the Redis stream `name` (the stream's key) in the Redis pool
+    /// `redis_pool`, with its consumer groups (YAML: `streams: {name: [groups]}` in the
+    /// pool's section). [`Registry::validate`] creates the stream and every group
+    /// that does not exist yet; a group created on a stream that already holds
+    /// entries starts at its first entry (ID `0`), so it sees every event still in
+    /// the stream. Registering a stream again in the same pool adds groups; in
+    /// another pool it is an error. Publish and consume with
+    /// [`Engine::event_broker`](crate::Engine::event_broker) (feature `redis`).
+    pub fn register_redis_stream(
+        &mut self,
+        name: &str,
+        redis_pool: &str,
+        groups: &[&str],
+    ) -> &mut Self {
+        self.streams.push((
+            name.to_string(),
+            redis_pool.to_string(),
+            groups.iter().map(|g| g.to_string()).collect(),
+        ));
         self
     }
 
@@ -613,6 +638,10 @@ impl Registry {
         }
         let (redis, lockers) =
             crate::redis::open_pools(&self.redis, &self.lockers, &self.redis_timeouts)?;
+        #[cfg(feature = "redis")]
+        let streams = crate::events::check_streams(&self.streams, &redis)?;
+        #[cfg(not(feature = "redis"))]
+        crate::redis::refuse_streams(&self.streams)?;
         let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
         for e in &self.enums {
             e.check()?;
@@ -634,6 +663,10 @@ impl Registry {
             built.push((*id, TableSchema::build(def, &enums)?));
         }
         self.check_cache_settings()?;
+        #[cfg(feature = "redis")]
+        let dirty = Self::check_dirty_streams(&built, |name| streams.contains_key(name))?;
+        #[cfg(not(feature = "redis"))]
+        let dirty = Self::check_dirty_streams(&built, |_| false)?;
         let caches = {
             let mut schemas: Vec<&mut TableSchema> = built.iter_mut().map(|(_, s)| s).collect();
             crate::cache::Caches::build(&mut schemas, &self.cache, &local_caches, &redis)?
@@ -703,8 +736,12 @@ impl Registry {
             by_name.insert(def_type_name, schema.clone());
             tables.insert(id, schema);
         }
+        #[cfg(feature = "redis")]
+        crate::events::create_groups(&streams, &redis).await?;
         let validated = ValidatedRegistry {
             inner: Arc::new(Inner {
+                #[cfg(feature = "redis")]
+                streams,
                 pools,
                 local_caches,
                 redis,
@@ -714,12 +751,44 @@ impl Registry {
                 enums,
                 hooks: self.hooks.clone(),
                 caches: caches.clone(),
+                dirty,
             }),
         };
         if let Some(c) = &caches {
             c.start();
         }
         Ok(validated)
+    }
+
+    /// Every dirty stream an entity declares is registered (`registered`); without
+    /// the `redis` feature none may be declared. Returns whether any entity declares
+    /// one.
+    fn check_dirty_streams(
+        schemas: &[(TypeId, TableSchema)],
+        registered: impl Fn(&str) -> bool,
+    ) -> Result<bool> {
+        let mut any = false;
+        for (_, schema) in schemas {
+            for d in schema.dirty_streams() {
+                any = true;
+                if cfg!(not(feature = "redis")) {
+                    return Err(Error::config(format!(
+                        "entity `{}` declares dirty stream `{}`: dirty streams need the cargo \
+                         feature `redis`, which this build leaves out",
+                        schema.entity_name(),
+                        d.name()
+                    )));
+                }
+                if !registered(d.name()) {
+                    return Err(Error::UnregisteredDirtyStream {
+                        entity: schema.entity_name().to_string(),
+                        field: d.fields().next().map(str::to_string),
+                        stream: d.name().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(any)
     }
 
     fn check_cache_settings(&self) -> Result<()> {
@@ -760,11 +829,16 @@ struct Inner {
     redis: HashMap<String, crate::redis::RedisClient>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     lockers: HashMap<String, crate::redis::Locker>,
+    /// Registered Redis streams, by name.
+    #[cfg(feature = "redis")]
+    streams: BTreeMap<String, crate::events::StreamDef>,
     tables: FxHashMap<TypeId, Arc<TableSchema>>,
     by_name: BTreeMap<String, Arc<TableSchema>>,
     enums: HashMap<String, EnumDefinition>,
     hooks: Hooks,
     caches: Option<Arc<crate::cache::Caches>>,
+    /// Whether some entity declares dirty streams.
+    dirty: bool,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -802,10 +876,17 @@ impl ValidatedRegistry {
         &self.inner.hooks
     }
 
-    /// Whether a flush must build its change set (observers or entity caches).
+    /// Whether a flush must build its change set (observers, entity caches or dirty
+    /// streams).
     #[inline]
     pub(crate) fn needs_changes(&self) -> bool {
-        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some()
+        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some() || self.inner.dirty
+    }
+
+    /// Whether some entity declares dirty streams.
+    #[cfg(feature = "redis")]
+    pub(crate) fn has_dirty_streams(&self) -> bool {
+        self.inner.dirty
     }
 
     /// The entity caches; `None` when no entity is cached.
@@ -856,6 +937,18 @@ impl ValidatedRegistry {
     #[cfg(feature = "redis")]
     pub(crate) fn locker(&self, name: &str) -> Option<&crate::redis::Locker> {
         self.inner.lockers.get(name)
+    }
+
+    /// Every registered Redis stream, by name.
+    #[cfg(feature = "redis")]
+    pub(crate) fn streams(&self) -> &BTreeMap<String, crate::events::StreamDef> {
+        &self.inner.streams
+    }
+
+    /// The registered Redis stream `name`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn stream(&self, name: &str) -> Option<&crate::events::StreamDef> {
+        self.inner.streams.get(name)
     }
 
     /// Names of the Redis pools.

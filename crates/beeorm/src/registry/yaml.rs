@@ -24,6 +24,8 @@
 //!       - 10.0.0.2:26379
 //! shards:
 //!   redis_cluster: [127.0.0.1:7000, 127.0.0.1:7001]   # ours: a Redis Cluster
+//!   streams:                       # Redis streams of this section's Redis pool
+//!     orders: [billing, mailer]    #   stream: [consumer groups]
 //! ```
 
 use std::collections::BTreeMap;
@@ -55,9 +57,10 @@ struct PoolSection {
     redis_cluster: Option<Vec<String>>,
     /// The Redis pool of the locker named after this section.
     locker: Option<String>,
+    /// Redis streams of this section's Redis pool: `{stream: [groups]}`.
+    streams: Option<BTreeMap<String, Vec<String>>>,
     // Keys of the seed whose capabilities are not built yet: accepted by the parser so
     // the error can say so instead of "unknown field".
-    streams: Option<serde_norway::Value>,
     elastic: Option<serde_norway::Value>,
     elastic_trace: Option<serde_norway::Value>,
     clickhouse: Option<serde_norway::Value>,
@@ -266,7 +269,6 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
     let mut registry = Registry::new();
     for (pool, s) in sections {
         let unsupported = [
-            ("streams", s.streams.is_some()),
             ("elastic", s.elastic.is_some()),
             ("elastic_trace", s.elastic_trace.is_some()),
             ("clickhouse", s.clickhouse.is_some()),
@@ -405,6 +407,17 @@ fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result
     }
     if let Some(redis_pool) = &s.locker {
         registry.register_locker(pool, redis_pool);
+    }
+    if let Some(streams) = &s.streams {
+        if !kinds.iter().any(|k| *k) {
+            return Err(Error::config(format!(
+                "pool `{pool}` has `streams` but no `redis`, `sentinel` or `redis_cluster`"
+            )));
+        }
+        for (stream, groups) in streams {
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            registry.register_redis_stream(stream, pool, &groups);
+        }
     }
     Ok(())
 }

@@ -34,6 +34,9 @@ pub struct EntityDefinition {
     /// `#[orm(log = "pool")]`: the relational pool of the change-log table; `None`:
     /// the entity's own pool.
     pub log_pool: Option<&'static str>,
+    /// `#[orm(dirty = "stream[,stream…]")]` on the struct: the dirty streams told
+    /// about every insert, update and delete of the entity (F3).
+    pub dirty: &'static [&'static str],
 }
 
 /// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
@@ -157,4 +160,8 @@ pub struct FieldAttributes {
     /// `skip_log`: the field never appears in change-log rows, and a change of only
     /// such fields writes no log row.
     pub skip_log: bool,
+    /// `dirty = "stream[,stream…]"`: the dirty streams told about an update that
+    /// changes this field (and about every insert and delete). On an embedded field,
+    /// any of its columns.
+    pub dirty: &'static [&'static str],
 }

@@ -23,7 +23,7 @@ pub use definition::{
     FieldShape, IndexPosition, Length,
 };
 pub use fake_delete::FakeDeleteCodec;
-pub use table::{Column, ForeignKey, Index, Reference, TableSchema};
+pub use table::{Column, DirtyStream, ForeignKey, Index, Reference, TableSchema};
 pub(crate) use types::only as types_only;
 pub use types::{
     enum_column, enum_from_value, enum_to_value, json_column, nullable_json_column, BlobSize,

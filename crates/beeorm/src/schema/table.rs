@@ -83,6 +83,43 @@ pub struct Index {
     pub columns: Vec<String>,
 }
 
+/// One dirty stream (F3) an entity's writes are published to: declared on the
+/// entity (`#[orm(dirty = "stream")]` on the struct: every insert, update and
+/// delete) or on fields (`#[orm(dirty = "stream")]` on a field: inserts, deletes,
+/// and the updates that change one of those fields). A stream declared both ways
+/// behaves as declared on the entity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyStream {
+    name: String,
+    /// The declaring fields (paths) and their columns; empty when entity-level.
+    fields: Vec<(String, String)>,
+    entity_level: bool,
+}
+
+impl DirtyStream {
+    /// The stream's name (a registered stream).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether any change of the entity is published (declared on the struct).
+    pub fn is_entity_level(&self) -> bool {
+        self.entity_level
+    }
+
+    /// The fields (paths such as `address.city`) whose change publishes an update;
+    /// empty when [`DirtyStream::is_entity_level`].
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        self.fields.iter().map(|(f, _)| f.as_str())
+    }
+
+    /// Whether an update of these columns is published to this stream.
+    #[cfg(feature = "redis")]
+    pub(crate) fn covers<'c>(&self, mut columns: impl Iterator<Item = &'c str>) -> bool {
+        self.entity_level || columns.any(|c| self.fields.iter().any(|(_, col)| col == c))
+    }
+}
+
 /// The validated schema of one entity: table, pool, columns and indexes.
 #[derive(Debug, Clone)]
 pub struct TableSchema {
@@ -105,6 +142,8 @@ pub struct TableSchema {
     log: Option<Box<TableSchema>>,
     /// Per column (same positions as `columns`): `#[orm(skip_log)]`.
     skip_log: Vec<bool>,
+    /// The dirty streams (F3), one per stream name, in declaration order.
+    dirty: Vec<DirtyStream>,
 }
 
 /// SQL fragments of a table, rendered once per table with its pool's quoting.
@@ -159,8 +198,9 @@ impl TableSchema {
             fake_delete: None,
             index_parts: BTreeMap::new(),
             skip_log: vec![false],
+            dirty: Vec::new(),
         };
-        builder.add_fields(&def.fields, "", "", false)?;
+        builder.add_fields(&def.fields, "", "", false, &[])?;
         let mut indexes = builder.indexes()?;
         // A one-to-one reference column gets an index unless one starts with it.
         for c in &builder.columns {
@@ -186,6 +226,7 @@ impl TableSchema {
                 ),
             ));
         }
+        let dirty = builder.dirty_streams(def.dirty);
         let fake_delete = builder.fake_delete;
         if let Some(column) = fake_delete.and_then(|i| builder.columns.get_mut(i)) {
             // The column holds the row's ID once deleted (0 while alive), so deleted
@@ -231,6 +272,7 @@ impl TableSchema {
             signature: OnceLock::new(),
             log,
             skip_log: builder.skip_log,
+            dirty,
         })
     }
 
@@ -276,6 +318,7 @@ impl TableSchema {
             cache_slot: None,
             signature: OnceLock::new(),
             log: None,
+            dirty: Vec::new(),
         }
     }
 
@@ -312,6 +355,13 @@ impl TableSchema {
             .zip(&self.skip_log)
             .filter(|(_, skip)| **skip)
             .map(|(c, _)| c)
+    }
+
+    /// The dirty streams (F3) the entity's writes are published to, one per stream,
+    /// in declaration order (the struct's first, then the fields'). Empty when the
+    /// entity declares none.
+    pub fn dirty_streams(&self) -> &[DirtyStream] {
+        &self.dirty
     }
 
     /// The entity caches declared on the entity (`local_cache`, `redis_cache`).
@@ -616,19 +666,51 @@ struct Builder<'a> {
     index_parts: BTreeMap<String, (bool, Vec<IndexMember>)>,
     /// Per column: `#[orm(skip_log)]` (on the field or on its embedded holder).
     skip_log: Vec<bool>,
+    /// Field-level dirty declarations: (stream, field path, column).
+    dirty: Vec<(&'static str, String, String)>,
 }
 
 impl Builder<'_> {
+    /// The entity's dirty streams: `entity` (the struct's), then the fields' streams
+    /// not declared on the struct, each once.
+    fn dirty_streams(&self, entity: &[&'static str]) -> Vec<DirtyStream> {
+        let mut out: Vec<DirtyStream> = entity
+            .iter()
+            .map(|s| DirtyStream {
+                name: (*s).to_string(),
+                fields: Vec::new(),
+                entity_level: true,
+            })
+            .collect();
+        for (stream, field, column) in &self.dirty {
+            match out.iter_mut().find(|d| d.name == *stream) {
+                Some(d) if d.entity_level => {}
+                Some(d) => d.fields.push((field.clone(), column.clone())),
+                None => out.push(DirtyStream {
+                    name: (*stream).to_string(),
+                    fields: vec![(field.clone(), column.clone())],
+                    entity_level: false,
+                }),
+            }
+        }
+        out
+    }
+
+    /// Adds the columns of `fields`; `dirty` holds the dirty streams of the
+    /// embedded field they belong to (none at the top).
     fn add_fields(
         &mut self,
         fields: &[FieldDefinition],
         prefix: &str,
         path: &str,
         skip_log: bool,
+        dirty: &[&'static str],
     ) -> Result<()> {
         for f in fields {
             let name = format!("{prefix}{}", f.column);
             let field = format!("{path}{}", f.name);
+            let streams: Vec<&'static str> =
+                dirty.iter().chain(f.attributes.dirty).copied().collect();
             match f.shape {
                 FieldShape::Embedded(inner) => {
                     let a = &f.attributes;
@@ -660,6 +742,7 @@ impl Builder<'_> {
                         &format!("{name}_"),
                         &format!("{field}."),
                         skip_log || a.skip_log,
+                        &streams,
                     )?;
                 }
                 FieldShape::Column(spec) => {
@@ -720,6 +803,9 @@ impl Builder<'_> {
                             ));
                         }
                         self.fake_delete = Some(self.columns.len());
+                    }
+                    for stream in streams {
+                        self.dirty.push((stream, field.clone(), name.clone()));
                     }
                     self.columns.push(Column {
                         name,
