@@ -101,6 +101,143 @@ struct UserV2 {
     last_login: Option<chrono::NaiveDateTime>,
 }
 
+/// An order: every change is published to the dirty stream `tour-orders`.
+#[cfg(feature = "redis")]
+#[derive(Entity)]
+#[orm(table = "tour_orders", dirty = "tour-orders")]
+struct Order {
+    id: u64,
+    #[orm(length = 50)]
+    item: String,
+    quantity: u32,
+}
+
+/// A serialised event body.
+#[cfg(feature = "redis")]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Greeting {
+    to: String,
+    text: String,
+}
+
+/// Step 16 on the Redis of `BEEORM_REDIS_URL` (default 127.0.0.1:6379); skipped when
+/// none answers.
+#[cfg(feature = "redis")]
+async fn events(base: &Registry) -> beeorm::Result<()> {
+    let redis = std::env::var("BEEORM_REDIS_URL").unwrap_or_else(|_| "127.0.0.1:6379".into());
+    let suffix = std::process::id();
+    let (greetings, orders) = (
+        format!("tour-greetings-{suffix}"),
+        "tour-orders".to_string(),
+    );
+    let mut registry = base.clone();
+    registry
+        .register_redis_pool("tour-events", &redis, 0)
+        .register_redis_stream(&greetings, "tour-events", &["tour"])
+        .register_redis_stream(&orders, "tour-events", &["tour"])
+        .register_entity::<Order>();
+    let validated = match registry.validate().await {
+        Ok(v) => v,
+        Err(e) => {
+            println!("   (skipped: no Redis at {redis}: {e})");
+            return Ok(());
+        }
+    };
+    let engine = validated.create_engine();
+    let broker = engine.event_broker();
+    let table = engine.registry().table_schema::<Order>()?;
+    table.update_schema(&engine).await?;
+
+    // Publish: a serialised value, a plain map, and two more in one pipeline.
+    broker
+        .publish(
+            &greetings,
+            &Greeting {
+                to: "Ada".into(),
+                text: "hello".into(),
+            },
+        )
+        .await?;
+    broker
+        .publish_map(&greetings, [("to", "Grace"), ("text", "hi")])
+        .await?;
+    let mut publisher = broker.publisher();
+    for to in ["Linus", "Barbara"] {
+        publisher.publish(
+            &greetings,
+            &Greeting {
+                to: to.into(),
+                text: "welcome".into(),
+            },
+        )?;
+    }
+    let ids = publisher.send().await?;
+    println!("   published 4 events to `{greetings}` (the last two in one pipeline: {ids:?})");
+
+    // Consume: drain what is there; returning Ok acknowledges the batch.
+    let handled = broker
+        .consumer(&greetings, "tour")?
+        .drain(|batch| async move {
+            for event in batch.events() {
+                match event.decode::<Greeting>() {
+                    Ok(g) => println!("   consumed {}: {} to {}", event.id(), g.text, g.to),
+                    Err(_) => println!(
+                        "   consumed {}: map event, to = {:?}",
+                        event.id(),
+                        event.meta("to")
+                    ),
+                }
+            }
+            Ok::<(), beeorm::Error>(())
+        })
+        .await?;
+    let stats = broker.stream_stats(&greetings).await?;
+    println!(
+        "   {handled} handled; stream length {} (every group acknowledged: trimmed), pending {}",
+        stats.length,
+        stats.groups.first().map_or(0, |g| g.pending)
+    );
+
+    // A dirty event: the flush publishes it after its COMMIT.
+    let mut order = Tracked::new(Order {
+        id: 0,
+        item: "tea".into(),
+        quantity: 1,
+    });
+    engine.flush(&mut order).await?;
+    order.quantity = 3;
+    engine.flush(&mut order).await?;
+    broker
+        .consumer(&orders, "tour")?
+        .drain(|batch| async move {
+            for event in batch.events() {
+                let dirty = event.dirty()?;
+                let changes: Vec<String> = dirty
+                    .changes()
+                    .iter()
+                    .map(|c| format!("{}: {:?} -> {:?}", c.field(), c.old(), c.new_value()))
+                    .collect();
+                println!(
+                    "   dirty event: {} #{} {:?} [{}]",
+                    dirty.entity(),
+                    dirty.id(),
+                    dirty.action(),
+                    changes.join(", ")
+                );
+            }
+            Ok::<(), beeorm::Error>(())
+        })
+        .await?;
+
+    table.drop_table(&engine).await?;
+    let client = engine.redis("tour-events")?;
+    client
+        .del(&[greetings.as_str(), orders.as_str()][..])
+        .await?;
+    validated.close().await;
+    Ok(())
+}
+
 fn step(n: u32, title: &str) {
     println!("\n== {n}. {title}");
 }
@@ -426,7 +563,16 @@ async fn run() -> beeorm::Result<()> {
         );
     }
 
-    step(16, "Clean up");
+    step(
+        16,
+        "Events on Redis Streams: publish, consume, and a dirty event",
+    );
+    #[cfg(feature = "redis")]
+    events(&base).await?;
+    #[cfg(not(feature = "redis"))]
+    println!("   (skipped: this build has no `redis` feature)");
+
+    step(17, "Clean up");
     settings.drop_table(&engine4).await?;
     schema2.drop_table(&engine2).await?;
     println!("   dropped `{}`", schema2.table_name());
