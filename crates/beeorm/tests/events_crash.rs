@@ -80,7 +80,12 @@ fn spawn_child(mode: &str, prefix: &str) -> tokio::process::Child {
 }
 
 async fn set_members(redis: &RedisClient, key: &str) -> std::collections::BTreeSet<String> {
-    redis.smembers::<_, String>(key).await.unwrap().into_iter().collect()
+    redis
+        .smembers::<_, String>(key)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 /// The child: `kill` handles one batch fully, then half of the next and hangs there
@@ -157,7 +162,10 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
     let status = child.wait().await.unwrap();
     assert!(!status.success());
     let before = set_members(&redis, &keys.processed).await;
-    assert!(before.len() < ids.len(), "the child was killed before the end");
+    assert!(
+        before.len() < ids.len(),
+        "the child was killed before the end"
+    );
     // Its delivered, unacknowledged events are pending under its name.
     let stats = broker.stream_stats(&keys.stream).await.unwrap();
     assert!(stats.groups[0].pending > 0);
@@ -201,7 +209,10 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
     })
     .await;
     // Everything acknowledged by the only group: trimmed.
-    let left: u64 = redis.query(driver::cmd("XLEN").arg(&keys.stream)).await.unwrap();
+    let left: u64 = redis
+        .query(driver::cmd("XLEN").arg(&keys.stream))
+        .await
+        .unwrap();
     assert_eq!(left, 0);
     // The dead child's lease expires by itself; remove it for the next run.
     redis
