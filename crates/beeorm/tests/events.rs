@@ -1410,3 +1410,52 @@ async fn consumers_run_on_sentinel_and_cluster_pools() {
         redis.del(s.as_str()).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_lease_is_renewed_while_the_consumer_runs() {
+    let p = prefix("ev_renew");
+    let s = format!("{p}s");
+    let engine = engine_with(&[(&s, &["g"])]).await;
+    let redis = engine.redis("default").unwrap();
+    let consumer = engine
+        .event_broker()
+        .consumer(&s, "g")
+        .unwrap()
+        .block(Duration::from_millis(50))
+        .lease_ttl(Duration::from_millis(300));
+    let stop = consumer.stop_handle();
+    let task = spawn_run(consumer, Seen::default(), |_| Ok(()));
+    let key = lease_key(&s, "g", 0);
+    let pttl = |redis: RedisClient, key: String| async move {
+        redis
+            .query::<i64>(driver::cmd("PTTL").arg(key))
+            .await
+            .unwrap()
+    };
+    wait_until("the lease is taken", || {
+        let (redis, key) = (redis.clone(), key.clone());
+        async move { pttl(redis, key).await > 0 }
+    })
+    .await;
+    // Between renewals the TTL only falls: each rise is a renewal. It rises several
+    // times, and the key never expires meanwhile.
+    let (mut renewals, mut last) = (0, i64::MAX);
+    for _ in 0..1000 {
+        let now = pttl(redis.clone(), key.clone()).await;
+        assert!(now > 0, "the lease expired while its consumer ran");
+        if now > last {
+            renewals += 1;
+            if renewals == 4 {
+                break;
+            }
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(renewals, 4);
+    assert!(!task.is_finished());
+    stop.stop();
+    task.await.unwrap().unwrap();
+    assert!(!redis.exists(&key).await.unwrap());
+    cleanup(&redis, &p).await;
+}

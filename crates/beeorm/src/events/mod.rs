@@ -8,8 +8,10 @@ mod setup;
 mod stats;
 mod trim;
 
-#[allow(unused_imports)] // `KIND`: for beeorm's own events (dirty, lazy).
-pub(crate) use codec::{BODY, KIND};
+// For beeorm's own events (dirty streams, lazy flush): `KIND` tags them, the codec
+// writes and reads their versioned bodies.
+#[allow(unused_imports)]
+pub(crate) use codec::{decode_body, encode_body, BODY, KIND};
 pub(crate) use publish::send_outgoing;
 pub(crate) use setup::{check_streams, create_groups};
 
@@ -51,8 +53,8 @@ impl Engine {
 
 impl EventBroker {
     /// Publishes one serialised event (MessagePack, versioned) and returns its entry ID.
-    /// [`Error::UnknownStream`](crate::Error::UnknownStream) for a stream not
-    /// registered, [`Error::EventEncode`](crate::Error::EventEncode) for a body that
+    /// [`Error::UnknownStream`] for a stream not
+    /// registered, [`Error::EventEncode`] for a body that
     /// does not serialise; nothing is sent then.
     pub async fn publish<T: Serialize + ?Sized>(&self, stream: &str, body: &T) -> Result<String> {
         self.publish_with_meta(stream, body, &[]).await
@@ -72,7 +74,7 @@ impl EventBroker {
 
     /// Publishes a plain map of fields (no serialisation), in the order given. Field
     /// names may not be empty nor start with `_`, and a map needs at least one field
-    /// ([`Error::InvalidArgument`](crate::Error::InvalidArgument)).
+    /// ([`Error::InvalidArgument`]).
     pub async fn publish_map<K: AsRef<str>, V: AsRef<[u8]>>(
         &self,
         stream: &str,
@@ -92,8 +94,8 @@ impl EventBroker {
         }
     }
 
-    /// A consumer of `group` on `stream`: [`Error::UnknownStream`](crate::Error::UnknownStream)
-    /// or [`Error::UnknownGroup`](crate::Error::UnknownGroup) when either is not
+    /// A consumer of `group` on `stream`: [`Error::UnknownStream`]
+    /// or [`Error::UnknownGroup`] when either is not
     /// registered. Nothing is sent until [`Consumer::run`] or [`Consumer::drain`].
     pub fn consumer(&self, stream: &str, group: &str) -> Result<Consumer> {
         let def = self
@@ -275,7 +277,7 @@ impl Event {
     }
 
     /// Decodes the serialised body of an event sent with `publish`.
-    /// [`Error::EventDecode`](crate::Error::EventDecode) (naming stream and entry) for
+    /// [`Error::EventDecode`] (naming stream and entry) for
     /// a map event (no body), a body of an unknown format version, or bytes that do
     /// not decode into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
@@ -432,7 +434,7 @@ impl Consumer {
     /// How long a consumer's lease lives without renewal (default 30 s; renewed every
     /// third of it). A consumer whose process dies holds its slot this long; a lease
     /// that could not be renewed in time stops the consumer with
-    /// [`Error::LeaseLost`](crate::Error::LeaseLost).
+    /// [`Error::LeaseLost`].
     pub fn lease_ttl(mut self, d: Duration) -> Self {
         self.lease_ttl = d;
         self
@@ -449,16 +451,16 @@ impl Consumer {
     /// Runs until stopped (a [`StopHandle`], or the returned future dropped), calling
     /// `handler` with each batch.
     ///
-    /// Takes a consumer slot first: [`Error::ConsumersBusy`](crate::Error::ConsumersBusy)
+    /// Takes a consumer slot first: [`Error::ConsumersBusy`]
     /// at once when `max_consumers` consumers of the group already run (retry later
     /// if you want to wait for a slot). A handler error, or a Redis error while
     /// reading or acknowledging, is logged (`tracing` warning) and followed by a
     /// growing pause (100 ms to 5 s); the events stay pending and are delivered again.
     /// Returns `Ok` after a stop — the batch in hand is finished and acknowledged
     /// first, a read in flight returns within `block` — or
-    /// [`Error::LeaseLost`](crate::Error::LeaseLost). Settings no consumer can honour
+    /// [`Error::LeaseLost`]. Settings no consumer can honour
     /// (zero `max_consumers`, `batch_size`, `block` or `claim_idle`) are
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) before anything is
+    /// [`Error::InvalidArgument`] before anything is
     /// sent.
     pub async fn run<F, Fut, E>(&self, handler: F) -> Result<()>
     where
@@ -472,7 +474,7 @@ impl Consumer {
     /// [`Consumer::run`] until SIGINT or SIGTERM (Ctrl-C elsewhere than Unix), then
     /// stops gracefully like [`StopHandle::stop`]. The signal handlers are installed
     /// for the process (Tokio's): after this returns, those signals no longer end it
-    /// by default. [`Error::Io`](crate::Error::Io) if they cannot be installed.
+    /// by default. [`Error::Io`] if they cannot be installed.
     pub async fn run_until_signal<F, Fut, E>(&self, handler: F) -> Result<()>
     where
         F: FnMut(Batch) -> Fut + Send,
@@ -497,7 +499,7 @@ impl Consumer {
     /// idle for `claim_idle` (other consumers' stuck or skipped ones), then new
     /// entries up to the last one the stream held when the drain started. Skipped
     /// events stay pending and are not handed again by this drain. A handler error
-    /// ends the drain with [`Error::Handler`](crate::Error::Handler) (the events it
+    /// ends the drain with [`Error::Handler`] (the events it
     /// did not acknowledge stay pending); Redis errors are returned as they come.
     /// Takes a consumer slot like `run`.
     pub async fn drain<F, Fut, E>(&self, handler: F) -> Result<u64>

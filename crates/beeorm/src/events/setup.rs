@@ -32,8 +32,7 @@ pub(crate) fn check_streams(
                 "Redis stream `{name}` needs at least one consumer group (events are trimmed once every group has them)"
             )));
         }
-        if let Some(g) = groups.iter().find(|g| g.is_empty()) {
-            let _ = g;
+        if groups.iter().any(String::is_empty) {
             return Err(Error::config(format!(
                 "Redis stream `{name}` has a consumer group with an empty name"
             )));
