@@ -1,4 +1,5 @@
 #![doc = include_str!("../../docs/events.md")]
+#![doc = include_str!("../../docs/dirty_streams.md")]
 
 mod codec;
 mod consume;
