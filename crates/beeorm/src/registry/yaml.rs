@@ -55,6 +55,8 @@ struct PoolSection {
     redis_cluster: Option<Vec<String>>,
     /// The Redis pool of the locker named after this section.
     locker: Option<String>,
+    /// Ours: `lazy_flush: true` carries lazy writes through this Redis pool.
+    lazy_flush: Option<bool>,
     // Keys of the seed whose capabilities are not built yet: accepted by the parser so
     // the error can say so instead of "unknown field".
     streams: Option<serde_norway::Value>,
@@ -372,13 +374,15 @@ fn parse_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
 }
 
 /// `redis: host:port:db`, `sentinel: {"master:db": [addresses]}`, `redis_cluster: [nodes]`
-/// (at most one of them: one Redis pool per section) and `locker: <redis pool>`.
+/// (at most one of them: one Redis pool per section), `locker: <redis pool>` and
+/// `lazy_flush: true`.
 fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<()> {
     let kinds = [
         s.redis.is_some(),
         s.sentinel.is_some(),
         s.redis_cluster.is_some(),
     ];
+    let has_redis = kinds.iter().any(|k| *k);
     if kinds.iter().filter(|k| **k).count() > 1 {
         return Err(Error::config(format!(
             "pool `{pool}` has more than one of `redis`, `sentinel`, `redis_cluster`; a Redis pool has one"
@@ -405,6 +409,14 @@ fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result
     }
     if let Some(redis_pool) = &s.locker {
         registry.register_locker(pool, redis_pool);
+    }
+    if s.lazy_flush == Some(true) {
+        if !has_redis {
+            return Err(Error::config(format!(
+                "pool `{pool}`: `lazy_flush: true` needs a Redis pool in the same section (`redis`, `sentinel` or `redis_cluster`)"
+            )));
+        }
+        registry.enable_lazy_flush(pool);
     }
     Ok(())
 }
