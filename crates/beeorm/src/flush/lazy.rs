@@ -55,14 +55,11 @@ impl LazyConfig {
         namespace: Option<&str>,
         redis: &std::collections::HashMap<String, RedisClient>,
     ) -> Result<LazyConfig> {
-        let client = redis
-            .get(pool)
-            .cloned()
-            .ok_or_else(|| Error::UnknownPool {
-                kind: "Redis",
-                pool: pool.to_string(),
-                used_by: "enable_lazy_flush".into(),
-            })?;
+        let client = redis.get(pool).cloned().ok_or_else(|| Error::UnknownPool {
+            kind: "Redis",
+            pool: pool.to_string(),
+            used_by: "enable_lazy_flush".into(),
+        })?;
         let Some(namespace) = namespace else {
             return Err(Error::config(
                 "the lazy flush needs a namespace: call `Registry::set_cache_namespace(\"<application>\")` \
@@ -296,11 +293,9 @@ impl Flusher<'_> {
                         "an upsert must read its row back; use `flush` for upserts",
                     ))
                 }
-                Op::Insert { id: 0 } => {
-                    return Err(refuse(
-                        "an insert needs an explicit ID (the server's ID would never reach the caller)",
-                    ))
-                }
+                Op::Insert { id: 0 } => return Err(refuse(
+                    "an insert needs an explicit ID (the server's ID would never reach the caller)",
+                )),
                 Op::Insert { id } => {
                     limits::fit_column(schema, kind, 0, &mut Value::U64(id))?;
                     let mut row = Vec::with_capacity(schema.columns().len());

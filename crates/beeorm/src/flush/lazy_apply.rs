@@ -122,9 +122,7 @@ enum Failure {
 
 fn classify(e: Error) -> Failure {
     match e {
-        Error::Connection { .. } | Error::Timeout { .. } | Error::Redis { .. } => {
-            Failure::Infra(e)
-        }
+        Error::Connection { .. } | Error::Timeout { .. } | Error::Redis { .. } => Failure::Infra(e),
         other => Failure::Write(other),
     }
 }
@@ -431,7 +429,8 @@ impl LazyConsumer {
         if let Some(locked) = locked {
             locked.unlock().await;
         }
-        if let Err(e) = after_commit(registry, Some(&changes), AfterHooks::Detached(Vec::new())).await
+        if let Err(e) =
+            after_commit(registry, Some(&changes), AfterHooks::Detached(Vec::new())).await
         {
             tracing::warn!(error = %e, "lazy applier: after-commit step failed (the rows are committed)");
         }
@@ -605,8 +604,7 @@ impl LazyConsumer {
                     .and_then(|i| t.columns.get(i))
                     .ok_or_else(|| Error::Flush {
                         entity: first.entity.clone(),
-                        reason: "lazy fake delete: the entity has no fake-delete column now"
-                            .into(),
+                        reason: "lazy fake delete: the entity has no fake-delete column now".into(),
                     })?;
                 sql.push_str("UPDATE ");
                 sql.push_str(&t.table);
@@ -719,7 +717,12 @@ impl LazyConsumer {
         xack.arg(&self.lazy.stream).arg(LAZY_GROUP).arg(&e.id);
         let mut xdel = ::redis::cmd("XDEL");
         xdel.arg(&self.lazy.stream).arg(&e.id);
-        pipe.cmd(xadd).ignore().cmd(xack).ignore().cmd(xdel).ignore();
+        pipe.cmd(xadd)
+            .ignore()
+            .cmd(xack)
+            .ignore()
+            .cmd(xdel)
+            .ignore();
         pipe.exec().await
     }
 }
