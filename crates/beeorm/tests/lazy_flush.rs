@@ -33,6 +33,9 @@ struct Visit {
     hits: u32,
 }
 
+/// One stream entry as XRANGE returns it: ID and fields.
+type RawEntry = (String, Vec<(String, Vec<u8>)>);
+
 /// The crash test's worker: its configuration (JSON) in this variable.
 const WORKER_ENV: &str = "BEEORM_LAZY_WORKER";
 
@@ -292,7 +295,7 @@ dialect_test!(
             .await
             .unwrap();
         assert!(format!("{read:?}").contains("lazy"));
-        let entry: Vec<(String, Vec<(String, Vec<u8>)>)> = redis
+        let entry: Vec<RawEntry> = redis
             .query(
                 beeorm::redis::driver::cmd("XRANGE")
                     .arg(&stream)

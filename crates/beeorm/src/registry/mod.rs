@@ -830,6 +830,7 @@ impl ValidatedRegistry {
     }
 
     /// The type and schema of the entity named `entity` (its Rust type name).
+    #[cfg(feature = "redis")]
     pub(crate) fn entity_by_name(&self, entity: &str) -> Option<(TypeId, &TableSchema)> {
         let schema = self.inner.by_name.get(entity)?;
         self.inner
