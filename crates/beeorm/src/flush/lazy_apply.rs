@@ -87,6 +87,8 @@ impl Engine {
 ///   its error and acknowledged: later entries go on. Lost connections, timeouts and
 ///   Redis errors are not the write's fault: `drain`/`run` return the error and the
 ///   batch stays pending, applied by the next run.
+///
+#[doc = include_str!("../../docs/lazy_flush.md")]
 #[derive(Debug)]
 pub struct LazyConsumer {
     registry: ValidatedRegistry,
