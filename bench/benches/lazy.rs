@@ -83,7 +83,10 @@ async fn prepare(r: &mut Registry) -> Engine {
     redis_only
         .redis("default")
         .unwrap()
-        .del(vec!["{beeorm-bench-lazy:lazy}", "{beeorm-bench-lazy:lazy}:dead"])
+        .del(vec![
+            "{beeorm-bench-lazy:lazy}",
+            "{beeorm-bench-lazy:lazy}:dead",
+        ])
         .await
         .unwrap();
     let engine = r.validate().await.unwrap().create_engine();
@@ -105,7 +108,12 @@ fn run(c: &mut Criterion, dialect: &str, engine: &Engine, rt: &tokio::runtime::R
                 let mut batch = rows(&next);
                 total += rt.block_on(async {
                     let start = Instant::now();
-                    engine.flusher().track_all(&mut batch).flush().await.unwrap();
+                    engine
+                        .flusher()
+                        .track_all(&mut batch)
+                        .flush()
+                        .await
+                        .unwrap();
                     start.elapsed()
                 });
             }

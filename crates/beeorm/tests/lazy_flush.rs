@@ -343,7 +343,24 @@ dialect_test!(
             ),
         )
         .await;
+        // A record past the retention: pruned by the next applier.
+        x(
+            db.kind,
+            &e,
+            "INSERT INTO _beeorm_lazy_applied (entry_id, applied_at) VALUES ('old/1-0', 0)",
+        )
+        .await;
         assert_eq!(consumer(&e).drain().await.unwrap(), 1);
+        assert_eq!(
+            count(
+                db.kind,
+                &e,
+                "SELECT COUNT(*) FROM _beeorm_lazy_applied WHERE entry_id = 'old/1-0'"
+            )
+            .await,
+            0,
+            "old records are pruned"
+        );
         assert_eq!(
             count(db.kind, &e, "SELECT COUNT(*) FROM `Account`").await,
             1
@@ -611,6 +628,107 @@ async fn lazy_flush_configuration_errors_are_typed() {
     assert_eq!(groups.len(), 1);
     assert!(format!("{:?}", groups[0]).contains("beeorm-lazy"));
     cleanup(&e, &ns).await;
+}
+
+dialect_test!(
+    run_applies_as_writes_come_and_stops_on_request,
+    |db: TestDb| async move {
+        let (ns, r) = setup(&db, "run").await;
+        let e = r.create_engine();
+        let applier = consumer(&e).poll_interval(Duration::from_millis(5));
+        let stop = applier.stop_handle();
+        let task = tokio::spawn(async move { applier.run().await });
+        // A second applier cannot run meanwhile: the lease is held.
+        let start = Instant::now();
+        let second = loop {
+            match e
+                .lazy_consumer()
+                .unwrap()
+                .lease_wait(Duration::ZERO)
+                .drain()
+                .await
+            {
+                Err(err) => break err,
+                Ok(_) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(5),
+                        "the lease was never taken"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        assert!(matches!(second, Error::LockNotObtained { .. }), "{second}");
+        for id in 1..=3u64 {
+            let mut v = Tracked::new(Visit {
+                id,
+                page: "/".into(),
+                hits: 1,
+            });
+            e.flusher().track(&mut v).flush_lazy().await.unwrap();
+        }
+        let start = Instant::now();
+        while count(db.kind, &e, "SELECT COUNT(*) FROM `Visit`").await < 3 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "run never applied the writes"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.stop();
+        let handled = task.await.unwrap().unwrap();
+        assert_eq!(handled, 3);
+        // The lease is given back: another applier runs at once.
+        assert_eq!(
+            e.lazy_consumer()
+                .unwrap()
+                .lease_wait(Duration::ZERO)
+                .drain()
+                .await
+                .unwrap(),
+            0
+        );
+        cleanup(&e, &ns).await;
+        db.drop().await;
+    }
+);
+
+/// A dead database is not the write's fault: the applier returns the error, nothing
+/// is dead-lettered, and the next applier (database back) applies everything.
+#[tokio::test]
+async fn a_dead_database_leaves_the_writes_pending() {
+    let db = TestDb::new(Kind::MySql, "lazy_dead_db").await;
+    let (ns, r) = setup(&db, "deaddb").await;
+    let e = r.create_engine();
+    let mut broken = registry_on(Kind::MySql, "mysql://root@127.0.0.1:1/nowhere", &ns);
+    broken.set_sql_timeouts(
+        "default",
+        Duration::from_millis(300),
+        Duration::from_millis(300),
+        Duration::from_millis(300),
+    );
+    let broken = broken.validate().await.unwrap().create_engine();
+    let mut v = Tracked::new(Visit {
+        id: 1,
+        page: "/".into(),
+        hits: 1,
+    });
+    // Publishing needs no database.
+    broken.flusher().track(&mut v).flush_lazy().await.unwrap();
+    let err = consumer(&broken).drain().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Connection { .. } | Error::Timeout { .. }),
+        "{err}"
+    );
+    assert!(e.lazy_dead_letters().unwrap().is_empty().await.unwrap());
+    assert_eq!(stream_len(&e, &ns).await, 1, "still there, pending");
+    assert_eq!(consumer(&e).drain().await.unwrap(), 1);
+    assert_eq!(
+        count(Kind::MySql, &e, "SELECT COUNT(*) FROM `Visit`").await,
+        1
+    );
+    cleanup(&e, &ns).await;
+    db.drop().await;
 }
 
 /// Rows the crash test writes.

@@ -49,7 +49,7 @@ impl Engine {
             registry: self.registry().clone(),
             lazy,
             batch_size: 500,
-            block: Duration::from_secs(1),
+            poll: Duration::from_millis(100),
             attempts: 3,
             backoff: Duration::from_millis(50),
             lease_ttl: Duration::from_secs(30),
@@ -94,7 +94,7 @@ pub struct LazyConsumer {
     registry: ValidatedRegistry,
     lazy: Arc<LazyConfig>,
     batch_size: usize,
-    block: Duration,
+    poll: Duration,
     attempts: u32,
     backoff: Duration,
     lease_ttl: Duration,
@@ -136,9 +136,11 @@ impl LazyConsumer {
         self
     }
 
-    /// How long [`LazyConsumer::run`] waits for new entries per read (default 1 s).
-    pub fn block(mut self, d: Duration) -> Self {
-        self.block = d.max(Duration::from_millis(1));
+    /// How long [`LazyConsumer::run`] pauses when the stream is empty before it
+    /// reads again (default 100 ms). Reads never block: a blocking XREADGROUP would
+    /// hold up every other command on the registry's shared Redis connection.
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll = d.max(Duration::from_millis(1));
         self
     }
 
@@ -218,7 +220,6 @@ impl LazyConsumer {
         lease: &crate::Lock,
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Result<u64> {
-        self.prune().await;
         let mut handled = 0u64;
         // Own pending entries first (a crashed or failed run's), then new ones.
         let mut pending = true;
@@ -227,43 +228,36 @@ impl LazyConsumer {
                 return Ok(handled);
             }
             lease.refresh(self.lease_ttl).await?;
-            let entries = if pending {
-                self.read("0", None).await?
-            } else if follow {
-                let block = self.block.min(self.lease_ttl / 2);
-                tokio::select! {
-                    r = self.read(">", Some(block)) => r?,
-                    _ = stop.changed() => return Ok(handled),
-                }
-            } else {
-                self.read(">", None).await?
-            };
+            let entries = self.read(if pending { "0" } else { ">" }).await?;
             if entries.is_empty() {
                 if pending {
                     pending = false;
                     continue;
                 }
-                if follow {
-                    continue;
+                if !follow {
+                    return Ok(handled);
                 }
-                return Ok(handled);
+                let pause = self.poll.min(self.lease_ttl / 2);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = stop.changed() => return Ok(handled),
+                }
             }
             handled += self.process(entries).await?;
         }
     }
 
-    /// XREADGROUP from `from` (`0`: own pending; `>`: new).
-    async fn read(&self, from: &str, block: Option<Duration>) -> Result<Vec<Entry>> {
+    /// XREADGROUP from `from` (`0`: own pending; `>`: new), never blocking.
+    async fn read(&self, from: &str) -> Result<Vec<Entry>> {
         let mut cmd = ::redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(LAZY_GROUP)
             .arg(CONSUMER)
             .arg("COUNT")
-            .arg(self.batch_size);
-        if let Some(b) = block {
-            cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
-        }
-        cmd.arg("STREAMS").arg(&self.lazy.stream).arg(from);
+            .arg(self.batch_size)
+            .arg("STREAMS")
+            .arg(&self.lazy.stream)
+            .arg(from);
         let reply: Option<StreamReadReply> = self.lazy.client.query(&cmd).await?;
         Ok(reply
             .into_iter()
@@ -648,36 +642,29 @@ impl LazyConsumer {
         if let Ok(mut r) = self.ready.lock() {
             r.insert(pool.name().to_string());
         }
+        self.prune(pool).await;
         Ok(())
     }
 
-    /// Deletes applied-entry records older than the retention, in every pool that
-    /// has the table (best effort: logged, never fatal).
-    async fn prune(&self) {
+    /// Deletes the applied-entry records of `pool` older than the retention (best
+    /// effort: logged, never fatal). Runs once per pool and applier.
+    async fn prune(&self, pool: &SqlPool) {
         let Some(cut) = chrono::Duration::from_std(self.retention)
             .ok()
             .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
         else {
             return;
         };
-        for name in self.registry.relational_pools() {
-            let Some(pool) = self.registry.sql_pool(name) else {
-                continue;
-            };
-            if self.ensure_table(pool).await.is_err() {
-                continue;
-            }
-            let mut sql = pool.kind().writer(64);
-            sql.push_str("DELETE FROM ");
-            sql.push_str(&pool.quote(APPLIED_TABLE));
-            sql.push_str(" WHERE applied_at < ");
-            sql.param();
-            if let Err(e) = pool
-                .execute(&sql.finish(), vec![Value::I64(cut.timestamp_millis())])
-                .await
-            {
-                tracing::warn!(pool = name, error = %e, "lazy applier: pruning applied entries failed");
-            }
+        let mut sql = pool.kind().writer(64);
+        sql.push_str("DELETE FROM ");
+        sql.push_str(&pool.quote(APPLIED_TABLE));
+        sql.push_str(" WHERE applied_at < ");
+        sql.param();
+        if let Err(e) = pool
+            .execute(&sql.finish(), vec![Value::I64(cut.timestamp_millis())])
+            .await
+        {
+            tracing::warn!(pool = pool.name(), error = %e, "lazy applier: pruning applied entries failed");
         }
     }
 
