@@ -731,6 +731,122 @@ async fn a_dead_database_leaves_the_writes_pending() {
     db.drop().await;
 }
 
+#[derive(Entity, Clone, Debug, PartialEq)]
+#[orm(table = "others", pool = "second")]
+struct Other {
+    id: u64,
+    label: String,
+}
+
+/// Records what observers are told.
+#[derive(Default)]
+struct Seen {
+    in_tx: std::sync::Mutex<Vec<(String, u64)>>,
+    after: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+impl beeorm::Observer for Seen {
+    fn in_transaction<'a>(
+        &'a self,
+        changes: &'a beeorm::ChangeSet,
+        _tx: &'a mut beeorm::ObserverTx<'_>,
+    ) -> beeorm::hooks::BoxFuture<'a, beeorm::Result<()>> {
+        let mut v = self.in_tx.lock().unwrap();
+        v.extend(changes.iter().map(|c| (c.table.clone(), c.id)));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn after_commit<'a>(
+        &'a self,
+        changes: &'a beeorm::ChangeSet,
+    ) -> beeorm::hooks::BoxFuture<'a, beeorm::Result<()>> {
+        let mut v = self.after.lock().unwrap();
+        v.extend(changes.iter().map(|c| (c.table.clone(), c.id)));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Two pools in one batch: the pool that fails is retried and its write
+/// dead-lettered; the other pool's writes commit once, and observers hear of each
+/// committed write once (in the transaction and after it), never of the failed one.
+#[tokio::test]
+async fn a_batch_over_two_pools_commits_each_pool_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = namespace("pools");
+    let path = |n: &str| dir.path().join(n).to_string_lossy().into_owned();
+    let seen = std::sync::Arc::new(Seen::default());
+    let mut r = registry_on(Kind::Sqlite, &path("a.db"), &ns);
+    r.register_sqlite_pool("second", &path("b.db"))
+        .register_entity::<Other>()
+        .register_observer(seen.clone());
+    let e = r.validate().await.unwrap().create_engine();
+    common::sync(&e).await;
+    e.db("second")
+        .unwrap()
+        .execute("DROP TABLE others", vec![])
+        .await
+        .unwrap();
+    let mut v1 = Tracked::new(Visit {
+        id: 1,
+        page: "/".into(),
+        hits: 1,
+    });
+    let mut o = Tracked::new(Other {
+        id: 1,
+        label: "x".into(),
+    });
+    let mut v2 = Tracked::new(Visit {
+        id: 2,
+        page: "/".into(),
+        hits: 1,
+    });
+    e.flusher()
+        .track(&mut v1)
+        .track(&mut o)
+        .track(&mut v2)
+        .flush_lazy()
+        .await
+        .unwrap();
+    assert_eq!(consumer(&e).attempts(3).drain().await.unwrap(), 3);
+    assert_eq!(
+        count(Kind::Sqlite, &e, "SELECT COUNT(*) FROM `Visit`").await,
+        2
+    );
+    let letters = e.lazy_dead_letters().unwrap().list(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].entity.as_deref(), Some("Other"));
+    assert!(letters[0].error.contains("others"), "{}", letters[0].error);
+    let visits = vec![("Visit".to_string(), 1), ("Visit".to_string(), 2)];
+    assert_eq!(
+        *seen.in_tx.lock().unwrap(),
+        visits,
+        "one in-transaction call per committed write"
+    );
+    assert_eq!(
+        *seen.after.lock().unwrap(),
+        visits,
+        "one after-commit per committed write"
+    );
+
+    // The table back, the letter retried: applied.
+    common::sync(&e).await;
+    let dead = e.lazy_dead_letters().unwrap();
+    assert!(dead.retry(&letters[0].id).await.unwrap());
+    assert_eq!(consumer(&e).drain().await.unwrap(), 1);
+    let rows = e
+        .db("second")
+        .unwrap()
+        .query("SELECT label FROM others WHERE id = 1", vec![])
+        .await
+        .unwrap();
+    assert_eq!(rows[0][0], Value::String("x".into()));
+    assert_eq!(
+        seen.after.lock().unwrap().last(),
+        Some(&("others".to_string(), 1))
+    );
+    cleanup(&e, &ns).await;
+}
+
 /// Rows the crash test writes.
 const CRASH_ROWS: u64 = 3_000;
 

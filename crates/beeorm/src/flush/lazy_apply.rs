@@ -15,8 +15,9 @@
 //! after a crash.
 //!
 //! Why caches stay true: around each COMMIT the cached rows it changes are locked and
-//! then invalidated exactly as by a direct flush (`cache::write`), and the observers'
-//! after-commit step sees the committed changes.
+//! then invalidated exactly as by a direct flush (`cache::write`). Observers see the
+//! applied writes as those of a flush: `in_transaction` on the applier's transaction
+//! (a change log commits with the rows), `after_commit` once it committed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use ::redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use super::commit::{after_commit, AfterHooks};
 use super::lazy::{config, LazyConfig, LazyOp, LazyWrite, LAZY_GROUP, LAZY_TAG};
 use crate::events::StopHandle;
-use crate::observe::{Change, ChangeKind, ChangeSet, ColumnChange};
+use crate::observe::{Change, ChangeKind, ChangeSet, ColumnChange, ObserverTx};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::{Engine, Error, Result, ValidatedRegistry, Value};
 
@@ -415,6 +416,21 @@ impl LazyConsumer {
             conn.execute(&sql.finish(), params).await?;
         }
         let changes = ChangeSet::from_changes(changes);
+        // The observers' in-transaction step (change logs…), as for a flush: on the
+        // same transaction, so their rows commit with the writes or not at all.
+        let mut tx = ObserverTx {
+            conn: &mut conn,
+            pool: pool.name(),
+            kind: pool.kind(),
+        };
+        for observer in registry
+            .hooks()
+            .observers()
+            .iter()
+            .filter(|o| o.needs_transaction())
+        {
+            observer.in_transaction(&changes, &mut tx).await?;
+        }
         // Cached rows are locked across the COMMIT (see `flush/commit.rs`).
         let locked = if registry.needs_changes() {
             crate::cache::write::lock(registry, &changes).await?
