@@ -847,6 +847,71 @@ async fn a_batch_over_two_pools_commits_each_pool_once() {
     cleanup(&e, &ns).await;
 }
 
+/// On a Redis Cluster and a Sentinel pool: every lazy key shares one hash slot, so the
+/// atomic publish and the ack pipelines work there too.
+#[tokio::test]
+async fn lazy_flush_runs_on_cluster_and_sentinel_pools() {
+    for kind in ["cluster", "sentinel"] {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = namespace(kind);
+        let mut r = Registry::new();
+        r.register_sqlite_pool("default", &dir.path().join("c.db").to_string_lossy());
+        match kind {
+            "cluster" => {
+                let nodes = common_redis::cluster_nodes();
+                let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
+                r.register_redis_cluster("events", &nodes);
+            }
+            _ => {
+                let sentinels = common_redis::sentinels();
+                let sentinels: Vec<&str> = sentinels.iter().map(String::as_str).collect();
+                r.register_redis_sentinel(
+                    "events",
+                    &common_redis::sentinel_master(),
+                    &sentinels,
+                    0,
+                );
+            }
+        }
+        r.set_cache_namespace(&ns)
+            .enable_lazy_flush("events")
+            .register_entity::<Visit>();
+        let e = r.validate().await.unwrap().create_engine();
+        common::sync(&e).await;
+        let mut visits: Vec<Tracked<Visit>> = (1..=20)
+            .map(|id| {
+                Tracked::new(Visit {
+                    id,
+                    page: "/".into(),
+                    hits: 1,
+                })
+            })
+            .collect();
+        e.flusher()
+            .track_all(&mut visits)
+            .flush_lazy()
+            .await
+            .unwrap();
+        assert_eq!(
+            consumer(&e).batch_size(7).drain().await.unwrap(),
+            20,
+            "{kind}"
+        );
+        assert_eq!(
+            count(Kind::Sqlite, &e, "SELECT COUNT(*) FROM `Visit`").await,
+            20
+        );
+        e.redis("events")
+            .unwrap()
+            .del(vec![
+                format!("{{{ns}:lazy}}"),
+                format!("{{{ns}:lazy}}:dead"),
+            ])
+            .await
+            .unwrap();
+    }
+}
+
 /// Rows the crash test writes.
 const CRASH_ROWS: u64 = 3_000;
 
