@@ -421,7 +421,7 @@ impl<'a> Flusher<'a> {
     }
 
     /// The change-log metadata of this flush: the engine's, then the flusher's over it.
-    fn merged_log_meta(&self) -> Option<crate::LogMeta> {
+    pub(super) fn merged_log_meta(&self) -> Option<crate::LogMeta> {
         match (&self.engine.log_meta, &self.log_meta) {
             (None, None) => None,
             (Some(engine), None) => Some((**engine).clone()),

@@ -20,12 +20,18 @@
 //! * `execute.rs` — hooks before, connections, running statements, their effects;
 //! * `commit.rs` — THE commit function and THE after-commit step: the write seam,
 //!   where the change set ([`crate::ChangeSet`]) is built and observers are called;
-//! * `lock.rs` — flushing under a Redis lock.
+//! * `lock.rs` — flushing under a Redis lock;
+//! * `lazy.rs`, `lazy_apply.rs` — the lazy flush: publishing the writes to a Redis
+//!   stream, and the applier that writes them (see `docs/lazy_flush.md`).
 
 mod api;
 mod commit;
 mod execute;
 mod item;
+#[cfg(feature = "redis")]
+mod lazy;
+#[cfg(feature = "redis")]
+mod lazy_apply;
 #[cfg(feature = "redis")]
 mod lock;
 mod plan;
@@ -35,3 +41,7 @@ pub use api::Flusher;
 pub(crate) use commit::Queued;
 pub(crate) use commit::TxPending;
 pub(crate) use item::Flushable;
+#[cfg(feature = "redis")]
+pub(crate) use lazy::LazyConfig;
+#[cfg(feature = "redis")]
+pub use lazy_apply::{DeadLetter, LazyConsumer, LazyDeadLetters};

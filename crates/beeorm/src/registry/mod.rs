@@ -76,6 +76,8 @@ pub struct Registry {
     hooks: Hooks,
     instrumentation: crate::instrument::HookSlot,
     cache: crate::cache::CacheSettings,
+    /// The Redis pool of the lazy flush's stream (`enable_lazy_flush`).
+    lazy_flush: Option<String>,
 }
 
 impl Default for Registry {
@@ -94,6 +96,7 @@ impl Default for Registry {
             hooks: Hooks::default(),
             instrumentation: Default::default(),
             cache: Default::default(),
+            lazy_flush: None,
         }
     }
 }
@@ -476,6 +479,20 @@ impl Registry {
         self
     }
 
+    /// Enables [`Flusher::flush_lazy`](crate::Flusher::flush_lazy): lazy writes travel
+    /// through a stream of the Redis pool `redis_pool` to
+    /// [`Engine::lazy_consumer`](crate::Engine::lazy_consumer), which applies them.
+    /// The stream (`{<namespace>:lazy}`), its consumer group (`beeorm-lazy`) and its
+    /// dead-letter stream (`{<namespace>:lazy}:dead`) are named after the cache
+    /// namespace ([`Registry::set_cache_namespace`], required), so two applications
+    /// sharing one Redis never mix their writes; the group is created at
+    /// [`Registry::validate`]. YAML: `lazy_flush: true` in the Redis pool's section.
+    /// See `docs/lazy_flush.md`.
+    pub fn enable_lazy_flush(&mut self, redis_pool: &str) -> &mut Self {
+        self.lazy_flush = Some(redis_pool.to_string());
+        self
+    }
+
     /// Registers an enum from a list of values; the first is the default.
     pub fn register_enum_list(&mut self, name: &str, values: &[&str]) -> &mut Self {
         self.enums.push(EnumDefinition::from_list(name, values));
@@ -738,10 +755,25 @@ impl Registry {
         }
         #[cfg(feature = "redis")]
         crate::events::create_groups(&streams, &redis).await?;
+        let lazy = match &self.lazy_flush {
+            Some(pool) => Some(Arc::new(
+                crate::flush::LazyConfig::open(pool, self.cache.namespace.as_deref(), &redis)
+                    .await?,
+            )),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        if let Some(pool) = &self.lazy_flush {
+            return Err(Error::config(format!(
+                "lazy flush on Redis pool `{pool}` needs beeorm's `redis` feature"
+            )));
+        }
         let validated = ValidatedRegistry {
             inner: Arc::new(Inner {
                 #[cfg(feature = "redis")]
                 streams,
+                #[cfg(feature = "redis")]
+                lazy,
                 pools,
                 local_caches,
                 redis,
@@ -839,6 +871,8 @@ struct Inner {
     caches: Option<Arc<crate::cache::Caches>>,
     /// Whether some entity declares dirty streams.
     dirty: bool,
+    #[cfg(feature = "redis")]
+    lazy: Option<Arc<crate::flush::LazyConfig>>,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -893,6 +927,23 @@ impl ValidatedRegistry {
     #[inline]
     pub(crate) fn caches(&self) -> Option<&crate::cache::Caches> {
         self.inner.caches.as_deref()
+    }
+
+    /// The lazy flush's stream, when enabled.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lazy(&self) -> Option<&Arc<crate::flush::LazyConfig>> {
+        self.inner.lazy.as_ref()
+    }
+
+    /// The type and schema of the entity named `entity` (its Rust type name).
+    #[cfg(feature = "redis")]
+    pub(crate) fn entity_by_name(&self, entity: &str) -> Option<(TypeId, &TableSchema)> {
+        let schema = self.inner.by_name.get(entity)?;
+        self.inner
+            .tables
+            .iter()
+            .find(|(_, t)| Arc::ptr_eq(t, schema))
+            .map(|(id, t)| (*id, t.as_ref()))
     }
 
     pub(crate) fn table_schema_by_type(&self, id: TypeId) -> Option<&TableSchema> {

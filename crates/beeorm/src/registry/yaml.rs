@@ -59,6 +59,8 @@ struct PoolSection {
     locker: Option<String>,
     /// Redis streams of this section's Redis pool: `{stream: [groups]}`.
     streams: Option<BTreeMap<String, Vec<String>>>,
+    /// Ours: `lazy_flush: true` carries lazy writes through this Redis pool.
+    lazy_flush: Option<bool>,
     // Keys of the seed whose capabilities are not built yet: accepted by the parser so
     // the error can say so instead of "unknown field".
     elastic: Option<serde_norway::Value>,
@@ -374,13 +376,15 @@ fn parse_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
 }
 
 /// `redis: host:port:db`, `sentinel: {"master:db": [addresses]}`, `redis_cluster: [nodes]`
-/// (at most one of them: one Redis pool per section) and `locker: <redis pool>`.
+/// (at most one of them: one Redis pool per section), `locker: <redis pool>` and
+/// `lazy_flush: true`.
 fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<()> {
     let kinds = [
         s.redis.is_some(),
         s.sentinel.is_some(),
         s.redis_cluster.is_some(),
     ];
+    let has_redis = kinds.iter().any(|k| *k);
     if kinds.iter().filter(|k| **k).count() > 1 {
         return Err(Error::config(format!(
             "pool `{pool}` has more than one of `redis`, `sentinel`, `redis_cluster`; a Redis pool has one"
@@ -409,7 +413,7 @@ fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result
         registry.register_locker(pool, redis_pool);
     }
     if let Some(streams) = &s.streams {
-        if !kinds.iter().any(|k| *k) {
+        if !has_redis {
             return Err(Error::config(format!(
                 "pool `{pool}` has `streams` but no `redis`, `sentinel` or `redis_cluster`"
             )));
@@ -418,6 +422,14 @@ fn redis_section(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
             registry.register_redis_stream(stream, pool, &groups);
         }
+    }
+    if s.lazy_flush == Some(true) {
+        if !has_redis {
+            return Err(Error::config(format!(
+                "pool `{pool}`: `lazy_flush: true` needs a Redis pool in the same section (`redis`, `sentinel` or `redis_cluster`)"
+            )));
+        }
+        registry.enable_lazy_flush(pool);
     }
     Ok(())
 }

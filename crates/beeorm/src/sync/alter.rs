@@ -427,7 +427,9 @@ pub(crate) async fn plan(
             }
         }
     }
-    let known: BTreeSet<&str> = tables.iter().map(|t| t.table_name()).collect();
+    let mut known: BTreeSet<&str> = tables.iter().map(|t| t.table_name()).collect();
+    // beeorm's own tables (the lazy flush's applied entries) are not entities.
+    known.insert(LAZY_APPLIED_TABLE);
     if drop_unknown && !sqlite {
         for (name, t) in snapshot
             .tables
@@ -458,3 +460,7 @@ pub(crate) async fn plan(
     }
     Ok(alters)
 }
+
+/// The lazy flush's table of applied entries (`flush/lazy_apply.rs`): kept by the
+/// alters, never dropped as unknown.
+const LAZY_APPLIED_TABLE: &str = "_beeorm_lazy_applied";
