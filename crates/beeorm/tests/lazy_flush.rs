@@ -179,6 +179,20 @@ dialect_test!(
         // The entities count as saved; nothing is written yet.
         assert!(!ann.is_new() && !ann.is_dirty() && !old.is_dirty());
         assert_eq!(stream_len(&e, &ns).await, 5);
+        // The backlog shows in the broker's statistics (and `beeorm streams`).
+        let stats = e.event_broker().stats().await.unwrap();
+        let lazy = stats
+            .iter()
+            .find(|s| s.stream == format!("{{{ns}:lazy}}"))
+            .expect("the lazy stream is in the statistics");
+        assert_eq!(lazy.length, 5);
+        assert_eq!(lazy.groups.len(), 1);
+        assert_eq!(lazy.groups[0].lag, Some(5));
+        let dead = stats
+            .iter()
+            .find(|s| s.stream == format!("{{{ns}:lazy}}:dead"))
+            .expect("the dead-letter stream is in the statistics");
+        assert_eq!(dead.length, 0);
         assert_eq!(
             count(db.kind, &e, "SELECT COUNT(*) FROM `Account`").await,
             3

@@ -124,11 +124,27 @@ impl EventBroker {
         })
     }
 
-    /// Statistics of every registered stream, by stream name.
+    /// Statistics of every registered stream, by stream name, then — when the lazy
+    /// flush is enabled — of its stream (group `beeorm-lazy`: the backlog) and of its
+    /// dead-letter stream (its length: the writes given up on).
     pub async fn stats(&self) -> Result<Vec<StreamStats>> {
         let mut out = Vec::new();
         for name in self.registry.streams().keys() {
             out.push(self.stream_stats(name).await?);
+        }
+        if let Some(lazy) = self.registry.lazy() {
+            let pool = lazy.client.pool_name().to_string();
+            for (name, groups) in [
+                (&lazy.stream, vec![crate::flush::LAZY_GROUP.to_string()]),
+                (&lazy.dead, Vec::new()),
+            ] {
+                let def = StreamDef {
+                    name: name.clone(),
+                    pool: pool.clone(),
+                    groups,
+                };
+                out.push(stats::stream_stats(&lazy.client, &def).await?);
+            }
         }
         Ok(out)
     }

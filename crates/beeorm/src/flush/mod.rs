@@ -42,6 +42,6 @@ pub(crate) use commit::Queued;
 pub(crate) use commit::TxPending;
 pub(crate) use item::Flushable;
 #[cfg(feature = "redis")]
-pub(crate) use lazy::LazyConfig;
+pub(crate) use lazy::{LazyConfig, LAZY_GROUP};
 #[cfg(feature = "redis")]
 pub use lazy_apply::{DeadLetter, LazyConsumer, LazyDeadLetters};
