@@ -755,6 +755,7 @@ impl Registry {
         }
         #[cfg(feature = "redis")]
         crate::events::create_groups(&streams, &redis).await?;
+        #[cfg(feature = "redis")]
         let lazy = match &self.lazy_flush {
             Some(pool) => Some(Arc::new(
                 crate::flush::LazyConfig::open(pool, self.cache.namespace.as_deref(), &redis)
