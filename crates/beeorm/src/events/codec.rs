@@ -18,7 +18,6 @@ use crate::{Error, Result};
 /// The field holding a serialised body.
 pub(crate) const BODY: &str = "_b";
 /// The field holding the kind tag of beeorm's own events (dirty, lazy).
-#[allow(dead_code)] // Used by dirty streams and the lazy flush.
 pub(crate) const KIND: &str = "_t";
 /// The body format version this build writes and reads.
 pub(crate) const VERSION: u8 = 1;

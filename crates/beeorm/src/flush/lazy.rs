@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::api::Flusher;
 use super::commit::Effect;
 use super::item::Op;
+use crate::events::{BODY, KIND};
 use crate::redis::{Locker, RedisClient};
 use crate::schema::{fake_delete, limits};
 use crate::tracked::DeleteMode;
@@ -28,7 +29,6 @@ use crate::{Error, Result, Value};
 /// The consumer group of the lazy stream.
 pub(crate) const LAZY_GROUP: &str = "beeorm-lazy";
 /// The version byte in front of every encoded lazy write.
-const WIRE_VERSION: u8 = 1;
 /// The kind tag (`_t`) of a lazy write entry.
 pub(crate) const LAZY_TAG: &[u8] = b"lazy";
 
@@ -126,25 +126,14 @@ pub(crate) struct LazyWrite {
 }
 
 impl LazyWrite {
-    /// The version byte + MessagePack.
-    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = vec![WIRE_VERSION];
-        rmp_serde::encode::write_named(&mut out, self).map_err(|e| Error::Flush {
-            entity: self.entity.clone(),
-            reason: format!("the lazy write cannot be encoded: {e}"),
-        })?;
-        Ok(out)
+    /// The broker's body encoding (version byte + named MessagePack, `events/codec.rs`).
+    pub(crate) fn encode(&self, stream: &str) -> Result<Vec<u8>> {
+        crate::events::encode_body(stream, self)
     }
 
-    /// Reads an encoded write (the `_b` field of an entry).
-    pub(crate) fn decode(bytes: &[u8]) -> std::result::Result<LazyWrite, String> {
-        match bytes.split_first() {
-            Some((&WIRE_VERSION, body)) => {
-                rmp_serde::from_slice(body).map_err(|e| format!("undecodable lazy write: {e}"))
-            }
-            Some((v, _)) => Err(format!("lazy write of unknown version {v}")),
-            None => Err("empty lazy write".into()),
-        }
+    /// Reads the body (`_b`) of entry `id`; the message says why it cannot.
+    pub(crate) fn decode(id: &str, bytes: &[u8]) -> std::result::Result<LazyWrite, String> {
+        crate::events::decode_body("lazy", id, bytes).map_err(|e| e.to_string())
     }
 }
 
@@ -334,10 +323,10 @@ pub(crate) async fn publish(lazy: &LazyConfig, writes: &[LazyWrite]) -> Result<(
         let mut cmd = ::redis::cmd("XADD");
         cmd.arg(&lazy.stream)
             .arg("*")
-            .arg("_t")
+            .arg(KIND)
             .arg(LAZY_TAG)
-            .arg("_b")
-            .arg(w.encode()?);
+            .arg(BODY)
+            .arg(w.encode(&lazy.stream)?);
         pipe.cmd(cmd).ignore();
     }
     pipe.exec().await?;
@@ -370,13 +359,15 @@ mod tests {
             before: None,
             meta: None,
         };
-        let bytes = w.encode().unwrap();
-        assert_eq!(LazyWrite::decode(&bytes).unwrap(), w);
+        let bytes = w.encode("s").unwrap();
+        assert_eq!(LazyWrite::decode("1-0", &bytes).unwrap(), w);
         let mut other = bytes.clone();
         other[0] = 9;
-        assert!(LazyWrite::decode(&other).unwrap_err().contains("version 9"));
-        assert!(LazyWrite::decode(&[]).is_err());
-        assert!(LazyWrite::decode(&bytes[..bytes.len() / 2]).is_err());
+        assert!(LazyWrite::decode("1-0", &other)
+            .unwrap_err()
+            .contains("version 9"));
+        assert!(LazyWrite::decode("1-0", &[]).is_err());
+        assert!(LazyWrite::decode("1-0", &bytes[..bytes.len() / 2]).is_err());
         assert_eq!(
             w.values[1].clone(),
             Value::Json(serde_json::json!({"a": [1, 2]}))

@@ -27,7 +27,7 @@ use ::redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 
 use super::commit::{after_commit, AfterHooks};
 use super::lazy::{config, LazyConfig, LazyOp, LazyWrite, LAZY_GROUP, LAZY_TAG};
-use crate::events::StopHandle;
+use crate::events::{StopHandle, BODY, KIND};
 use crate::observe::{Change, ChangeKind, ChangeSet, ColumnChange, ObserverTx};
 use crate::sql::pool::{Conn, SqlPool};
 use crate::{Engine, Error, Result, ValidatedRegistry, Value};
@@ -734,9 +734,9 @@ impl LazyConsumer {
         let mut xadd = ::redis::cmd("XADD");
         xadd.arg(&self.lazy.dead)
             .arg("*")
-            .arg("_t")
+            .arg(KIND)
             .arg(LAZY_TAG)
-            .arg("_b")
+            .arg(BODY)
             .arg(e.body.as_slice())
             .arg("error")
             .arg(reason)
@@ -769,9 +769,9 @@ fn field(id: &StreamId, name: &str) -> Option<Vec<u8>> {
 }
 
 fn entry(id: StreamId) -> Entry {
-    let body = field(&id, "_b").unwrap_or_default();
-    let write = match field(&id, "_t") {
-        Some(t) if t == LAZY_TAG => LazyWrite::decode(&body),
+    let body = field(&id, BODY).unwrap_or_default();
+    let write = match field(&id, KIND) {
+        Some(t) if t == LAZY_TAG => LazyWrite::decode(&id.id, &body),
         _ => Err("not a lazy write (no `_t = lazy` field)".to_string()),
     };
     Entry {
@@ -838,7 +838,7 @@ impl LazyDeadLetters {
                         .map(|b| String::from_utf8_lossy(&b).into_owned())
                         .unwrap_or_default()
                 };
-                let write = field(&id, "_b").and_then(|b| LazyWrite::decode(&b).ok());
+                let write = field(&id, BODY).and_then(|b| LazyWrite::decode(&id.id, &b).ok());
                 DeadLetter {
                     source_id: text("source_id"),
                     error: text("error"),
@@ -866,15 +866,15 @@ impl LazyDeadLetters {
         let Some(found) = reply.ids.into_iter().next() else {
             return Ok(false);
         };
-        let body = field(&found, "_b").unwrap_or_default();
+        let body = field(&found, BODY).unwrap_or_default();
         let mut pipe = self.lazy.client.pipeline();
         pipe.atomic();
         let mut xadd = ::redis::cmd("XADD");
         xadd.arg(&self.lazy.stream)
             .arg("*")
-            .arg("_t")
+            .arg(KIND)
             .arg(LAZY_TAG)
-            .arg("_b")
+            .arg(BODY)
             .arg(body);
         let mut xdel = ::redis::cmd("XDEL");
         xdel.arg(&self.lazy.dead).arg(id);
