@@ -221,24 +221,6 @@ impl Publisher {
         Ok(self)
     }
 
-    /// Adds already encoded fields (reserved `_` names allowed): for beeorm's own
-    /// events (dirty, lazy).
-    #[allow(dead_code)] // Used by dirty streams and the lazy flush.
-    pub(crate) fn push_raw(&mut self, stream: &str, fields: Vec<(String, Vec<u8>)>) -> Result<()> {
-        self.check_stream(stream)?;
-        if fields.is_empty() {
-            return Err(Error::InvalidArgument {
-                call: format!("publish(\"{stream}\")"),
-                reason: "an event needs at least one field".into(),
-            });
-        }
-        self.pending.push(Outgoing {
-            stream: stream.to_string(),
-            fields,
-        });
-        Ok(())
-    }
-
     fn check_stream(&self, stream: &str) -> Result<()> {
         match self.broker.registry.stream(stream) {
             Some(_) => Ok(()),
