@@ -470,6 +470,55 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A search query text is not valid in the query language (see
+    /// [`crate::search`]): unbalanced quotes or parentheses, a dangling operator, …
+    #[error("search query `{query}`: {reason} (at character {position})")]
+    SearchQuery {
+        /// The query text.
+        query: String,
+        /// Where the problem is (0-based character offset).
+        position: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A search names a field the entity's index does not have, or uses a field in a
+    /// way its kind does not allow (a range on a text field, a sort on a field that
+    /// is not `sortable`, …).
+    #[error("search index `{index}`, field `{field}`: {reason}")]
+    SearchField {
+        /// The index.
+        index: String,
+        /// The field named.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The entity has no search index.
+    #[error("entity `{0}` has no search index (declare it `#[orm(search)]` with `searchable` fields)")]
+    NotSearchable(String),
+
+    /// A search engine failed: unreachable, an index missing, a server error.
+    #[error("search pool `{pool}`, index `{index}`: {reason}")]
+    Search {
+        /// The search pool.
+        pool: String,
+        /// The index (empty when the call concerns no single index).
+        index: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The rows are written (committed), but bringing the search index(es) up to date
+    /// failed; run a reindex (`Engine::reindex`) once the search engine is back. Do
+    /// not retry the write ([`Error::rows_written`] is `true`).
+    #[error("the rows are written (committed), but updating the search index failed: {source}")]
+    CommittedButNotIndexed {
+        /// Why the index write failed.
+        source: Box<Error>,
+    },
+
     /// A field holds a value its column cannot store exactly on this pool's database
     /// (out of the column's range, too long, too precise, not a value of its enum, …).
     /// A flush checks every value before it sends any statement: nothing was written.
@@ -496,6 +545,7 @@ impl Error {
             Error::WrittenButUnlockFailed { .. }
                 | Error::PartlyCommitted { .. }
                 | Error::CommittedButNotPublished { .. }
+                | Error::CommittedButNotIndexed { .. }
         )
     }
 

@@ -29,6 +29,7 @@ mod redis;
 mod reference;
 mod registry;
 pub mod schema;
+pub mod search;
 mod sql;
 mod sync;
 mod tracked;
