@@ -120,7 +120,7 @@ mod tests {
             "https://h/db",
             "http://h/db?x=1",
             "http://h/my-db",
-            "http:///db",
+            "http://",
         ] {
             let err = parse("p", bad).unwrap_err().to_string();
             assert!(err.contains("ClickHouse pool `p`"), "{bad}: {err}");
