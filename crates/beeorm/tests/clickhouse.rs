@@ -131,7 +131,11 @@ async fn bound_values_are_escaped_and_has_replaces_in() {
     let rows: Vec<PairText> = (1..=5)
         .map(|id| PairText {
             id,
-            v: if id == 3 { tricky.into() } else { format!("v{id}") },
+            v: if id == 3 {
+                tricky.into()
+            } else {
+                format!("v{id}")
+            },
         })
         .collect();
     ch.insert(&t, &rows).await.unwrap();
@@ -232,6 +236,12 @@ async fn a_wrong_type_on_insert_is_an_error_and_writes_nothing() {
     ch.exec(&format!("DROP TABLE {t}")).await.unwrap();
 }
 
+#[derive(Debug, clickhouse::Row, Serialize, Deserialize)]
+struct WithMap {
+    id: u64,
+    v: std::collections::BTreeMap<String, u64>,
+}
+
 #[tokio::test]
 async fn a_wrong_type_on_read_is_an_error() {
     let engine = engine().await;
@@ -277,6 +287,30 @@ async fn a_wrong_type_on_read_is_an_error() {
         matches!(&err, Error::ClickHouseType { column, .. } if column == "v"),
         "{err:?}"
     );
+    // A field RowBinary cannot carry (a map) is refused before anything runs.
+    let err = ch
+        .query(&format!("SELECT ?fields FROM {t}"))
+        .fetch_all::<WithMap>()
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ClickHouseType { column, found, .. } => {
+            assert_eq!(column, "*");
+            assert!(found.contains("map"), "{found}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = ch
+        .insert(
+            &t,
+            &[WithMap {
+                id: 1,
+                v: Default::default(),
+            }],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::ClickHouseType { .. }), "{err:?}");
     // The right type still reads, after the failed checks of the same query.
     let ok: Vec<Pair> = ch
         .query(&format!("SELECT ?fields FROM {t}"))
@@ -319,7 +353,14 @@ async fn a_wrong_column_count_is_an_error() {
     assert!(matches!(&err, Error::ClickHouseType { .. }), "{err:?}");
     // A field without a column.
     let err = ch
-        .insert(&t, &[Wider { id: 1, v: 2, extra: 3 }])
+        .insert(
+            &t,
+            &[Wider {
+                id: 1,
+                v: 2,
+                extra: 3,
+            }],
+        )
         .await
         .unwrap_err();
     match &err {
@@ -414,10 +455,7 @@ async fn an_unknown_pool_is_a_typed_error() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(
-        engine.registry().clickhouse_pools(),
-        vec!["analytics"]
-    );
+    assert_eq!(engine.registry().clickhouse_pools(), vec!["analytics"]);
 }
 
 #[tokio::test]
@@ -488,13 +526,19 @@ async fn yaml_registers_a_pool_with_timeouts() {
     assert_eq!(ch.query("SELECT 3").fetch_one::<u8>().await.unwrap(), 3);
 
     for (yaml, needle) in [
-        ("a:\n  clickhouse: tcp://127.0.0.1:9000\n", "ClickHouse pool `a`"),
+        (
+            "a:\n  clickhouse: tcp://127.0.0.1:9000\n",
+            "ClickHouse pool `a`",
+        ),
         ("a:\n  clickhouse: http://h/bad-db\n", "ClickHouse pool `a`"),
         (
             "a:\n  clickhouse: http://h\n  acquire_timeout: 1s\n",
             "acquire_timeout",
         ),
-        ("a:\n  clickhouse: http://h\n  query_timeout: 0\n", "query_timeout"),
+        (
+            "a:\n  clickhouse: http://h\n  query_timeout: 0\n",
+            "query_timeout",
+        ),
     ] {
         let err = match Registry::from_yaml(yaml) {
             Ok(r) => r.validate().await.unwrap_err(),

@@ -39,10 +39,13 @@ pub(crate) fn parse(pool: &str, raw: &str) -> Result<Endpoint> {
         .filter(|h| !h.is_empty())
         .ok_or_else(|| bad("has no host"))?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("has a query string or fragment, which beeorm does not read"));
+        return Err(bad(
+            "has a query string or fragment, which beeorm does not read",
+        ));
     }
     let decode = |s: &str| {
-        percent_decode(s).ok_or_else(|| bad("has a user or password that is not valid percent-encoded UTF-8"))
+        percent_decode(s)
+            .ok_or_else(|| bad("has a user or password that is not valid percent-encoded UTF-8"))
     };
     let user = match url.username() {
         "" => "default".to_string(),
@@ -108,7 +111,10 @@ mod tests {
     fn urls_parse_with_defaults() {
         let e = parse("p", "http://127.0.0.1:8123").unwrap();
         assert_eq!(e.url, "http://127.0.0.1:8123");
-        assert_eq!((e.user.as_str(), e.password.clone(), e.database.as_str()), ("default", None, "default"));
+        assert_eq!(
+            (e.user.as_str(), e.password.clone(), e.database.as_str()),
+            ("default", None, "default")
+        );
         let e = parse("p", "http://u%40x:p%3Ass@localhost/analytics").unwrap();
         assert_eq!(e.url, "http://localhost:8123");
         assert_eq!(e.user, "u@x");
@@ -125,7 +131,9 @@ mod tests {
             let err = parse("p", bad).unwrap_err().to_string();
             assert!(err.contains("ClickHouse pool `p`"), "{bad}: {err}");
         }
-        let err = parse("p", "http://u:secret@h/my-db").unwrap_err().to_string();
+        let err = parse("p", "http://u:secret@h/my-db")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
     }
 }

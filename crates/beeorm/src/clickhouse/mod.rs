@@ -12,18 +12,18 @@ use std::time::Duration;
 
 pub use self::query::Query;
 
-/// Derive and trait of a row type (`#[derive(clickhouse::Row)]` after
-/// `use beeorm::clickhouse;`).
-pub use ::clickhouse::Row;
-/// Row traits for generic code: owned rows, readable rows, writable rows.
-pub use ::clickhouse::{RowOwned, RowRead, RowWrite};
+/// The `clickhouse` crate itself, for what beeorm does not wrap.
+pub use ::clickhouse as client;
 /// Serde helpers of the `clickhouse` crate, e.g. `clickhouse::serde::chrono::datetime`
 /// for a `DateTime` column read into `chrono::DateTime<Utc>`.
 pub use ::clickhouse::serde;
 /// Binds a table or column name (quoted as an identifier) to a `?`.
 pub use ::clickhouse::sql::Identifier;
-/// The `clickhouse` crate itself, for what beeorm does not wrap.
-pub use ::clickhouse as client;
+/// Derive and trait of a row type (`#[derive(clickhouse::Row)]` after
+/// `use beeorm::clickhouse;`).
+pub use ::clickhouse::Row;
+/// Row traits for generic code: owned rows, readable rows, writable rows.
+pub use ::clickhouse::{RowOwned, RowRead, RowWrite};
 // The `Row` derive refers to `clickhouse::_priv`: with `use beeorm::clickhouse;` in
 // scope, that path resolves here, so users need no dependency of their own.
 #[doc(hidden)]
@@ -82,9 +82,10 @@ impl ClickHouse {
         connector.set_keepalive(Some(Duration::from_secs(60)));
         connector.set_nodelay(true);
         // ClickHouse closes idle keep-alive connections after 3 s: drop ours sooner.
-        let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(2))
-            .build(connector);
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build(connector);
         let mut client = ::clickhouse::Client::with_http_client(http)
             .with_url(endpoint.url)
             .with_user(endpoint.user)
@@ -112,6 +113,14 @@ impl ClickHouse {
     /// The database this pool works in.
     pub fn database(&self) -> &str {
         self.inner.client.database().unwrap_or("default")
+    }
+
+    /// The `clickhouse` crate's client of this pool, for what beeorm does not wrap
+    /// (cursors, raw formats, `SHOW`). It runs with the crate's validation off (see
+    /// the module docs): reads and inserts through it are **not** type-checked, and
+    /// the pool's query timeout does not apply.
+    pub fn client(&self) -> &::clickhouse::Client {
+        &self.inner.client
     }
 
     /// A statement with `?` placeholders: bind values in order with

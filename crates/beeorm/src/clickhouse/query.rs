@@ -78,7 +78,11 @@ impl Query {
             .collect::<Vec<_>>()
             .join(",");
         let key = format!("{}\0{}\0{}", self.template, self.bound.join(","), fields);
-        let sql = self.query.sql_display().to_string().replace("?fields", &fields);
+        let sql = self
+            .query
+            .sql_display()
+            .to_string()
+            .replace("?fields", &fields);
         self.ch.check_read(&key, &sql, &shape).await
     }
 

@@ -3,7 +3,8 @@
 //! cached per pool: per table, and per query text with its `?` placeholders, so a
 //! check costs one extra round trip the first time only. A mismatch found with a
 //! cached description is re-checked against a fresh one (an `ALTER` since), and a
-//! failed insert forgets its table's description.
+//! failed insert forgets its table's description. Each cache holds at most
+//! [`MAX_CACHED`] descriptions.
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -13,6 +14,9 @@ use super::shape::{RowShape, Shape};
 use super::types::{compatible, ChType};
 use super::ClickHouse;
 use crate::{Error, Result};
+
+/// Descriptions kept per pool, of tables and of query texts each.
+const MAX_CACHED: usize = 4096;
 
 /// One column as DESCRIBE gives it.
 #[derive(Debug, Clone)]
@@ -89,13 +93,14 @@ impl ClickHouse {
             }
         }
         let body = self
-            .timed(
-                || format!("`{}`", super::short(&sql)),
-                async {
-                    let mut cursor = self.inner.client.query_raw(&sql).fetch_bytes("JSONCompact")?;
-                    cursor.collect().await
-                },
-            )
+            .timed(|| format!("`{}`", super::short(&sql)), async {
+                let mut cursor = self
+                    .inner
+                    .client
+                    .query_raw(&sql)
+                    .fetch_bytes("JSONCompact")?;
+                cursor.collect().await
+            })
             .await?;
         let columns = Arc::new(parse_describe(&body).ok_or_else(|| {
             Error::config(format!(
@@ -104,7 +109,13 @@ impl ClickHouse {
                 super::short(&sql)
             ))
         })?);
-        lock(map).insert(key.to_string(), columns.clone());
+        let mut cached = lock(map);
+        if cached.len() >= MAX_CACHED {
+            // Query texts with values written in (not bound) would grow the cache
+            // without end: start over instead.
+            cached.clear();
+        }
+        cached.insert(key.to_string(), columns.clone());
         Ok(columns)
     }
 
@@ -157,7 +168,10 @@ impl ClickHouse {
         if let Some(s) = lock(&self.inner.schemas.read_shapes).get(&id) {
             return Ok(s.clone());
         }
-        let shape = Arc::new(super::shape::of_type::<R::Value<'static>>().map_err(|e| self.unusable::<R>(target, e))?);
+        let shape = Arc::new(
+            super::shape::of_type::<R::Value<'static>>()
+                .map_err(|e| self.unusable::<R>(target, e))?,
+        );
         lock(&self.inner.schemas.read_shapes).insert(id, shape.clone());
         Ok(shape)
     }
@@ -172,8 +186,8 @@ impl ClickHouse {
     ) -> Result<RowShape> {
         let id = TypeId::of::<R>();
         let mut shape = lock(&self.inner.schemas.write_shapes).get(&id).cloned();
-        if shape.as_ref().is_some_and(RowShape::resolved) {
-            return shape.ok_or_else(|| Error::config("unreachable"));
+        if let Some(s) = shape.as_ref().filter(|s| s.resolved()) {
+            return Ok(s.clone());
         }
         for row in rows {
             let s = super::shape::of_value(row)
@@ -186,7 +200,12 @@ impl ClickHouse {
                 break;
             }
         }
-        let shape = shape.ok_or_else(|| Error::config("no rows to describe"))?;
+        let shape = shape.ok_or_else(|| {
+            self.unusable::<R>(
+                &format!("table `{table}`"),
+                super::shape::ProbeError("an empty batch has no rows to describe".into()),
+            )
+        })?;
         lock(&self.inner.schemas.write_shapes).insert(id, shape.clone());
         Ok(shape)
     }
@@ -275,13 +294,19 @@ fn read_mismatch(shape: &RowShape, columns: &[Column]) -> Option<Mismatch> {
             }
             for ((name, s), col) in fields.iter().zip(columns) {
                 let same = col.name == *name
-                    || col.name.strip_suffix(name.as_str()).is_some_and(|p| p.ends_with('.'))
+                    || col
+                        .name
+                        .strip_suffix(name.as_str())
+                        .is_some_and(|p| p.ends_with('.'))
                     || col.name.trim_matches('`') == name;
                 if !same {
                     return Some(Mismatch {
                         column: col.name.clone(),
                         expected: format!("field `{name}` at this position"),
-                        found: format!("column `{}` (name it with `AS {name}`, or use `?fields`)", col.name),
+                        found: format!(
+                            "column `{}` (name it with `AS {name}`, or use `?fields`)",
+                            col.name
+                        ),
                     });
                 }
                 if let Some(m) = type_mismatch(name, s, col) {
@@ -311,7 +336,11 @@ fn parse_describe(body: &[u8]) -> Option<Vec<Column>> {
         .map(|row| {
             let name = row.get(0)?.as_str()?.to_string();
             let raw = row.get(1)?.as_str()?.to_string();
-            let default_kind = row.get(2).and_then(|d| d.as_str()).unwrap_or("").to_string();
+            let default_kind = row
+                .get(2)
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .to_string();
             Some(Column {
                 ty: ChType::parse(&raw),
                 name,

@@ -127,10 +127,9 @@ impl RowShape {
 
     pub(crate) fn merge(&mut self, other: &RowShape) {
         match (self, other) {
-            (RowShape::Struct(a), RowShape::Struct(b)) if a.len() == b.len() => a
-                .iter_mut()
-                .zip(b)
-                .for_each(|((_, a), (_, b))| a.merge(b)),
+            (RowShape::Struct(a), RowShape::Struct(b)) if a.len() == b.len() => {
+                a.iter_mut().zip(b).for_each(|((_, a), (_, b))| a.merge(b))
+            }
             (RowShape::Positional(a), RowShape::Positional(b)) if a.len() == b.len() => {
                 a.iter_mut().zip(b).for_each(|(a, b)| a.merge(b))
             }
@@ -255,41 +254,87 @@ macro_rules! serializer_body {
         fn serialize_unit_struct(self, _: &'static str) -> PResult<Self::Ok> {
             Ok(self.wrap(Shape::Unit))
         }
-        fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> PResult<Self::Ok> {
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+        ) -> PResult<Self::Ok> {
             Ok(self.wrap(Shape::Other("a Rust enum")))
         }
-        fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, v: &T) -> PResult<Self::Ok> {
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            v: &T,
+        ) -> PResult<Self::Ok> {
             v.serialize(self)
         }
         fn serialize_newtype_variant<T: Serialize + ?Sized>(
-            self, _: &'static str, _: u32, _: &'static str, _: &T,
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
         ) -> PResult<Self::Ok> {
             Ok(self.wrap(Shape::Other("a Rust enum")))
         }
         fn serialize_seq(self, _: Option<usize>) -> PResult<Self::SerializeSeq> {
-            Ok(SeqSer { top: self, first: None })
+            Ok(SeqSer {
+                top: self,
+                first: None,
+            })
         }
         fn serialize_tuple(self, _: usize) -> PResult<Self::SerializeTuple> {
-            Ok(TupleSer { top: self, items: Vec::new(), names: None })
+            Ok(TupleSer {
+                top: self,
+                items: Vec::new(),
+                names: None,
+            })
         }
-        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> PResult<Self::SerializeTupleStruct> {
-            Ok(TupleSer { top: self, items: Vec::new(), names: None })
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> PResult<Self::SerializeTupleStruct> {
+            Ok(TupleSer {
+                top: self,
+                items: Vec::new(),
+                names: None,
+            })
         }
         fn serialize_tuple_variant(
-            self, _: &'static str, _: u32, _: &'static str, _: usize,
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
         ) -> PResult<Self::SerializeTupleVariant> {
-            Err(ProbeError("a Rust enum with data has no ClickHouse column type here".into()))
+            Err(ProbeError(
+                "a Rust enum with data has no ClickHouse column type here".into(),
+            ))
         }
         fn serialize_map(self, _: Option<usize>) -> PResult<Self::SerializeMap> {
-            Err(ProbeError("a map has no ClickHouse column type on this server".into()))
+            Err(ProbeError(
+                "a map has no ClickHouse column type on this server".into(),
+            ))
         }
         fn serialize_struct(self, _: &'static str, _: usize) -> PResult<Self::SerializeStruct> {
-            Ok(TupleSer { top: self, items: Vec::new(), names: Some(Vec::new()) })
+            Ok(TupleSer {
+                top: self,
+                items: Vec::new(),
+                names: Some(Vec::new()),
+            })
         }
         fn serialize_struct_variant(
-            self, _: &'static str, _: u32, _: &'static str, _: usize,
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
         ) -> PResult<Self::SerializeStructVariant> {
-            Err(ProbeError("a Rust enum with data has no ClickHouse column type here".into()))
+            Err(ProbeError(
+                "a Rust enum with data has no ClickHouse column type here".into(),
+            ))
         }
     };
 }
@@ -539,13 +584,7 @@ impl<'de> de::Deserializer<'de> for &mut TopDe {
             left: fields.len(),
             items: &mut items,
         })?;
-        self.fields = Some(
-            fields
-                .iter()
-                .map(|f| f.to_string())
-                .zip(items)
-                .collect(),
-        );
+        self.fields = Some(fields.iter().map(|f| f.to_string()).zip(items).collect());
         Ok(value)
     }
 }

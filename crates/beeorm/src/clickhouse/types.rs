@@ -52,16 +52,15 @@ impl ChType {
             };
         };
         let name = text[..open].trim().to_string();
-        let inner = text[open + 1..].strip_suffix(')').unwrap_or(&text[open + 1..]);
+        let inner = text[open + 1..]
+            .strip_suffix(')')
+            .unwrap_or(&text[open + 1..]);
         let args = split_args(inner)
             .into_iter()
             .map(|a| {
                 let a = a.trim();
-                let is_type = a
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic())
-                    && !a.contains('=');
+                let is_type =
+                    a.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && !a.contains('=');
                 if is_type {
                     Arg::Type(ChType::parse(a))
                 } else {
@@ -89,7 +88,8 @@ impl ChType {
 
 /// Splits on top-level commas, outside parentheses and quotes.
 fn split_args(s: &str) -> Vec<&str> {
-    let (mut out, mut depth, mut start, mut quote, mut escaped) = (Vec::new(), 0i32, 0, false, false);
+    let (mut out, mut depth, mut start, mut quote, mut escaped) =
+        (Vec::new(), 0i32, 0, false, false);
     for (i, c) in s.char_indices() {
         if quote {
             match c {
