@@ -579,3 +579,51 @@ async fn registry_mistakes_are_reported_at_validate() {
     r.register_clickhouse_pool("bad name", &url());
     assert!(matches!(r.validate().await, Err(Error::Config(_))));
 }
+
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Serialize, Deserialize)]
+struct Labelled {
+    id: u64,
+    label: String,
+    amount: i64,
+}
+
+/// `LowCardinality(T)` reads and writes as `T`; `Decimal(18, 4)` as its `i64` scaled
+/// value. 18.16 needs a setting to create a LowCardinality column.
+#[tokio::test]
+async fn low_cardinality_and_decimal_columns_fit_their_rust_types() {
+    let engine = engine().await;
+    let ch = engine.clickhouse("analytics").unwrap();
+    let t = table("lowcard");
+    ch.exec(&format!("DROP TABLE IF EXISTS {t}")).await.unwrap();
+    ch.client()
+        .clone()
+        .with_setting("allow_experimental_low_cardinality_type", "1")
+        .query(&format!(
+            "CREATE TABLE {t} (id UInt64, label LowCardinality(String), amount Decimal(18, 4)) \
+             ENGINE = MergeTree ORDER BY id"
+        ))
+        .execute()
+        .await
+        .unwrap();
+    let rows: Vec<Labelled> = (1..=100)
+        .map(|id| Labelled {
+            id,
+            label: format!("label {}", id % 3),
+            amount: id as i64 * 12_345,
+        })
+        .collect();
+    ch.insert(&t, &rows).await.unwrap();
+    let back: Vec<Labelled> = ch
+        .query(&format!("SELECT ?fields FROM {t} ORDER BY id"))
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(back, rows);
+    let total: String = ch
+        .query(&format!("SELECT toString(sum(amount)) FROM {t}"))
+        .fetch_one()
+        .await
+        .unwrap();
+    assert_eq!(total, "6234.2250");
+    ch.exec(&format!("DROP TABLE {t}")).await.unwrap();
+}
