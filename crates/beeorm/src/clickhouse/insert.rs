@@ -2,6 +2,8 @@
 //! its body streamed in chunks by the `clickhouse` crate, after the row type was
 //! checked against `DESCRIBE TABLE`.
 
+use tracing::Instrument;
+
 use super::ClickHouse;
 use crate::Result;
 
@@ -45,6 +47,7 @@ impl ClickHouse {
             }
             insert.end().await
         }
+        .instrument(tracing::debug_span!("clickhouse", pool = %self.inner.name, insert = %table, rows = rows.len()))
         .await
         .map_err(|e| self.error(format!("insert into `{table}`"), e));
         if result.is_err() {

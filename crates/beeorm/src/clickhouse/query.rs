@@ -1,6 +1,8 @@
 //! A statement with bound values, run under the pool's timeout; reads check the
 //! row type against the result's columns first.
 
+use tracing::Instrument;
+
 use super::ClickHouse;
 use crate::Result;
 
@@ -56,6 +58,12 @@ impl Query {
         self
     }
 
+    /// The `tracing` span of a run: span `clickhouse` with the pool and the SQL text
+    /// before binding (never the values).
+    fn span(&self) -> tracing::Span {
+        tracing::debug_span!("clickhouse", pool = %self.ch.inner.name, sql = %self.template)
+    }
+
     fn operation(&self) -> String {
         format!("query `{}`", super::short(&self.template))
     }
@@ -63,7 +71,11 @@ impl Query {
     /// Runs the statement, ignoring any result rows.
     pub async fn execute(self) -> Result<()> {
         let op = self.operation();
-        self.ch.timed(|| op, self.query.execute()).await
+        let span = self.span();
+        self.ch
+            .timed(|| op, self.query.execute())
+            .instrument(span)
+            .await
     }
 
     /// Checks that `R` reads this query's result.
@@ -95,7 +107,11 @@ impl Query {
     {
         self.check::<R>().await?;
         let op = self.operation();
-        self.ch.timed(|| op, self.query.fetch_all::<R>()).await
+        let span = self.span();
+        self.ch
+            .timed(|| op, self.query.fetch_all::<R>())
+            .instrument(span)
+            .await
     }
 
     /// The first row of the result; [`Error::ClickHouse`](crate::Error::ClickHouse)
@@ -106,7 +122,11 @@ impl Query {
     {
         self.check::<R>().await?;
         let op = self.operation();
-        self.ch.timed(|| op, self.query.fetch_one::<R>()).await
+        let span = self.span();
+        self.ch
+            .timed(|| op, self.query.fetch_one::<R>())
+            .instrument(span)
+            .await
     }
 
     /// The first row of the result, if any.
@@ -116,6 +136,10 @@ impl Query {
     {
         self.check::<R>().await?;
         let op = self.operation();
-        self.ch.timed(|| op, self.query.fetch_optional::<R>()).await
+        let span = self.span();
+        self.ch
+            .timed(|| op, self.query.fetch_optional::<R>())
+            .instrument(span)
+            .await
     }
 }

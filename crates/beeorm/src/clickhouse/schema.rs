@@ -119,31 +119,29 @@ impl ClickHouse {
         Ok(columns)
     }
 
-    /// Checks that rows of `shape` write into `table`, describing it again once when
-    /// the cached description disagrees.
+    /// Checks that rows of `shape` write into `table`.
     pub(crate) async fn check_insert(&self, table: &str, shape: &RowShape) -> Result<()> {
-        let target = Target::Table(table);
-        let columns = self.columns(&target, false).await?;
-        if insert_mismatch(shape, &columns).is_none() {
-            return Ok(());
-        }
-        let columns = self.columns(&target, true).await?;
-        match insert_mismatch(shape, &columns) {
-            None => Ok(()),
-            Some(m) => Err(self.mismatch(&target, m)),
-        }
+        self.check(Target::Table(table), |c| insert_mismatch(shape, c))
+            .await
     }
 
-    /// Checks that rows of `shape` read the result of the query, describing it again
-    /// once when the cached description disagrees.
+    /// Checks that rows of `shape` read the result of the query.
     pub(crate) async fn check_read(&self, key: &str, sql: &str, shape: &RowShape) -> Result<()> {
-        let target = Target::Query { key, sql };
-        let columns = self.columns(&target, false).await?;
-        if read_mismatch(shape, &columns).is_none() {
+        self.check(Target::Query { key, sql }, |c| read_mismatch(shape, c))
+            .await
+    }
+
+    /// Runs `mismatch` on the cached description of `target`; when it finds a
+    /// difference, describes `target` again (an `ALTER` since) and runs it once more.
+    async fn check(
+        &self,
+        target: Target<'_>,
+        mismatch: impl Fn(&[Column]) -> Option<Mismatch>,
+    ) -> Result<()> {
+        if mismatch(&self.columns(&target, false).await?).is_none() {
             return Ok(());
         }
-        let columns = self.columns(&target, true).await?;
-        match read_mismatch(shape, &columns) {
+        match mismatch(&self.columns(&target, true).await?) {
             None => Ok(()),
             Some(m) => Err(self.mismatch(&target, m)),
         }
