@@ -135,6 +135,21 @@ impl Engine {
             })
     }
 
+    /// The ClickHouse pool `name` (feature `clickhouse`): statements with bound
+    /// values, batch inserts and typed reads, checked against the server's column
+    /// types (see [`crate::clickhouse`]).
+    #[cfg(feature = "clickhouse")]
+    pub fn clickhouse(&self, name: &str) -> Result<crate::clickhouse::ClickHouse> {
+        self.registry
+            .clickhouse(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPool {
+                kind: "clickhouse",
+                pool: name.to_string(),
+                used_by: "engine".into(),
+            })
+    }
+
     /// The locker `name` (shared locks on its Redis pool).
     #[cfg(feature = "redis")]
     pub fn locker(&self, name: &str) -> Result<crate::redis::Locker> {

@@ -535,6 +535,38 @@ pub enum Error {
         /// What the column can hold instead.
         reason: String,
     },
+
+    /// A ClickHouse request failed: the server refused it (syntax error, unknown
+    /// table…: `source` holds the server's text), the connection failed, or the reply
+    /// did not decode. The pool stays usable.
+    #[cfg(feature = "clickhouse")]
+    #[error("ClickHouse error on pool `{pool}` running {operation}: {source}")]
+    ClickHouse {
+        /// The ClickHouse pool.
+        pool: String,
+        /// What ran: `query \`SQL\`` (the text before values are bound) or `insert into \`table\``.
+        operation: String,
+        /// The `clickhouse` crate's error.
+        source: ::clickhouse::error::Error,
+    },
+
+    /// A ClickHouse row type does not match the server's columns: RowBinary carries no
+    /// types, so this is checked by beeorm before any row is sent or decoded (see
+    /// `beeorm::clickhouse` for the compatibility table). Nothing was written or read.
+    #[cfg(feature = "clickhouse")]
+    #[error("ClickHouse pool `{pool}`, {target}, column `{column}`: the row type has {expected}, the server has {found}")]
+    ClickHouseType {
+        /// The ClickHouse pool.
+        pool: String,
+        /// `table \`name\`` (inserts) or `query \`SQL\`` (reads).
+        target: String,
+        /// The column (or field) concerned; `*` for the whole row (column count).
+        column: String,
+        /// What the row type has (a Rust type, a field name, a field count).
+        expected: String,
+        /// What the server has (a ClickHouse type, a column name, a column count).
+        found: String,
+    },
 }
 
 impl Error {

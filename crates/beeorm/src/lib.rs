@@ -8,6 +8,8 @@ extern crate self as beeorm;
 
 mod cache;
 mod change_log;
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 mod db;
 mod engine;
 mod entity;

@@ -41,6 +41,19 @@ async fn a_pool_of_a_driver_left_out_is_a_config_error() {
             .register_redis_pool("cache", "127.0.0.1:6379", 0);
     })
     .await;
+    // Validation opens no ClickHouse connection either; YAML registers the same way.
+    check("clickhouse", cfg!(feature = "clickhouse"), |r| {
+        r.register_sqlite_pool("default", ":memory:")
+            .register_clickhouse_pool("analytics", "http://127.0.0.1:8123/default");
+    })
+    .await;
+    check("clickhouse", cfg!(feature = "clickhouse"), |r| {
+        *r = Registry::from_yaml(
+            "default:\n  sqlite: \":memory:\"\nanalytics:\n  clickhouse: http://127.0.0.1:8123\n  query_timeout: 5s\n",
+        )
+        .unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]

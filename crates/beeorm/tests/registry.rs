@@ -125,12 +125,11 @@ fn mysql_encoding_next_to_sqlite_is_a_config_error() {
 
 #[test]
 fn seed_keys_not_supported_yet_are_config_errors_naming_key_and_pool() {
-    // `redis`, `sentinel`, `locker` (tests/redis_client.rs) and `streams`
-    // (tests/events.rs) are supported.
+    // `redis`, `sentinel`, `locker` (tests/redis_client.rs), `streams`
+    // (tests/events.rs) and `clickhouse` (tests/clickhouse.rs) are supported.
     for (key, value) in [
         ("elastic", "http://127.0.0.1:9200"),
         ("elastic_trace", "http://127.0.0.1:9200"),
-        ("clickhouse", "http://127.0.0.1:9000"),
     ] {
         let yaml = format!("cache_pool:\n  local_cache: 10\n  {key}: {value}\n");
         let msg = config_message(yaml_error(&yaml));

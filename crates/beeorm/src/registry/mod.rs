@@ -78,6 +78,10 @@ pub struct Registry {
     cache: crate::cache::CacheSettings,
     /// The Redis pool of the lazy flush's stream (`enable_lazy_flush`).
     lazy_flush: Option<String>,
+    /// ClickHouse pools: (name, URL).
+    clickhouse: Vec<(String, String)>,
+    /// ClickHouse timeouts: (pool, connect, query).
+    clickhouse_timeouts: Vec<(String, std::time::Duration, std::time::Duration)>,
 }
 
 impl Default for Registry {
@@ -97,6 +101,8 @@ impl Default for Registry {
             instrumentation: Default::default(),
             cache: Default::default(),
             lazy_flush: None,
+            clickhouse: Vec::new(),
+            clickhouse_timeouts: Vec::new(),
         }
     }
 }
@@ -286,6 +292,35 @@ impl Registry {
                 acquire,
             },
         ));
+        self
+    }
+
+    /// Registers a ClickHouse pool (feature `clickhouse`, see [`crate::clickhouse`]):
+    /// `url` is `http://user:password@host:8123/database` (user `default`, no
+    /// password, port 8123 and database `default` when left out; percent-encode
+    /// special characters in the user and password). YAML: `clickhouse: <url>` in the
+    /// pool's section. [`Registry::validate`] checks the URL but connects to nothing;
+    /// a build without the feature refuses the pool there.
+    pub fn register_clickhouse_pool(&mut self, name: &str, url: &str) -> &mut Self {
+        self.clickhouse.push((name.to_string(), url.to_string()));
+        self
+    }
+
+    /// Sets how long the ClickHouse pool `pool` waits: `connect` for each connection
+    /// (default 5 s), `query` for each statement or read, including receiving its
+    /// result, and for each chunk an insert sends and the server's answer to it
+    /// (default 60 s). A limit that runs out fails the call with
+    /// [`Error::Timeout`](crate::Error::Timeout) (a statement that timed out may or may
+    /// not have run). YAML: `connect_timeout` and `query_timeout` in the pool's
+    /// section. [`Registry::validate`] refuses an unknown pool name or a zero duration.
+    pub fn set_clickhouse_timeouts(
+        &mut self,
+        pool: &str,
+        connect: std::time::Duration,
+        query: std::time::Duration,
+    ) -> &mut Self {
+        self.clickhouse_timeouts
+            .push((pool.to_string(), connect, query));
         self
     }
 
@@ -657,6 +692,23 @@ impl Registry {
             crate::redis::open_pools(&self.redis, &self.lockers, &self.redis_timeouts)?;
         #[cfg(feature = "redis")]
         let streams = crate::events::check_streams(&self.streams, &redis)?;
+        for (name, _) in &self.clickhouse {
+            Self::check_name("ClickHouse", name)?;
+        }
+        #[cfg(feature = "clickhouse")]
+        let clickhouse =
+            crate::clickhouse::open_pools(&self.clickhouse, &self.clickhouse_timeouts)?;
+        #[cfg(not(feature = "clickhouse"))]
+        if let Some(pool) = self
+            .clickhouse
+            .first()
+            .map(|(p, _)| p)
+            .or_else(|| self.clickhouse_timeouts.first().map(|(p, _, _)| p))
+        {
+            return Err(Error::config(format!(
+                "ClickHouse pool `{pool}` needs ClickHouse support, which this build of beeorm leaves out: enable the cargo feature `clickhouse`"
+            )));
+        }
         #[cfg(not(feature = "redis"))]
         crate::redis::refuse_streams(&self.streams)?;
         let mut enums: HashMap<String, EnumDefinition> = HashMap::new();
@@ -785,6 +837,8 @@ impl Registry {
                 hooks: self.hooks.clone(),
                 caches: caches.clone(),
                 dirty,
+                #[cfg(feature = "clickhouse")]
+                clickhouse,
             }),
         };
         if let Some(c) = &caches {
@@ -874,6 +928,9 @@ struct Inner {
     dirty: bool,
     #[cfg(feature = "redis")]
     lazy: Option<Arc<crate::flush::LazyConfig>>,
+    /// ClickHouse pools, by name.
+    #[cfg(feature = "clickhouse")]
+    clickhouse: HashMap<String, crate::clickhouse::ClickHouse>,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -1008,6 +1065,23 @@ impl ValidatedRegistry {
         let mut names: Vec<&str> = self.inner.redis.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+
+    #[cfg(feature = "clickhouse")]
+    pub(crate) fn clickhouse(&self, name: &str) -> Option<&crate::clickhouse::ClickHouse> {
+        self.inner.clickhouse.get(name)
+    }
+
+    /// Names of the ClickHouse pools (empty without the `clickhouse` feature).
+    pub fn clickhouse_pools(&self) -> Vec<&str> {
+        #[cfg(feature = "clickhouse")]
+        {
+            let mut names: Vec<&str> = self.inner.clickhouse.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            names
+        }
+        #[cfg(not(feature = "clickhouse"))]
+        Vec::new()
     }
 
     /// Closes the connections of every MySQL pool. Use at shutdown.

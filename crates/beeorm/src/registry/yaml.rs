@@ -22,6 +22,10 @@
 //!     mymaster:2:                  # master name:db
 //!       - :26379                   # `:port` means 127.0.0.1
 //!       - 10.0.0.2:26379
+//! analytics:
+//!   clickhouse: http://default@127.0.0.1:8123/default   # ours: a ClickHouse pool (feature
+//!   query_timeout: 30s                                  #   `clickhouse`); also takes
+//!                                                       #   `connect_timeout`
 //! shards:
 //!   redis_cluster: [127.0.0.1:7000, 127.0.0.1:7001]   # ours: a Redis Cluster
 //!   streams:                       # Redis streams of this section's Redis pool
@@ -65,7 +69,8 @@ struct PoolSection {
     // the error can say so instead of "unknown field".
     elastic: Option<serde_norway::Value>,
     elastic_trace: Option<serde_norway::Value>,
-    clickhouse: Option<serde_norway::Value>,
+    /// A ClickHouse pool: `http://user:password@host:8123/database`.
+    clickhouse: Option<String>,
 }
 
 /// `local_cache:` — `N` or `{entries: N}` (an entry bound), `{bytes: N}` or
@@ -273,7 +278,6 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
         let unsupported = [
             ("elastic", s.elastic.is_some()),
             ("elastic_trace", s.elastic_trace.is_some()),
-            ("clickhouse", s.clickhouse.is_some()),
         ];
         if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
             return Err(Error::config(format!(
@@ -303,6 +307,9 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
         if let Some(path) = &s.sqlite {
             registry.register_sqlite_pool(&pool, path);
         }
+        if let Some(url) = &s.clickhouse {
+            registry.register_clickhouse_pool(&pool, url);
+        }
         sql_timeouts(&mut registry, &pool, &s)?;
         match s.local_cache {
             Some(LocalCacheSetting(LocalCacheBound::Entries(n))) => {
@@ -329,10 +336,16 @@ fn sql_timeouts(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<
     if keys.iter().all(|(_, v)| v.is_none()) {
         return Ok(());
     }
-    if s.mysql.is_none() && s.postgres.is_none() && s.sqlite.is_none() {
+    let relational = s.mysql.is_some() || s.postgres.is_some() || s.sqlite.is_some();
+    if !relational && s.clickhouse.is_none() {
         let (key, _) = keys.iter().find(|(_, v)| v.is_some()).unwrap_or(&keys[0]);
         return Err(Error::config(format!(
-            "pool `{pool}` has `{key}` but no `mysql`, `postgres` or `sqlite`"
+            "pool `{pool}` has `{key}` but no `mysql`, `postgres`, `sqlite` or `clickhouse`"
+        )));
+    }
+    if !relational && s.acquire_timeout.is_some() {
+        return Err(Error::config(format!(
+            "pool `{pool}` has `acquire_timeout`, which only relational pools (`mysql`, `postgres`, `sqlite`) take"
         )));
     }
     let defaults = crate::sql::pool::SqlTimeouts::default();
@@ -349,7 +362,14 @@ fn sql_timeouts(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<
             ))
         }),
     });
-    registry.set_sql_timeouts(pool, connect?, query?, acquire?);
+    let (connect, query, acquire) = (connect?, query?, acquire?);
+    if relational {
+        registry.set_sql_timeouts(pool, connect, query, acquire);
+    }
+    if s.clickhouse.is_some() {
+        // The relational defaults (5 s, 60 s) are ClickHouse's too.
+        registry.set_clickhouse_timeouts(pool, connect, query);
+    }
     Ok(())
 }
 
