@@ -6,8 +6,14 @@
 //! (derive attributes, schema, sync observer, reindex, alters, engine API, query
 //! parser) build against. Module docs are written at merge.
 
+pub(crate) mod alters;
+mod api;
 pub(crate) mod backend;
+pub(crate) mod compile;
+pub(crate) mod document;
+pub(crate) mod pools;
 pub(crate) mod query;
+pub(crate) mod sync;
 
 use std::ops::Bound;
 
