@@ -8,6 +8,8 @@
 
 pub(crate) mod backend;
 pub(crate) mod query;
+#[cfg(feature = "tantivy")]
+pub(crate) mod tantivy;
 
 use std::ops::Bound;
 
