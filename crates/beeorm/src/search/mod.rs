@@ -14,6 +14,8 @@ pub(crate) mod document;
 pub(crate) mod pools;
 pub(crate) mod query;
 pub(crate) mod sync;
+#[cfg(feature = "tantivy")]
+pub(crate) mod tantivy;
 
 use std::ops::Bound;
 
