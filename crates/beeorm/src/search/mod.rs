@@ -8,6 +8,8 @@
 
 pub(crate) mod backend;
 pub(crate) mod query;
+#[cfg(feature = "redis")]
+pub(crate) mod redisearch;
 
 use std::ops::Bound;
 
