@@ -13,6 +13,8 @@ pub(crate) mod compile;
 pub(crate) mod document;
 pub(crate) mod pools;
 pub(crate) mod query;
+#[cfg(feature = "redis")]
+pub(crate) mod redisearch;
 pub(crate) mod sync;
 #[cfg(feature = "tantivy")]
 pub(crate) mod tantivy;

@@ -151,7 +151,11 @@ fn open_redis(
             )));
         }
         let prefix = namespace.unwrap_or("beeorm");
-        Ok(redisearch_backend(name, client.clone(), prefix))
+        Ok(Arc::new(super::redisearch::RediSearchBackend::new(
+            name,
+            client.clone(),
+            prefix,
+        )))
     }
     #[cfg(not(feature = "redis"))]
     {
@@ -159,20 +163,4 @@ fn open_redis(
             "search pool `{name}` (RediSearch on Redis pool `{redis_pool}`) needs beeorm's `redis` feature, which this build leaves out"
         )))
     }
-}
-
-/// PLACEHOLDER until the redisearch branch is merged.
-#[cfg(feature = "redis")]
-fn redisearch_backend(
-    name: &str,
-    _client: crate::redis::RedisClient,
-    _prefix: &str,
-) -> Arc<dyn SearchBackend> {
-    let _ = name;
-    unreachable_backend()
-}
-
-#[cfg(feature = "redis")]
-fn unreachable_backend() -> Arc<dyn SearchBackend> {
-    todo!("merge redisearch")
 }
