@@ -6,6 +6,7 @@
 //! ([`Alter::exec`]) creating or rebuilding also indexes the rows. They are all
 //! safe: an index holds nothing the tables do not.
 
+use super::backend::SearchBackend;
 use super::{SearchFieldKind, SearchIndex};
 use crate::schema::Alter;
 use crate::{Engine, Error, Result};
@@ -19,13 +20,23 @@ pub(crate) enum SearchAlter {
     Drop { name: String },
 }
 
-fn describe_fields(index: &SearchIndex, redis: bool) -> String {
-    index
+/// The alter text of creating `index` (`rebuild`: replacing one whose definition
+/// changed): the engine's own command, else words.
+fn describe_create(backend: &dyn SearchBackend, index: &SearchIndex, rebuild: bool) -> String {
+    let changed = if rebuild { " (definition changed)" } else { "" };
+    if let Some(cmd) = backend.create_statement(index) {
+        let drop = if rebuild {
+            format!("FT.DROPINDEX {} DD; ", index.name)
+        } else {
+            String::new()
+        };
+        return format!("{drop}{cmd}{changed}");
+    }
+    let fields = index
         .fields
         .iter()
         .map(|f| {
             let kind = match f.kind {
-                SearchFieldKind::Text if redis => "TEXT NOSTEM",
                 SearchFieldKind::Text => "TEXT",
                 SearchFieldKind::Numeric => "NUMERIC",
                 SearchFieldKind::Tag => "TAG",
@@ -34,26 +45,9 @@ fn describe_fields(index: &SearchIndex, redis: bool) -> String {
             format!("{} {kind}{sortable}", f.name)
         })
         .collect::<Vec<_>>()
-        .join(if redis { " " } else { ", " })
-}
-
-fn describe_create(index: &SearchIndex, redis: bool, rebuild: bool) -> String {
-    let fields = describe_fields(index, redis);
-    match (redis, rebuild) {
-        (true, false) => format!(
-            "FT.CREATE {} ON HASH STOPWORDS 0 SCHEMA {fields}",
-            index.name
-        ),
-        (true, true) => format!(
-            "FT.DROPINDEX {0} DD; FT.CREATE {0} ON HASH STOPWORDS 0 SCHEMA {fields} (definition changed)",
-            index.name
-        ),
-        (false, false) => format!("tantivy: create index {} ({fields})", index.name),
-        (false, true) => format!(
-            "tantivy: rebuild index {} ({fields}) (definition changed)",
-            index.name
-        ),
-    }
+        .join(", ");
+    let verb = if rebuild { "rebuild" } else { "create" };
+    format!("tantivy: {verb} index {} ({fields}){changed}", index.name)
 }
 
 /// The search alters of every search pool.
@@ -62,6 +56,7 @@ pub(crate) async fn plan(engine: &Engine) -> Result<Vec<Alter>> {
     let mut out = Vec::new();
     for (pool, backend) in registry.search_backends() {
         let redis = backend.describe().starts_with("RediSearch");
+        let backend: &dyn SearchBackend = backend.as_ref();
         let wanted: Vec<(&str, &SearchIndex)> = registry
             .table_schemas()
             .filter_map(|s| s.search_index().map(|i| (s.entity_name(), i)))
@@ -74,7 +69,7 @@ pub(crate) async fn plan(engine: &Engine) -> Result<Vec<Alter>> {
                 Some(_) => true,
             };
             out.push(Alter::search(
-                describe_create(index, redis, rebuild),
+                describe_create(backend, index, rebuild),
                 pool,
                 SearchAlter::Create {
                     entity: (*entity).to_string(),

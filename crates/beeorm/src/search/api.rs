@@ -56,6 +56,18 @@ impl Engine {
         Ok((rows, hits.total.saturating_sub(missing.len() as u64)))
     }
 
+    /// How many documents `E`'s search index holds (every indexed row: for checks
+    /// after a reindex, and stats).
+    pub async fn search_index_len<E: Entity>(&self) -> Result<u64> {
+        let schema = self.registry().table_schema::<E>()?;
+        let index = schema
+            .search_index()
+            .ok_or_else(|| Error::NotSearchable(E::TYPE_NAME.to_string()))?;
+        super::sync::backend(self.registry(), index)?
+            .count(index)
+            .await
+    }
+
     /// Rebuilds `E`'s search index: drops and creates it, then indexes every row
     /// (fake-deleted ones left out) in ID order, 1,000 per batch, calling `progress`
     /// before the first batch and after each. Returns how many rows were indexed.

@@ -570,6 +570,10 @@ impl RediSearchBackend {
 }
 
 impl SearchBackend for RediSearchBackend {
+    fn create_statement(&self, index: &SearchIndex) -> Option<String> {
+        Some(self.describe_create(index))
+    }
+
     fn describe(&self) -> String {
         format!(
             "RediSearch on Redis pool `{}` (keys `{}:…`)",
