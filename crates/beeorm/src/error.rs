@@ -496,7 +496,9 @@ pub enum Error {
     },
 
     /// The entity has no search index.
-    #[error("entity `{0}` has no search index (declare it `#[orm(search)]` with `searchable` fields)")]
+    #[error(
+        "entity `{0}` has no search index (declare it `#[orm(search)]` with `searchable` fields)"
+    )]
     NotSearchable(String),
 
     /// A search engine failed: unreachable, an index missing, a server error.

@@ -387,7 +387,8 @@ impl RediSearchBackend {
 
     /// The `[total, key, key, …]` reply of `FT.SEARCH … NOCONTENT` as IDs.
     fn parse_hits(&self, index: &SearchIndex, reply: Value) -> Result<SearchHits> {
-        let bad = |what: &str| self.error(&index.name, format!("unexpected FT.SEARCH reply: {what}"));
+        let bad =
+            |what: &str| self.error(&index.name, format!("unexpected FT.SEARCH reply: {what}"));
         let Value::Array(items) = reply else {
             return Err(bad("not an array"));
         };
@@ -467,7 +468,10 @@ impl RediSearchBackend {
             // `Unknown Index name` (redis-rs reads `Unknown` as the error code).
             Err(Error::Redis { source, .. })
                 if source.to_string().to_ascii_lowercase().contains("unknown")
-                    && source.to_string().to_ascii_lowercase().contains("index name") =>
+                    && source
+                        .to_string()
+                        .to_ascii_lowercase()
+                        .contains("index name") =>
             {
                 Ok(())
             }
@@ -482,9 +486,7 @@ impl RediSearchBackend {
         // Drop first (the definition key before the index): a create cut short leaves
         // no definition, so the index reads as missing and is created again.
         self.drop_impl(&index.name).await?;
-        let _: Value = self
-            .run(&index.name, &self.create_command(index))
-            .await?;
+        let _: Value = self.run(&index.name, &self.create_command(index)).await?;
         let mut set = ::redis::cmd("SET");
         set.arg(self.def_key(&index.name)).arg(index.fingerprint());
         let _: Value = self.run(&index.name, &set).await?;
@@ -537,12 +539,7 @@ impl RediSearchBackend {
             .fields
             .get(position)
             .map(|f| f.name.as_str())
-            .ok_or_else(|| {
-                self.error(
-                    &index.name,
-                    format!("no field at position {position}"),
-                )
-            })
+            .ok_or_else(|| self.error(&index.name, format!("no field at position {position}")))
     }
 
     async fn fingerprint_impl(&self, name: &str) -> Result<Option<String>> {
@@ -771,7 +768,10 @@ mod tests {
     async fn describe_create_shows_the_schema() {
         let (b, index) = setup("describe");
         let text = b.describe_create(&index);
-        assert!(text.starts_with("FT.CREATE beeorm_test_rs_describe_"), "{text}");
+        assert!(
+            text.starts_with("FT.CREATE beeorm_test_rs_describe_"),
+            "{text}"
+        );
         assert!(
             text.ends_with(
                 "STOPWORDS 0 SCHEMA title TEXT NOSTEM SORTABLE body TEXT NOSTEM \
@@ -817,12 +817,18 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(b.count(&index).await.unwrap(), 4);
-        assert_eq!(sorted_ids(&b, &index, query(None)).await, vec![1, 2, 3, u64::MAX]);
+        assert_eq!(
+            sorted_ids(&b, &index, query(None)).await,
+            vec![1, 2, 3, u64::MAX]
+        );
         assert_eq!(
             sorted_ids(&b, &index, query(Some(term("alpha")))).await,
             vec![1, 2]
         );
-        assert_eq!(ids(&b, &index, query(Some(term("largest")))).await, vec![u64::MAX]);
+        assert_eq!(
+            ids(&b, &index, query(Some(term("largest")))).await,
+            vec![u64::MAX]
+        );
 
         // Replace: the city became NULL, the title changed; nothing of before lingers.
         b.write(&index, &[doc(1, vec![(TITLE, text("gamma"))])], &[])
@@ -852,7 +858,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(sorted_ids(&b, &index, query(None)).await, vec![1, 4, u64::MAX]);
+        assert_eq!(
+            sorted_ids(&b, &index, query(None)).await,
+            vec![1, 4, u64::MAX]
+        );
         b.write(&index, &[], &[1, 4, u64::MAX]).await.unwrap();
         assert_eq!(b.count(&index).await.unwrap(), 0);
         // An empty batch sends nothing.
@@ -877,7 +886,10 @@ mod tests {
         .await
         .unwrap();
         let q = |n| query(Some(n));
-        assert_eq!(sorted_ids(&b, &index, q(term("quick"))).await, vec![1, 2, 3, 4]);
+        assert_eq!(
+            sorted_ids(&b, &index, q(term("quick"))).await,
+            vec![1, 2, 3, 4]
+        );
         assert_eq!(
             sorted_ids(&b, &index, q(QueryNode::Prefix("pre".into()))).await,
             vec![4, 5]
@@ -893,11 +905,21 @@ mod tests {
             vec![1]
         );
         assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::And(vec![term("quick"), term("red")]))).await,
+            sorted_ids(
+                &b,
+                &index,
+                q(QueryNode::And(vec![term("quick"), term("red")]))
+            )
+            .await,
             vec![3]
         );
         assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::Or(vec![term("red"), term("prelude")]))).await,
+            sorted_ids(
+                &b,
+                &index,
+                q(QueryNode::Or(vec![term("red"), term("prelude")]))
+            )
+            .await,
             vec![3, 5]
         );
         assert_eq!(
@@ -914,11 +936,21 @@ mod tests {
         );
         // `quick` only in the title: not document 4 (body).
         assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::Field(TITLE, Box::new(term("quick"))))).await,
+            sorted_ids(
+                &b,
+                &index,
+                q(QueryNode::Field(TITLE, Box::new(term("quick"))))
+            )
+            .await,
             vec![1, 2, 3]
         );
         assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::Field(BODY, Box::new(term("quick"))))).await,
+            sorted_ids(
+                &b,
+                &index,
+                q(QueryNode::Field(BODY, Box::new(term("quick"))))
+            )
+            .await,
             vec![4]
         );
         // Or binds inside And: quick AND (red OR prefix).
@@ -954,9 +986,13 @@ mod tests {
             vec![2]
         );
         // Stop words are words like any other; nothing is stemmed.
-        b.write(&index, &[doc(6, vec![(TITLE, text("The running of it"))])], &[])
-            .await
-            .unwrap();
+        b.write(
+            &index,
+            &[doc(6, vec![(TITLE, text("The running of it"))])],
+            &[],
+        )
+        .await
+        .unwrap();
         assert_eq!(ids(&b, &index, q(term("the"))).await, vec![6]);
         assert_eq!(ids(&b, &index, q(term("it"))).await, vec![6]);
         assert_eq!(ids(&b, &index, q(term("run"))).await, Vec::<u64>::new());
@@ -971,7 +1007,10 @@ mod tests {
         let (b, index) = created("ranking").await;
         let long = format!(
             "apple {}",
-            (0..40).map(|i| format!("filler{i}")).collect::<Vec<_>>().join(" ")
+            (0..40)
+                .map(|i| format!("filler{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         b.write(
             &index,
@@ -984,7 +1023,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(ids(&b, &index, query(Some(term("apple")))).await, vec![2, 1]);
+        assert_eq!(
+            ids(&b, &index, query(Some(term("apple")))).await,
+            vec![2, 1]
+        );
         b.drop_index("items").await.unwrap();
     }
 
@@ -1015,14 +1057,32 @@ mod tests {
             q
         };
         use Bound::{Excluded as Ex, Included as In, Unbounded as Un};
-        assert_eq!(sorted_ids(&b, &index, range(In(10.0), In(20.5))).await, vec![1, 2]);
-        assert_eq!(sorted_ids(&b, &index, range(Ex(10.0), In(20.5))).await, vec![2]);
-        assert_eq!(sorted_ids(&b, &index, range(In(10.0), Ex(20.5))).await, vec![1]);
-        assert_eq!(sorted_ids(&b, &index, range(Un, Ex(10.0))).await, vec![3, 6]);
+        assert_eq!(
+            sorted_ids(&b, &index, range(In(10.0), In(20.5))).await,
+            vec![1, 2]
+        );
+        assert_eq!(
+            sorted_ids(&b, &index, range(Ex(10.0), In(20.5))).await,
+            vec![2]
+        );
+        assert_eq!(
+            sorted_ids(&b, &index, range(In(10.0), Ex(20.5))).await,
+            vec![1]
+        );
+        assert_eq!(
+            sorted_ids(&b, &index, range(Un, Ex(10.0))).await,
+            vec![3, 6]
+        );
         assert_eq!(sorted_ids(&b, &index, range(Ex(0.1), Un)).await, vec![1, 2]);
-        assert_eq!(sorted_ids(&b, &index, range(In(0.1), In(0.1))).await, vec![6]);
+        assert_eq!(
+            sorted_ids(&b, &index, range(In(0.1), In(0.1))).await,
+            vec![6]
+        );
         // Unbounded both ways: every document that has the field (NULL and NaN not).
-        assert_eq!(sorted_ids(&b, &index, range(Un, Un)).await, vec![1, 2, 3, 6]);
+        assert_eq!(
+            sorted_ids(&b, &index, range(Un, Un)).await,
+            vec![1, 2, 3, 6]
+        );
         assert_eq!(
             sorted_ids(&b, &index, range(In(f64::NEG_INFINITY), Ex(f64::INFINITY))).await,
             vec![1, 2, 3, 6]
@@ -1078,7 +1138,10 @@ mod tests {
         assert!(sorted_ids(&b, &index, any(&["NEW YORK"])).await.is_empty());
         // Stored values are trimmed (RediSearch), and so are the wanted ones.
         assert_eq!(sorted_ids(&b, &index, any(&["padded"])).await, vec![7]);
-        assert_eq!(sorted_ids(&b, &index, any(&["Oslo", "a_b"])).await, vec![6, 20]);
+        assert_eq!(
+            sorted_ids(&b, &index, any(&["Oslo", "a_b"])).await,
+            vec![6, 20]
+        );
         // No usable value: nothing matches, no error.
         assert!(sorted_ids(&b, &index, any(&[])).await.is_empty());
         assert!(sorted_ids(&b, &index, any(&["  "])).await.is_empty());
@@ -1190,14 +1253,20 @@ mod tests {
             &[
                 // A ZWNJ inside a word and a Persian comma: both cut words, as in tantivy.
                 doc(1, vec![(TITLE, text("کتاب\u{200c}های فارسی، خوب"))]),
-                doc(2, vec![(TITLE, text("فارسی‌زبان")), (BODY, text("سلام دنیا"))]),
+                doc(
+                    2,
+                    vec![(TITLE, text("فارسی‌زبان")), (BODY, text("سلام دنیا"))],
+                ),
                 doc(3, vec![(TITLE, text("English words_here"))]),
             ],
             &[],
         )
         .await
         .unwrap();
-        assert_eq!(sorted_ids(&b, &index, query(Some(term("فارسی")))).await, vec![1, 2]);
+        assert_eq!(
+            sorted_ids(&b, &index, query(Some(term("فارسی")))).await,
+            vec![1, 2]
+        );
         assert_eq!(ids(&b, &index, query(Some(term("کتاب")))).await, vec![1]);
         assert_eq!(ids(&b, &index, query(Some(term("خوب")))).await, vec![1]);
         assert_eq!(
@@ -1210,7 +1279,9 @@ mod tests {
             vec![2]
         );
         assert_eq!(
-            ids(&b, &index, query(Some(QueryNode::Prefix("فار".into())))).await.len(),
+            ids(&b, &index, query(Some(QueryNode::Prefix("فار".into()))))
+                .await
+                .len(),
             2
         );
         // `_` separates words too (not a letter or digit).
@@ -1232,10 +1303,40 @@ mod tests {
         .await
         .unwrap();
         let hostile = [
-            "@", ":", "-", "|", "(", ")", "{", "}", "[", "]", "\"", "'", "\\", "*", "~", "%",
-            "@title:(plain)", "plain|other", "-plain", "(plain", "plain)", "{x}", "[1 2]",
-            "\"plain words\"", "plain*", "~plain", "%plain%", "\\", "$param", "=>{$slop:5}",
-            "plain words", " ", "\t\n", "سلام@دنیا",
+            "@",
+            ":",
+            "-",
+            "|",
+            "(",
+            ")",
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "'",
+            "\\",
+            "*",
+            "~",
+            "%",
+            "@title:(plain)",
+            "plain|other",
+            "-plain",
+            "(plain",
+            "plain)",
+            "{x}",
+            "[1 2]",
+            "\"plain words\"",
+            "plain*",
+            "~plain",
+            "%plain%",
+            "\\",
+            "$param",
+            "=>{$slop:5}",
+            "plain words",
+            " ",
+            "\t\n",
+            "سلام@دنیا",
         ];
         for h in hostile {
             for node in [
@@ -1354,9 +1455,118 @@ mod tests {
         assert!(matches!(err, Error::Search { .. }), "{err}");
     }
 
+    /// Figures for the report (not asserted; run with `--ignored --nocapture`):
+    /// indexing 10,000 documents (3 text, 1 numeric, 1 tag field) in batches of 1,000,
+    /// and the median latency of a 2-term query with a filter, a sort and a page of 20.
+    #[tokio::test]
+    #[ignore = "measurement, not a test"]
+    async fn measure_indexing_and_query() {
+        let (b, mut index) = setup("measure");
+        index.fields = vec![
+            SearchField {
+                name: "title".into(),
+                kind: SearchFieldKind::Text,
+                sortable: true,
+            },
+            SearchField {
+                name: "summary".into(),
+                kind: SearchFieldKind::Text,
+                sortable: false,
+            },
+            SearchField {
+                name: "body".into(),
+                kind: SearchFieldKind::Text,
+                sortable: false,
+            },
+            SearchField {
+                name: "age".into(),
+                kind: SearchFieldKind::Numeric,
+                sortable: true,
+            },
+            SearchField {
+                name: "city".into(),
+                kind: SearchFieldKind::Tag,
+                sortable: true,
+            },
+        ];
+        b.create(&index).await.unwrap();
+        // A small LCG; words skewed towards the low numbers (some frequent, many rare).
+        let mut state: u64 = 42;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        let mut sentence = |n: u64| {
+            (0..n)
+                .map(|_| {
+                    let w = (next() % 1000) * (next() % 1000) / 1000;
+                    format!("word{w}")
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let cities = ["Tehran", "Paris", "New York", "Oslo", "Rome"];
+        let docs: Vec<Doc> = (1..=10_000u64)
+            .map(|id| {
+                doc(
+                    id,
+                    vec![
+                        (0, text(&sentence(5))),
+                        (1, text(&sentence(15))),
+                        (2, text(&sentence(60))),
+                        (3, DocValue::Number((id % 80) as f64)),
+                        (4, tags(&[cities[(id % 5) as usize]])),
+                    ],
+                )
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        for batch in docs.chunks(1000) {
+            b.write(&index, batch, &[]).await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(b.count(&index).await.unwrap(), 10_000);
+        println!(
+            "indexing: 10000 docs in {:.3} s = {:.0} docs/s",
+            secs,
+            10_000.0 / secs
+        );
+        let q = CompiledQuery {
+            text: Some(QueryNode::And(vec![term("word3"), term("word10")])),
+            filters: vec![Filter::Range {
+                field: 3,
+                min: Bound::Included(20.0),
+                max: Bound::Excluded(60.0),
+            }],
+            sort: Some((3, SortOrder::Desc)),
+            offset: 0,
+            limit: 20,
+        };
+        let hits = b.search(&index, &q).await.unwrap();
+        let mut times = Vec::new();
+        for _ in 0..300 {
+            let start = std::time::Instant::now();
+            b.search(&index, &q).await.unwrap();
+            times.push(start.elapsed());
+        }
+        times.sort();
+        println!(
+            "query (2 terms, range filter, sort, page of 20; {} matches): median {:?}, p90 {:?}",
+            hits.total,
+            times[times.len() / 2],
+            times[times.len() * 9 / 10]
+        );
+        b.drop_index("items").await.unwrap();
+    }
+
     #[test]
     fn words_and_escaping() {
-        assert_eq!(words("  Hello, WORLD!\u{200c}x_y 42 "), "hello world x y 42");
+        assert_eq!(
+            words("  Hello, WORLD!\u{200c}x_y 42 "),
+            "hello world x y 42"
+        );
         assert_eq!(words("...!"), "");
         let mut out = String::new();
         escape_into(&mut out, "a b-c@é");
