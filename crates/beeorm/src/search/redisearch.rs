@@ -385,26 +385,65 @@ impl RediSearchBackend {
         Ok(())
     }
 
-    /// The `[total, key, key, …]` reply of `FT.SEARCH … NOCONTENT` as IDs.
+    /// The reply of `FT.SEARCH … NOCONTENT` as IDs: `[total, key, key, …]` (RESP2), or
+    /// a map with `total_results`, `results` (maps with `id`) and `warning` (RESP3,
+    /// where a warning such as a server-side timeout makes the result an error
+    /// instead of a silently partial page).
     fn parse_hits(&self, index: &SearchIndex, reply: Value) -> Result<SearchHits> {
         let bad =
             |what: &str| self.error(&index.name, format!("unexpected FT.SEARCH reply: {what}"));
-        let Value::Array(items) = reply else {
-            return Err(bad("not an array"));
+        let text = |v: &Value| match v {
+            Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().map(str::to_string),
+            Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => Some(s.clone()),
+            _ => None,
         };
-        let mut items = items.into_iter();
-        let total = match items.next() {
-            Some(Value::Int(n)) => u64::try_from(n).map_err(|_| bad("negative total"))?,
-            _ => return Err(bad("no total")),
+        let (total, keys) = match reply {
+            Value::Array(items) => {
+                let mut items = items.into_iter();
+                let total = match items.next() {
+                    Some(Value::Int(n)) => n,
+                    _ => return Err(bad("no total")),
+                };
+                (total, items.collect::<Vec<Value>>())
+            }
+            Value::Map(entries) => {
+                let mut total = None;
+                let mut keys = Vec::new();
+                for (k, v) in entries {
+                    match (text(&k).as_deref(), v) {
+                        (Some("total_results"), Value::Int(n)) => total = Some(n),
+                        (Some("results"), Value::Array(results)) => {
+                            for result in results {
+                                let Value::Map(fields) = result else {
+                                    return Err(bad("a result that is not a map"));
+                                };
+                                let id = fields
+                                    .into_iter()
+                                    .find(|(k, _)| text(k).as_deref() == Some("id"))
+                                    .map(|(_, v)| v)
+                                    .ok_or_else(|| bad("a result without `id`"))?;
+                                keys.push(id);
+                            }
+                        }
+                        (Some("warning"), Value::Array(warnings)) if !warnings.is_empty() => {
+                            let warnings: Vec<String> = warnings.iter().filter_map(text).collect();
+                            return Err(self.error(
+                                &index.name,
+                                format!("FT.SEARCH warned: {}", warnings.join("; ")),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                (total.ok_or_else(|| bad("no total_results"))?, keys)
+            }
+            _ => return Err(bad("neither an array nor a map")),
         };
+        let total = u64::try_from(total).map_err(|_| bad("negative total"))?;
         let prefix = self.doc_prefix(&index.name);
-        let mut ids = Vec::with_capacity(items.len());
-        for item in items {
-            let key = match item {
-                Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| bad("key"))?,
-                Value::SimpleString(s) => s,
-                _ => return Err(bad("a key that is not a string")),
-            };
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let key = text(key).ok_or_else(|| bad("a key that is not a string"))?;
             let id = key
                 .strip_prefix(&prefix)
                 .and_then(|rest| rest.parse::<u64>().ok())
@@ -1407,6 +1446,43 @@ mod tests {
             matches!(&err, Error::Search { reason, .. } if reason.contains("position 9")),
             "{err}"
         );
+        b.drop_index("items").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn resp3_replies_are_read_too() {
+        let (b, index) = created("resp3").await;
+        let resp3 = RediSearchBackend::new(
+            "search",
+            client(&format!("{}/?protocol=resp3", url().trim_end_matches('/'))),
+            &b.prefix,
+        );
+        resp3
+            .write(
+                &index,
+                &[
+                    doc(1, vec![(TITLE, text("one")), (AGE, DocValue::Number(1.0))]),
+                    doc(
+                        2,
+                        vec![(TITLE, text("two one")), (AGE, DocValue::Number(2.0))],
+                    ),
+                ],
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut q = query(Some(term("one")));
+        q.sort = Some((AGE, SortOrder::Desc));
+        for backend in [&b, &resp3] {
+            let hits = backend.search(&index, &q).await.unwrap();
+            assert_eq!((hits.ids, hits.total), (vec![2, 1], 2));
+            assert_eq!(backend.count(&index).await.unwrap(), 2);
+        }
+        // The RESP3 connection really speaks RESP3: a map reply.
+        let mut hello = ::redis::cmd("FT.SEARCH");
+        hello.arg(b.index_key("items")).arg("*").arg("NOCONTENT");
+        let reply: Value = resp3.redis.query(&hello).await.unwrap();
+        assert!(matches!(reply, Value::Map(_)), "{reply:?}");
         b.drop_index("items").await.unwrap();
     }
 
