@@ -515,6 +515,42 @@ impl RediSearchBackend {
                 Ok(())
             }
             Err(e) => Err(self.map_err(name, e)),
+        }?;
+        self.delete_stray_docs(name).await
+    }
+
+    /// Deletes the document keys of index `name` that the index does not hold (so
+    /// `FT.DROPINDEX … DD` left them): written while the index did not exist. Without
+    /// this a new index would pick them up (`FT.CREATE` indexes the keys already under
+    /// its prefix) and not start empty. `SCAN` walks the whole database once: only
+    /// creates and drops pay it.
+    async fn delete_stray_docs(&self, name: &str) -> Result<()> {
+        let mut pattern = String::new();
+        for c in self.doc_prefix(name).chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let mut cursor: u64 = 0;
+        loop {
+            let mut scan = ::redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.run(name, &scan).await?;
+            if !keys.is_empty() {
+                let mut unlink = ::redis::cmd("UNLINK");
+                unlink.arg(keys);
+                let _: i64 = self.run(name, &unlink).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
         }
     }
 
@@ -801,6 +837,59 @@ mod tests {
         b.drop_index("others").await.unwrap();
         assert_eq!(b.list().await.unwrap(), Vec::<String>::new());
         assert!(b.describe().contains("search_redis"));
+    }
+
+    #[tokio::test]
+    async fn create_starts_empty_and_drop_leaves_no_document() {
+        let (b, index) = setup("stray");
+        // Written while the index does not exist (its documents are plain hashes).
+        b.write(&index, &[doc(1, vec![(TITLE, text("early"))])], &[])
+            .await
+            .unwrap();
+        let key = format!("{}1", b.doc_prefix("items"));
+        let exists = |key: String| {
+            let redis = b.redis.clone();
+            async move {
+                let mut cmd = ::redis::cmd("EXISTS");
+                cmd.arg(key);
+                redis.query::<i64>(&cmd).await.unwrap()
+            }
+        };
+        assert_eq!(exists(key.clone()).await, 1);
+        b.create(&index).await.unwrap();
+        assert_eq!(exists(key.clone()).await, 0);
+        assert_eq!(b.count(&index).await.unwrap(), 0);
+        b.write(&index, &[doc(2, vec![(TITLE, text("later"))])], &[])
+            .await
+            .unwrap();
+        b.drop_index("items").await.unwrap();
+        assert_eq!(exists(format!("{}2", b.doc_prefix("items"))).await, 0);
+        assert_eq!(exists(b.def_key("items")).await, 0);
+    }
+
+    #[tokio::test]
+    async fn glob_characters_in_the_prefix_match_only_themselves() {
+        let (plain, index) = setup("glob");
+        let wild = RediSearchBackend::new(
+            "search",
+            plain.redis.clone(),
+            &format!("{}*?[a]", plain.prefix),
+        );
+        let other = RediSearchBackend::new(
+            "search",
+            plain.redis.clone(),
+            // What `*?[a]` would match as a pattern.
+            &format!("{}xya", plain.prefix),
+        );
+        other.create(&index).await.unwrap();
+        other
+            .write(&index, &[doc(1, vec![(TITLE, text("kept"))])], &[])
+            .await
+            .unwrap();
+        wild.create(&index).await.unwrap();
+        wild.drop_index("items").await.unwrap();
+        assert_eq!(other.count(&index).await.unwrap(), 1);
+        other.drop_index("items").await.unwrap();
     }
 
     #[tokio::test]
