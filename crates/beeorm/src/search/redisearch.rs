@@ -5,9 +5,11 @@
 //! # Layout on the server
 //! * index `<prefix>:idx:<name>`, over the hashes whose key starts with
 //!   `<prefix>:doc:<name>:`; a document is the hash `<prefix>:doc:<name>:<id>` (the ID
-//!   in decimal), with one hash field per indexed field (named as the column) and the
-//!   field `#id` (the ID again, not indexed) so that a document whose fields are all
-//!   NULL still exists and is counted;
+//!   in decimal), with one hash field per indexed field, `_<column>`, indexed as the
+//!   attribute `<column>` (`_age AS age NUMERIC`: a bare column name such as `sortable`
+//!   could be read as an option of the field before it), and the field `#id` (the ID
+//!   again, not indexed) so that a document whose fields are all NULL still exists and
+//!   is counted;
 //! * the fingerprint of the definition the index was created from, in the string key
 //!   `<prefix>:idx:<name>:def`.
 //!
@@ -91,6 +93,11 @@ fn words(text: &str) -> String {
         out.extend(word.chars().flat_map(char::to_lowercase));
     }
     out
+}
+
+/// The hash field of an indexed field: its name after `_` (see `create_command`).
+fn hash_field(name: &str) -> String {
+    format!("_{name}")
 }
 
 /// Appends `text` with every character that is not a letter or a digit escaped by a
@@ -228,7 +235,9 @@ impl RediSearchBackend {
             .arg(0)
             .arg("SCHEMA");
         for field in &index.fields {
-            cmd.arg(&field.name);
+            // `_name AS name`: a bare column name could be read as an option of the
+            // field before it (`age NUMERIC sortable NUMERIC`); after `AS` it cannot.
+            cmd.arg(hash_field(&field.name)).arg("AS").arg(&field.name);
             match field.kind {
                 SearchFieldKind::Text => {
                     cmd.arg("TEXT").arg("NOSTEM");
@@ -582,7 +591,7 @@ impl RediSearchBackend {
             let mut hset = ::redis::cmd("HSET");
             hset.arg(&key).arg(ID_FIELD).arg(doc.id);
             for (position, value) in &doc.fields {
-                let name = &self.field_of(index, *position)?;
+                let name = hash_field(self.field_of(index, *position)?);
                 match value {
                     DocValue::Text(text) => {
                         let text = words(text);
@@ -893,6 +902,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fields_named_like_keywords() {
+        let (b, mut index) = setup("keywords");
+        let field = |name: &str, kind| SearchField {
+            name: name.to_string(),
+            kind,
+            sortable: true,
+        };
+        index.fields = vec![
+            field("numeric", SearchFieldKind::Numeric),
+            field("sortable", SearchFieldKind::Numeric),
+            field("text", SearchFieldKind::Text),
+            field("as", SearchFieldKind::Tag),
+            field("separator", SearchFieldKind::Text),
+        ];
+        b.create(&index).await.unwrap();
+        b.write(
+            &index,
+            &[
+                doc(
+                    1,
+                    vec![
+                        (0, DocValue::Number(1.0)),
+                        (1, DocValue::Number(2.0)),
+                        (2, text("hello")),
+                        (3, tags(&["x"])),
+                        (4, text("world")),
+                    ],
+                ),
+                doc(2, vec![(1, DocValue::Number(1.0)), (4, text("hello"))]),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut q = query(Some(QueryNode::Field(2, Box::new(term("hello")))));
+        q.filters = vec![
+            Filter::Range {
+                field: 1,
+                min: Bound::Included(2.0),
+                max: Bound::Unbounded,
+            },
+            Filter::AnyTag {
+                field: 3,
+                values: vec!["x".into()],
+            },
+        ];
+        assert_eq!(ids(&b, &index, q).await, vec![1]);
+        let mut q = query(Some(term("hello")));
+        q.sort = Some((1, SortOrder::Asc));
+        assert_eq!(ids(&b, &index, q).await, vec![2, 1]);
+        b.drop_index("items").await.unwrap();
+    }
+
+    #[tokio::test]
     async fn describe_create_shows_the_schema() {
         let (b, index) = setup("describe");
         let text = b.describe_create(&index);
@@ -902,8 +965,9 @@ mod tests {
         );
         assert!(
             text.ends_with(
-                "STOPWORDS 0 SCHEMA title TEXT NOSTEM SORTABLE body TEXT NOSTEM \
-                 age NUMERIC SORTABLE city TAG SEPARATOR \"\\x1f\" CASESENSITIVE SORTABLE"
+                "STOPWORDS 0 SCHEMA _title AS title TEXT NOSTEM SORTABLE _body AS body TEXT \
+                 NOSTEM _age AS age NUMERIC SORTABLE _city AS city TAG SEPARATOR \"\\x1f\" \
+                 CASESENSITIVE SORTABLE"
             ),
             "{text}"
         );
