@@ -44,16 +44,17 @@ use ::tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValu
 use ::tantivy::collector::{Collector, Count, TopDocs};
 use ::tantivy::directory::MmapDirectory;
 use ::tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query,
-    RangeQuery, RegexQuery, TermQuery, TermSetQuery,
+    AllQuery, BitSetDocSet, BooleanQuery, ConstScoreQuery, ConstScorer, EmptyQuery, EnableScoring,
+    ExistsQuery, Explanation, Occur, PhraseQuery, Query, RangeQuery, RegexQuery, Scorer, TermQuery,
+    TermSetQuery, Weight,
 };
 use ::tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
 use ::tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer};
 use ::tantivy::{
-    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy, Searcher,
-    TantivyDocument, Term,
+    BitSet, DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy,
+    Score, Searcher, SegmentReader, TantivyDocument, Term,
 };
 
 use super::backend::{CompiledQuery, Doc, DocValue, Filter, SearchBackend};
@@ -691,7 +692,7 @@ impl Inner {
                 for n in nodes {
                     clauses.push(match n {
                         QueryNode::Not(inner) => {
-                            (Occur::MustNot, self.render(def, slots, inner, fields)?)
+                            (Occur::MustNot, self.negated(def, slots, inner, fields)?)
                         }
                         other => (Occur::Must, self.render(def, slots, other, fields)?),
                     });
@@ -714,13 +715,31 @@ impl Inner {
             }
             QueryNode::Not(inner) => Ok(Box::new(BooleanQuery::new(vec![
                 (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
-                (Occur::MustNot, self.render(def, slots, inner, fields)?),
+                (Occur::MustNot, self.negated(def, slots, inner, fields)?),
             ]))),
             QueryNode::Field(pos, inner) => match slots.get(*pos) {
                 Some(Slot::Text { field, .. }) => self.render(def, slots, inner, &[*field]),
                 _ => Err(self.not_kind(def, *pos, "a text")),
             },
         }
+    }
+
+    /// The query of a negated node (a `MustNot` clause). One holding a phrase is
+    /// collected up front: tantivy 0.27's phrase scorer, probed by an exclusion, trips
+    /// a debug assertion (tantivy issue #2811: a panic in debug builds).
+    fn negated(
+        &self,
+        def: &SearchIndex,
+        slots: &[Slot],
+        node: &QueryNode,
+        fields: &[Field],
+    ) -> Result<Box<dyn Query>> {
+        let query = self.render(def, slots, node, fields)?;
+        Ok(if has_phrase(node) {
+            Box::new(Collected(query))
+        } else {
+            query
+        })
     }
 
     fn count(&self, name: &str) -> Result<u64> {
@@ -734,6 +753,54 @@ enum Slot {
     Text { field: Field, sort: Option<Field> },
     Numeric(Field),
     Tag(Field),
+}
+
+/// Whether a node holds a phrase of two or more terms.
+fn has_phrase(node: &QueryNode) -> bool {
+    match node {
+        QueryNode::Phrase(terms) => terms.len() > 1,
+        QueryNode::Term(_) | QueryNode::Prefix(_) => false,
+        QueryNode::And(nodes) | QueryNode::Or(nodes) => nodes.iter().any(has_phrase),
+        QueryNode::Not(inner) | QueryNode::Field(_, inner) => has_phrase(inner),
+    }
+}
+
+/// The documents of a query, collected into a bit set per segment (no scores). A
+/// bit set answers any probe, in any order.
+#[derive(Debug)]
+struct Collected(Box<dyn Query>);
+
+impl Clone for Collected {
+    fn clone(&self) -> Self {
+        Collected(self.0.box_clone())
+    }
+}
+
+impl Query for Collected {
+    fn weight(&self, scoring: EnableScoring<'_>) -> ::tantivy::Result<Box<dyn Weight>> {
+        let inner = self
+            .0
+            .weight(EnableScoring::disabled_from_schema(scoring.schema()))?;
+        Ok(Box::new(CollectedWeight(inner)))
+    }
+}
+
+struct CollectedWeight(Box<dyn Weight>);
+
+impl Weight for CollectedWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> ::tantivy::Result<Box<dyn Scorer>> {
+        let mut docs = BitSet::with_max_value(reader.max_doc());
+        self.0.for_each_no_score(reader, &mut |found| {
+            for &doc in found {
+                docs.insert(doc);
+            }
+        })?;
+        Ok(Box::new(ConstScorer::new(BitSetDocSet::from(docs), boost)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> ::tantivy::Result<Explanation> {
+        self.0.explain(reader, doc)
+    }
 }
 
 /// The tantivy schema of an index definition (see the module docs).
