@@ -42,7 +42,7 @@ pub(crate) fn compile(
     } else {
         query.text.clone()
     };
-    let parsed = parse_text(&text, index)?;
+    let parsed = super::query::parse(&text, index)?;
     let mut filters = Vec::with_capacity(query.ranges.len() + query.tags.len());
     for (field, min, max) in &query.ranges {
         let field_pos = lookup(field, SearchFieldKind::Numeric, "a range filter")?;
@@ -103,26 +103,6 @@ pub(crate) fn compile(
         sort,
         offset: pager.offset(),
         limit: pager.size(),
-    })
-}
-
-/// The query text, parsed (`None`: every document).
-fn parse_text(text: &str, index: &SearchIndex) -> Result<Option<super::query::QueryNode>> {
-    placeholder_parse(text, index)
-}
-
-/// PLACEHOLDER until the lead's `query::parse` is merged: words → AND of terms.
-fn placeholder_parse(text: &str, _index: &SearchIndex) -> Result<Option<super::query::QueryNode>> {
-    use super::query::QueryNode;
-    let terms: Vec<QueryNode> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| QueryNode::Term(w.to_lowercase()))
-        .collect();
-    Ok(match terms.len() {
-        0 => None,
-        1 => terms.into_iter().next(),
-        _ => Some(QueryNode::And(terms)),
     })
 }
 

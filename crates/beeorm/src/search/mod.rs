@@ -14,13 +14,9 @@ pub(crate) mod document;
 pub(crate) mod pools;
 pub(crate) mod query;
 #[cfg(feature = "redis")]
-// Used by the glue branch (registry, sync, alters); until that merge only its tests use it.
-#[allow(dead_code)]
 pub(crate) mod redisearch;
 pub(crate) mod sync;
 #[cfg(feature = "tantivy")]
-// Until the glue branch opens the tantivy pools (remove at merge).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod tantivy;
 
 use std::ops::Bound;
