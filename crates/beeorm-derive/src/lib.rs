@@ -100,7 +100,15 @@ struct FieldAttrs {
     skip_log: Option<proc_macro2::Span>,
     /// `dirty = "stream[,stream…]"`: dirty streams told when this field changes.
     dirty: Vec<String>,
+    /// `searchable[ = "kind"]`: the field is indexed (`""`: kind inferred), with the
+    /// attribute's span.
+    searchable: Option<(String, proc_macro2::Span)>,
+    /// `sortable`: search results can be sorted by the field (implies `searchable`).
+    sortable: Option<proc_macro2::Span>,
 }
+
+/// The kinds `searchable = "..."` takes.
+const SEARCH_KINDS: [&str; 3] = ["text", "numeric", "tag"];
 
 fn flag(meta: &syn::meta::ParseNestedMeta) -> syn::Result<bool> {
     if meta.input.peek(syn::Token![=]) {
@@ -266,11 +274,32 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                     let lit: LitStr = meta.value()?.parse()?;
                     parse_stream_list(&lit, &mut a.dirty)?;
                 }
+                "searchable" => {
+                    if meta.input.peek(syn::Token![=]) {
+                        let lit: LitStr = meta.value()?.parse()?;
+                        let kind = lit.value();
+                        if !SEARCH_KINDS.contains(&kind.as_str()) {
+                            return Err(syn::Error::new(
+                                lit.span(),
+                                format!(
+                                    "unknown search field kind `{kind}`; expected `\"text\"`, `\"numeric\"` or \
+                                     `\"tag\"` (or a bare `searchable` to infer it from the column type)"
+                                ),
+                            ));
+                        }
+                        a.searchable = Some((kind, lit.span()));
+                    } else {
+                        a.searchable = Some((String::new(), meta.path.span()));
+                    }
+                }
+                "sortable" => {
+                    a.sortable = flag(&meta)?.then(|| meta.path.span());
+                }
                 _ => {
                     return Err(meta.error(format!(
                         "unknown field attribute `{key}`; expected one of: length, required, index, unique, \
                          mediumint, decimal, unsigned, enum, set, year, time, ignore, mediumblob, longblob, json, embedded, cascade, skip_fk, \
-                         column, fake_delete, primary_key, skip_log, dirty"
+                         column, fake_delete, primary_key, skip_log, dirty, searchable, sortable"
                     )))
                 }
             }
@@ -282,6 +311,20 @@ fn parse_field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
             field.span(),
             "an `ignore`d field is not stored, so it cannot have `dirty` streams",
         ));
+    }
+    if let Some(span) = a.searchable.as_ref().map(|(_, s)| *s).or(a.sortable) {
+        if a.ignore || a.json {
+            return Err(syn::Error::new(
+                span,
+                "`searchable` / `sortable` need a stored column of its own: not an `ignore`d or `json` field",
+            ));
+        }
+        if a.embedded {
+            return Err(syn::Error::new(
+                span,
+                "`searchable` / `sortable` go on the fields of the embedded struct, not on the field holding it",
+            ));
+        }
     }
     if a.json && a.embedded {
         return Err(syn::Error::new(
@@ -491,6 +534,13 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
         let skip_fk = attrs.skip_fk;
         let skip_log = attrs.skip_log.is_some();
         let dirty = &attrs.dirty;
+        // `sortable` alone: searchable, kind inferred.
+        let searchable = match (&attrs.searchable, attrs.sortable) {
+            (Some((kind, _)), _) => quote!(::core::option::Option::Some(#kind)),
+            (None, Some(_)) => quote!(::core::option::Option::Some("")),
+            (None, None) => quote!(::core::option::Option::None),
+        };
+        let sortable = attrs.sortable.is_some();
         out.push(quote! {
             ::beeorm::schema::FieldDefinition {
                 name: #name,
@@ -515,6 +565,8 @@ fn field_definitions(fields: &[syn::Field]) -> syn::Result<Vec<TokenStream2>> {
                     fake_delete: #fake_delete,
                     skip_log: #skip_log,
                     dirty: &[#(#dirty),*],
+                    searchable: #searchable,
+                    sortable: #sortable,
                 },
                 shape: #shape,
             }
@@ -642,6 +694,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut queries: Vec<(String, String, bool)> = Vec::new();
     // `dirty = "stream[,stream…]"`: streams told about any change of the entity.
     let mut dirty: Vec<String> = Vec::new();
+    // `search` (the `default` search pool) or `search = "pool"`.
+    let mut search: Option<String> = None;
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("orm")) {
         attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
@@ -699,6 +753,25 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             } else if meta.path.is_ident("dirty") {
                 let lit: LitStr = meta.value()?.parse()?;
                 parse_stream_list(&lit, &mut dirty)?;
+            } else if meta.path.is_ident("search") {
+                if search.is_some() {
+                    return Err(meta.error("`search` is given twice"));
+                }
+                search = Some(if meta.input.peek(syn::Token![=]) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    let v = lit.value();
+                    if v.is_empty()
+                        || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(syn::Error::new(
+                            lit.span(),
+                            "the search pool name must be non-empty ASCII letters, digits, `_` or `-`",
+                        ));
+                    }
+                    v
+                } else {
+                    "default".to_string()
+                });
             } else if meta.path.is_ident("cached_query") || meta.path.is_ident("cached_query_one") {
                 let one = meta.path.is_ident("cached_query_one");
                 let span = meta.path.span();
@@ -743,8 +816,8 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 return Err(meta.error(
                     "unknown entity attribute; expected `table = \"...\"`, `pool = \"...\"`, `hooks`, \
                      `local_cache[ = \"pool\"]`, `redis_cache[ = \"pool\"]`, `log[ = \"pool\"]`, \
-                     `cached_query(name = \"...\", query = \"...\")`, `cached_query_one(...)` \
-                     or `dirty = \"stream[,stream]\"`",
+                     `cached_query(name = \"...\", query = \"...\")`, `cached_query_one(...)`, \
+                     `dirty = \"stream[,stream]\"` or `search[ = \"pool\"]`",
                 ));
             }
             Ok(())
@@ -813,6 +886,17 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
             }
         }
     }
+    if search.is_none() {
+        for f in &others {
+            let attrs = parse_field_attrs(f)?;
+            if let Some(span) = attrs.searchable.as_ref().map(|(_, s)| *s).or(attrs.sortable) {
+                return Err(syn::Error::new(
+                    span,
+                    "the entity has no search index: add `#[orm(search)]` (or `#[orm(search = \"pool\")]`) to it",
+                ));
+            }
+        }
+    }
     let defs = field_definitions(&others)?;
     let RowCode {
         count,
@@ -864,6 +948,10 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
         Some(p) => quote!(::core::option::Option::Some(#p)),
         None => quote!(::core::option::Option::None),
     };
+    let search = match &search {
+        Some(p) => quote!(::core::option::Option::Some(#p)),
+        None => quote!(::core::option::Option::None),
+    };
     let queries = queries.iter().map(|(name, query, one)| {
         quote!(::beeorm::schema::CachedQueryDefinition { name: #name, query: #query, one: #one })
     });
@@ -886,6 +974,7 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     log: #logged,
                     log_pool: #log_pool,
                     dirty: &[#(#dirty),*],
+                    search: #search,
                 }
             }
             #cache_clone
@@ -950,6 +1039,8 @@ impl FieldAttrs {
             && !self.skip_fk
             && self.skip_log.is_none()
             && self.dirty.is_empty()
+            && self.searchable.is_none()
+            && self.sortable.is_none()
     }
 }
 

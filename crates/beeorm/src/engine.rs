@@ -226,7 +226,9 @@ impl Engine {
     }
 
     /// Every statement that brings all relational pools in line with the registered
-    /// entities: creates, alters, and drops of tables no entity uses. Run each with
+    /// entities: creates, alters, and drops of tables no entity uses; then the search
+    /// index alters (create, rebuild when the definition changed, drop of an index
+    /// no entity uses), whose `pool` is the search pool. Run each with
     /// [`Alter::exec`]; check [`Alter::safe`] first if data matters.
     pub async fn alters(&self) -> Result<Vec<Alter>> {
         let mut by_pool: BTreeMap<&str, Vec<&TableSchema>> = BTreeMap::new();
@@ -245,6 +247,8 @@ impl Engine {
         for (pool, tables) in by_pool {
             out.extend(TableSchema::pool_alters(self, pool, &tables).await?);
         }
+        // Search indexes last: creating one indexes the rows of its table.
+        out.extend(crate::search::alters::plan(self).await?);
         Ok(out)
     }
 }

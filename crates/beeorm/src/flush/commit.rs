@@ -177,6 +177,12 @@ pub(super) async fn after_commit(
         drop(events);
         Ok(())
     };
+    // The search indexes (`search/sync.rs`), from a task of their own.
+    if let Err(e) = crate::search::sync::index_changes(registry, changes).await {
+        if first.is_ok() {
+            first = Err(e);
+        }
+    }
     match hooks {
         AfterHooks::Live(items) => {
             for (item, event) in items {
@@ -468,10 +474,10 @@ impl<'a> Flusher<'a> {
                 it.write_values(&mut values);
                 named(values)
             };
-            // The whole row before an update or delete, for the change log: the
-            // snapshot taken at the first change, else (a clean entity) its values.
+            // The whole row before an update or delete, for the change log and the
+            // search index: the snapshot taken at the first change, else (a clean entity) its values.
             let row_before = || {
-                if !schema.is_logged() {
+                if !schema.is_logged() && schema.search_index().is_none() {
                     return None;
                 }
                 Some(match it.loaded_values() {

@@ -221,6 +221,9 @@ impl Flusher<'_> {
             let names = || schema.columns().iter().skip(1).map(|c| c.name.clone());
             let flag = schema.fake_delete_column().and_then(|i| i.checked_sub(1));
             let logged = schema.is_logged();
+            // The row before an update or delete: for the change log and the search
+            // index.
+            let keep_before = logged || schema.search_index().is_some();
             let mut logged_before = None;
             let (lazy_op, id, columns, values, old) = match op {
                 Op::Nothing => continue,
@@ -252,7 +255,7 @@ impl Flusher<'_> {
                 }
                 Op::Update { id, mut changed } => {
                     let before = item.loaded_values().unwrap_or_default();
-                    logged_before = logged.then(|| before.to_vec());
+                    logged_before = keep_before.then(|| before.to_vec());
                     let mut columns = Vec::with_capacity(changed.len());
                     let mut old = Vec::with_capacity(changed.len());
                     for (i, v) in changed.iter_mut() {
@@ -277,7 +280,7 @@ impl Flusher<'_> {
                     effects.push(Effect::Deleted { item: pos, fake });
                     // The row before: the snapshot of a changed entity, else (clean)
                     // its values, as the commit function logs it.
-                    logged_before = logged.then(|| match item.loaded_values() {
+                    logged_before = keep_before.then(|| match item.loaded_values() {
                         Some(v) => v.to_vec(),
                         None => {
                             let mut row = Vec::with_capacity(schema.columns().len());

@@ -82,6 +82,8 @@ pub struct Registry {
     clickhouse: Vec<(String, String)>,
     /// ClickHouse timeouts: (pool, connect, query).
     clickhouse_timeouts: Vec<(String, std::time::Duration, std::time::Duration)>,
+    /// Search pools (`register_search_tantivy`, `register_search_redis`).
+    search: Vec<(String, crate::search::pools::SearchConfig)>,
 }
 
 impl Default for Registry {
@@ -103,6 +105,7 @@ impl Default for Registry {
             lazy_flush: None,
             clickhouse: Vec::new(),
             clickhouse_timeouts: Vec::new(),
+            search: Vec::new(),
         }
     }
 }
@@ -528,6 +531,37 @@ impl Registry {
         self
     }
 
+    /// Registers the search pool `name` on tantivy, embedded: its indexes live in the
+    /// directory `dir` (created when missing), or in RAM for `":memory:"` (empty at
+    /// each start: run the search alters, which reindex). YAML: `tantivy: <dir>` in
+    /// the pool's section. An entity's `#[orm(search)]` uses the pool `default`,
+    /// which is tantivy in RAM when not registered. Needs the `tantivy` feature (on
+    /// by default).
+    pub fn register_search_tantivy(&mut self, name: &str, dir: &str) -> &mut Self {
+        self.search.push((
+            name.to_string(),
+            crate::search::pools::SearchConfig::Tantivy {
+                dir: dir.to_string(),
+            },
+        ));
+        self
+    }
+
+    /// Registers the search pool `name` on RediSearch, in the registered Redis pool
+    /// `redis_pool` (a server with the RediSearch module; a single server or a
+    /// Sentinel master, not a Redis Cluster). Index names and document keys start
+    /// with the cache namespace (`beeorm` without one). YAML: `redisearch: <redis
+    /// pool>` in the pool's section. Needs the `redis` feature.
+    pub fn register_search_redis(&mut self, name: &str, redis_pool: &str) -> &mut Self {
+        self.search.push((
+            name.to_string(),
+            crate::search::pools::SearchConfig::Redis {
+                redis_pool: redis_pool.to_string(),
+            },
+        ));
+        self
+    }
+
     /// Registers an enum from a list of values; the first is the default.
     pub fn register_enum_list(&mut self, name: &str, values: &[&str]) -> &mut Self {
         self.enums.push(EnumDefinition::from_list(name, values));
@@ -732,6 +766,14 @@ impl Registry {
             built.push((*id, TableSchema::build(def, &enums)?));
         }
         self.check_cache_settings()?;
+        let search = crate::search::pools::open(
+            &self.search,
+            &mut built,
+            &redis,
+            &self.redis,
+            self.cache.namespace.as_deref(),
+        )?;
+        let search_sync = built.iter().any(|(_, s)| s.search_index().is_some());
         #[cfg(feature = "redis")]
         let dirty = Self::check_dirty_streams(&built, |name| streams.contains_key(name))?;
         #[cfg(not(feature = "redis"))]
@@ -839,6 +881,8 @@ impl Registry {
                 dirty,
                 #[cfg(feature = "clickhouse")]
                 clickhouse,
+                search,
+                search_sync,
             }),
         };
         if let Some(c) = &caches {
@@ -931,6 +975,10 @@ struct Inner {
     /// ClickHouse pools, by name.
     #[cfg(feature = "clickhouse")]
     clickhouse: HashMap<String, crate::clickhouse::ClickHouse>,
+    /// The search pools, by name.
+    search: crate::search::pools::Backends,
+    /// Whether some entity has a search index.
+    search_sync: bool,
 }
 
 /// A checked registry holding the open pools. Cheap to clone; share it across tasks
@@ -972,7 +1020,44 @@ impl ValidatedRegistry {
     /// streams).
     #[inline]
     pub(crate) fn needs_changes(&self) -> bool {
-        !self.inner.hooks.observers().is_empty() || self.inner.caches.is_some() || self.inner.dirty
+        !self.inner.hooks.observers().is_empty()
+            || self.inner.caches.is_some()
+            || self.inner.dirty
+            || self.inner.search_sync
+    }
+
+    /// Whether some entity has a search index (its writes are indexed after COMMIT).
+    #[inline]
+    pub(crate) fn has_search(&self) -> bool {
+        self.inner.search_sync
+    }
+
+    /// The search pool `name`.
+    pub(crate) fn search_backend(
+        &self,
+        name: &str,
+    ) -> Option<&Arc<dyn crate::search::backend::SearchBackend>> {
+        self.inner.search.get(name)
+    }
+
+    /// Every search pool, by name (sorted).
+    pub(crate) fn search_backends(
+        &self,
+    ) -> Vec<(&str, &Arc<dyn crate::search::backend::SearchBackend>)> {
+        let mut out: Vec<_> = self
+            .inner
+            .search
+            .iter()
+            .map(|(n, b)| (n.as_str(), b))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// Names of the search pools (the implicit `default` included once an entity
+    /// uses it).
+    pub fn search_pools(&self) -> Vec<&str> {
+        self.search_backends().into_iter().map(|(n, _)| n).collect()
     }
 
     /// Whether some entity declares dirty streams.

@@ -26,6 +26,11 @@
 //!   clickhouse: http://default@127.0.0.1:8123/default   # ours: a ClickHouse pool (feature
 //!   query_timeout: 30s                                  #   `clickhouse`); also takes
 //!                                                       #   `connect_timeout`
+//! search:
+//!   tantivy: /var/lib/app/search   # ours: the search pool `search` on tantivy (or ":memory:")
+//! ft:
+//!   redis: localhost:6391:0
+//!   redisearch: ft                 # ours: the search pool `ft` on RediSearch in Redis pool `ft`
 //! shards:
 //!   redis_cluster: [127.0.0.1:7000, 127.0.0.1:7001]   # ours: a Redis Cluster
 //!   streams:                       # Redis streams of this section's Redis pool
@@ -65,6 +70,11 @@ struct PoolSection {
     streams: Option<BTreeMap<String, Vec<String>>>,
     /// Ours: `lazy_flush: true` carries lazy writes through this Redis pool.
     lazy_flush: Option<bool>,
+    /// Ours: a search pool named after the section, on tantivy in this directory
+    /// (`":memory:"`: in RAM).
+    tantivy: Option<String>,
+    /// Ours: a search pool named after the section, on RediSearch in this Redis pool.
+    redisearch: Option<String>,
     // Keys of the seed whose capabilities are not built yet: accepted by the parser so
     // the error can say so instead of "unknown field".
     elastic: Option<serde_norway::Value>,
@@ -321,6 +331,20 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
             None => {}
         }
         redis_section(&mut registry, &pool, &s)?;
+        match (&s.tantivy, &s.redisearch) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(format!(
+                    "pool `{pool}` has both `tantivy` and `redisearch`; a search pool has one engine"
+                )))
+            }
+            (Some(dir), None) => {
+                registry.register_search_tantivy(&pool, dir);
+            }
+            (None, Some(redis)) => {
+                registry.register_search_redis(&pool, redis);
+            }
+            (None, None) => {}
+        }
     }
     Ok(registry)
 }

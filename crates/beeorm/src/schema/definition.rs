@@ -37,6 +37,10 @@ pub struct EntityDefinition {
     /// `#[orm(dirty = "stream[,stream…]")]` on the struct: the dirty streams told
     /// about every insert, update and delete of the entity (F3).
     pub dirty: &'static [&'static str],
+    /// `#[orm(search)]` or `#[orm(search = "pool")]`: the entity has a full-text search
+    /// index in that search pool (`default` for the bare form); its fields marked
+    /// `searchable` / `sortable` are indexed. `None`: no index.
+    pub search: Option<&'static str>,
 }
 
 /// Which entity caches hold an entity's rows (D7): `#[orm(local_cache[ = "pool"])]`
@@ -164,4 +168,10 @@ pub struct FieldAttributes {
     /// changes this field (and about every insert and delete). On an embedded field,
     /// any of its columns.
     pub dirty: &'static [&'static str],
+    /// `searchable` or `searchable = "text" | "numeric" | "tag"`: the field is indexed
+    /// in the entity's search index. `Some("")`: the kind is inferred from the column
+    /// type; `None`: not indexed.
+    pub searchable: Option<&'static str>,
+    /// `sortable` (implies `searchable`): search results can be sorted by the field.
+    pub sortable: bool,
 }

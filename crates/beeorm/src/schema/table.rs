@@ -144,6 +144,9 @@ pub struct TableSchema {
     skip_log: Vec<bool>,
     /// The dirty streams (F3), one per stream name, in declaration order.
     dirty: Vec<DirtyStream>,
+    /// The search index (`#[orm(search)]`), and per index field the position of its
+    /// column in `columns`.
+    search: Option<(crate::search::SearchIndex, Vec<usize>)>,
 }
 
 /// SQL fragments of a table, rendered once per table with its pool's quoting.
@@ -199,6 +202,7 @@ impl TableSchema {
             index_parts: BTreeMap::new(),
             skip_log: vec![false],
             dirty: Vec::new(),
+            search: Vec::new(),
         };
         builder.add_fields(&def.fields, "", "", false, &[])?;
         let mut indexes = builder.indexes()?;
@@ -236,6 +240,7 @@ impl TableSchema {
                 unsigned: true,
             };
         }
+        let search = builder.search_index(def.search, &table)?;
         let pool = def.pool.unwrap_or(crate::DEFAULT_POOL).to_string();
         let log = if def.log {
             let log_pool = def.log_pool.unwrap_or(&pool);
@@ -273,6 +278,7 @@ impl TableSchema {
             log,
             skip_log: builder.skip_log,
             dirty,
+            search,
         })
     }
 
@@ -319,6 +325,7 @@ impl TableSchema {
             signature: OnceLock::new(),
             log: None,
             dirty: Vec::new(),
+            search: None,
         }
     }
 
@@ -362,6 +369,29 @@ impl TableSchema {
     /// entity declares none.
     pub fn dirty_streams(&self) -> &[DirtyStream] {
         &self.dirty
+    }
+
+    /// The entity's full-text search index (`#[orm(search)]` and its `searchable` /
+    /// `sortable` fields); `None` when it has none.
+    pub fn search_index(&self) -> Option<&crate::search::SearchIndex> {
+        self.search.as_ref().map(|(index, _)| index)
+    }
+
+    /// Per field of [`TableSchema::search_index`], the position of its column in
+    /// [`TableSchema::columns`] (the primary key is 0).
+    pub(crate) fn search_columns(&self) -> &[usize] {
+        self.search.as_ref().map_or(&[], |(_, c)| c.as_slice())
+    }
+
+    /// Prefixes the search index's name with the cache namespace (validate).
+    pub(crate) fn set_search_namespace(&mut self, namespace: &str) {
+        if let Some((index, _)) = &mut self.search {
+            let clean: String = namespace
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            index.name = format!("{clean}_{}", index.name);
+        }
     }
 
     /// The entity caches declared on the entity (`local_cache`, `redis_cache`).
@@ -642,6 +672,15 @@ fn enum_text(kind: &str, values: &EnumValues, out: &mut String) {
     }
 }
 
+/// The name of a search field kind, as `searchable = "..."` takes it.
+fn kind_name(kind: crate::search::SearchFieldKind) -> &'static str {
+    match kind {
+        crate::search::SearchFieldKind::Text => "text",
+        crate::search::SearchFieldKind::Numeric => "numeric",
+        crate::search::SearchFieldKind::Tag => "tag",
+    }
+}
+
 /// FNV-1a, 64 bits: a fixed function of the bytes (std's hashers may change between
 /// releases and are seeded per process).
 fn fnv1a64(bytes: &[u8]) -> u64 {
@@ -668,9 +707,112 @@ struct Builder<'a> {
     skip_log: Vec<bool>,
     /// Field-level dirty declarations: (stream, field path, column).
     dirty: Vec<(&'static str, String, String)>,
+    /// `searchable` columns: (field path, column position, kind as written, sortable).
+    search: Vec<(String, usize, &'static str, bool)>,
 }
 
 impl Builder<'_> {
+    /// The search index of `#[orm(search = pool)]` (`None`: the entity has none),
+    /// named after `table`; every `searchable` field's kind inferred from its column
+    /// or checked against it.
+    fn search_index(
+        &self,
+        pool: Option<&'static str>,
+        table: &str,
+    ) -> Result<Option<(crate::search::SearchIndex, Vec<usize>)>> {
+        use crate::search::{SearchField, SearchFieldKind, SearchIndex};
+        let Some(pool) = pool else {
+            return match self.search.first() {
+                Some((field, ..)) => Err(Error::definition(
+                    self.entity,
+                    Some(field),
+                    "it is `searchable`, but the entity has no search index: add `#[orm(search)]` to the entity",
+                )),
+                None => Ok(None),
+            };
+        };
+        if self.search.is_empty() {
+            return Err(Error::definition(
+                self.entity,
+                None,
+                "it has a search index (`#[orm(search)]`) but no `searchable` or `sortable` field",
+            ));
+        }
+        let mut fields = Vec::with_capacity(self.search.len());
+        let mut columns = Vec::with_capacity(self.search.len());
+        for (field, position, written, sortable) in &self.search {
+            let column = &self.columns[*position];
+            let fits: &[SearchFieldKind] = if Some(*position) == self.fake_delete {
+                &[]
+            } else if column.reference.is_some() {
+                &[SearchFieldKind::Tag]
+            } else {
+                match &column.ty {
+                    ColumnType::Varchar(_) | ColumnType::Text => {
+                        &[SearchFieldKind::Text, SearchFieldKind::Tag]
+                    }
+                    ColumnType::Int { .. }
+                    | ColumnType::Float { .. }
+                    | ColumnType::Decimal { .. }
+                    | ColumnType::Date
+                    | ColumnType::DateTime
+                    | ColumnType::DateTimeMicros
+                    | ColumnType::Year => &[SearchFieldKind::Numeric],
+                    ColumnType::Bool | ColumnType::Enum(_) | ColumnType::Set(_) => {
+                        &[SearchFieldKind::Tag]
+                    }
+                    ColumnType::Blob(_) | ColumnType::Time | ColumnType::Json => &[],
+                }
+            };
+            let Some(inferred) = fits.first().copied() else {
+                return Err(Error::definition(
+                    self.entity,
+                    Some(field),
+                    "its column type cannot be indexed for search (strings, numbers, dates, \
+                     bools, enums, sets and references can; not the fake-delete flag)",
+                ));
+            };
+            let kind = match *written {
+                "" => inferred,
+                "text" => SearchFieldKind::Text,
+                "numeric" => SearchFieldKind::Numeric,
+                "tag" => SearchFieldKind::Tag,
+                other => {
+                    return Err(Error::definition(
+                        self.entity,
+                        Some(field),
+                        format!("unknown search field kind `{other}` (text, numeric or tag)"),
+                    ))
+                }
+            };
+            if !fits.contains(&kind) {
+                let names: Vec<&str> = fits.iter().map(|k| kind_name(*k)).collect();
+                return Err(Error::definition(
+                    self.entity,
+                    Some(field),
+                    format!(
+                        "`searchable = \"{written}\"` does not fit its column type; it can be indexed as: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            fields.push(SearchField {
+                name: column.name.clone(),
+                kind,
+                sortable: *sortable,
+            });
+            columns.push(*position);
+        }
+        Ok(Some((
+            SearchIndex {
+                name: table.to_string(),
+                pool: pool.to_string(),
+                fields,
+            },
+            columns,
+        )))
+    }
+
     /// The entity's dirty streams: `entity` (the struct's), then the fields' streams
     /// not declared on the struct, each once.
     fn dirty_streams(&self, entity: &[&'static str]) -> Vec<DirtyStream> {
@@ -729,7 +871,9 @@ impl Builder<'_> {
                         && !a.longblob
                         && !a.cascade
                         && !a.skip_fk
-                        && !a.fake_delete;
+                        && !a.fake_delete
+                        && a.searchable.is_none()
+                        && !a.sortable;
                     if !plain {
                         return Err(Error::definition(
                             self.entity,
@@ -806,6 +950,14 @@ impl Builder<'_> {
                     }
                     for stream in streams {
                         self.dirty.push((stream, field.clone(), name.clone()));
+                    }
+                    if let Some(kind) = f.attributes.searchable {
+                        self.search.push((
+                            field.clone(),
+                            self.columns.len(),
+                            kind,
+                            f.attributes.sortable,
+                        ));
                     }
                     self.columns.push(Column {
                         name,

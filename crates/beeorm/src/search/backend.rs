@@ -67,6 +67,14 @@ pub(crate) trait SearchBackend: Send + Sync + std::fmt::Debug {
     /// Redis pool `search``.
     fn describe(&self) -> String;
 
+    /// The engine's own command that creates `index`, shown in alters (`FT.CREATE …`
+    /// on RediSearch); `None` (the default) when the engine has no command language
+    /// (tantivy): the alter then describes the index in words.
+    fn create_statement(&self, index: &SearchIndex) -> Option<String> {
+        let _ = index;
+        None
+    }
+
     /// The names of the indexes this pool holds (created by beeorm).
     fn list(&self) -> BoxFuture<'_, Result<Vec<String>>>;
 

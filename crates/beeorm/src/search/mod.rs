@@ -6,8 +6,18 @@
 //! (derive attributes, schema, sync observer, reindex, alters, engine API, query
 //! parser) build against. Module docs are written at merge.
 
+pub(crate) mod alters;
+mod api;
 pub(crate) mod backend;
+pub(crate) mod compile;
+pub(crate) mod document;
+pub(crate) mod pools;
 pub(crate) mod query;
+#[cfg(feature = "redis")]
+pub(crate) mod redisearch;
+pub(crate) mod sync;
+#[cfg(feature = "tantivy")]
+pub(crate) mod tantivy;
 
 use std::ops::Bound;
 

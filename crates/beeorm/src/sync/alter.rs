@@ -24,14 +24,46 @@ pub struct Alter {
     /// False when running it can lose data: it drops or changes columns of a table
     /// that has rows, or drops a table that has rows.
     pub safe: bool,
-    /// The relational pool it runs on.
+    /// The pool it runs on: a relational pool, or a search pool for a search index
+    /// alter (whose `sql` then describes what it does).
     pub pool: String,
+    /// What running it does.
+    pub(crate) action: AlterAction,
+}
+
+/// What an [`Alter`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AlterAction {
+    /// Its SQL, on its relational pool.
+    Sql,
+    /// A search index alter (`search/alters.rs`).
+    Search(crate::search::alters::SearchAlter),
 }
 
 impl Alter {
-    /// Runs the alter on its pool.
+    /// Runs the alter on its pool (a search index alter: on its search pool;
+    /// creating or rebuilding an index also indexes the rows).
     pub async fn exec(&self, engine: &Engine) -> Result<()> {
-        engine.sql_pool(&self.pool)?.execute_script(&self.sql).await
+        match &self.action {
+            AlterAction::Sql => engine.sql_pool(&self.pool)?.execute_script(&self.sql).await,
+            AlterAction::Search(alter) => {
+                crate::search::alters::exec(engine, &self.pool, alter).await
+            }
+        }
+    }
+
+    /// A search index alter.
+    pub(crate) fn search(
+        sql: String,
+        pool: &str,
+        alter: crate::search::alters::SearchAlter,
+    ) -> Alter {
+        Alter {
+            sql,
+            safe: true,
+            pool: pool.to_string(),
+            action: AlterAction::Search(alter),
+        }
     }
 }
 
@@ -347,6 +379,7 @@ pub(crate) async fn plan(
         sql: format!("ALTER TABLE {} {clause}", dialect.quote(table)),
         safe: true,
         pool: pool.name().to_string(),
+        action: AlterAction::Sql,
     };
     let drop_fk = |name: &str| match &any {
         AnyDialect::MySql(_) => format!("DROP FOREIGN KEY {}", dialect.quote(name)),
@@ -380,6 +413,7 @@ pub(crate) async fn plan(
                 sql: dialect.create_table(table).join(";\n"),
                 safe: true,
                 pool: pool.name().to_string(),
+                action: AlterAction::Sql,
             });
             continue;
         };
@@ -403,6 +437,7 @@ pub(crate) async fn plan(
                 sql,
                 safe,
                 pool: pool.name().to_string(),
+                action: AlterAction::Sql,
             });
             if let (AnyDialect::MySql(_), Some(flag)) = (&any, d.fake_delete_from_bool) {
                 // MODIFY keeps the 1 of deleted rows; they get their IDs after it.
@@ -410,6 +445,7 @@ pub(crate) async fn plan(
                     sql: fake_delete_ids(|s| dialect.quote(s), table, flag),
                     safe: true,
                     pool: pool.name().to_string(),
+                    action: AlterAction::Sql,
                 });
             }
         }
@@ -423,6 +459,7 @@ pub(crate) async fn plan(
                     ),
                     safe: !has_rows(pool, dialect, table.table_name()).await?,
                     pool: pool.name().to_string(),
+                    action: AlterAction::Sql,
                 });
             }
         }
@@ -455,6 +492,7 @@ pub(crate) async fn plan(
                 sql: format!("DROP TABLE {}", dialect.quote(name)),
                 safe: !has_rows(pool, dialect, name).await?,
                 pool: pool.name().to_string(),
+                action: AlterAction::Sql,
             });
         }
     }
