@@ -205,9 +205,17 @@ impl RediSearchBackend {
                 } else {
                     ""
                 };
+                let hint = if command.starts_with("FT.")
+                    && source.to_string().contains("unknown command")
+                {
+                    " (the server has no RediSearch module: load redisearch.so, see \
+                     scripts/services)"
+                } else {
+                    ""
+                };
                 self.error(
                     index,
-                    format!("{what}`{command}` on Redis pool `{pool}` failed: {source}"),
+                    format!("{what}`{command}` on Redis pool `{pool}` failed: {source}{hint}"),
                 )
             }
             other => self.error(index, other.to_string()),
@@ -1735,6 +1743,25 @@ mod tests {
         let reply: Value = resp3.redis.query(&hello).await.unwrap();
         assert!(matches!(reply, Value::Map(_)), "{reply:?}");
         b.drop_index("items").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_module_is_named() {
+        // The plain Redis of the test suite has no RediSearch module.
+        let plain = std::env::var("BEEORM_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+        let b = RediSearchBackend::new("search", client(&plain), "beeorm_test_rs_nomodule");
+        let (_, index) = setup("nomodule");
+        for err in [
+            b.list().await.unwrap_err(),
+            b.search(&index, &query(None)).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, Error::Search { reason, .. }
+                    if reason.contains("no RediSearch module")),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]
