@@ -26,7 +26,9 @@
 //! * Tags: `TAG SEPARATOR "\x1f" CASESENSITIVE`: a filter matches a stored value exactly
 //!   as given, case included. RediSearch trims white space at both ends of a tag value
 //!   (stored and queried alike, so `" a "` finds `"a"`), ignores empty values, and a
-//!   value containing the separator character U+001F is stored as two values.
+//!   value containing the separator character U+001F is stored as two values. A tag
+//!   sorts by its stored text as bytes (case-sensitive; several values: all of them,
+//!   joined by U+001F).
 //! * Ranking: `SCORER BM25`; numbers are stored and compared as `f64` written in exact
 //!   decimal (Rust's shortest round-trip form).
 //! * Queries use `DIALECT 2`, where a backslash makes any character literal: every
