@@ -46,7 +46,9 @@
 //!   not hold, found with `SCAN`), so a new index starts empty; the fingerprint is
 //!   stored last, so a create cut short reads as "no index" and is redone.
 //! * A Redis Cluster pool is refused (typed error on every call): an index lives on one
-//!   server and sees only that server's keys. A single server or Sentinel pool works.
+//!   server and sees only that server's keys. A single server or Sentinel pool works,
+//!   on database 0 (RediSearch refuses an index on another: `Cannot create index on
+//!   db != 0`, passed on as the error of `create`).
 //! * Errors: every failure is [`Error::Search`] with the search pool, the index and the
 //!   server's message (or what the Redis client reported: unreachable, no reply in
 //!   time), naming the Redis pool.
