@@ -842,6 +842,18 @@ mod tests {
         Doc { id, fields }
     }
 
+    /// A document with a title, an age and one city.
+    fn full(id: u64, title: &str, age: f64, city: &str) -> Doc {
+        doc(
+            id,
+            vec![
+                (TITLE, text(title)),
+                (AGE, DocValue::Number(age)),
+                (CITY, tags(&[city])),
+            ],
+        )
+    }
+
     fn text(s: &str) -> DocValue {
         DocValue::Text(s.to_string())
     }
@@ -1066,14 +1078,7 @@ mod tests {
         b.write(
             &index,
             &[
-                doc(
-                    1,
-                    vec![
-                        (TITLE, text("Alpha")),
-                        (AGE, DocValue::Number(5.0)),
-                        (CITY, tags(&["Paris"])),
-                    ],
-                ),
+                full(1, "Alpha", 5.0, "Paris"),
                 doc(2, vec![(TITLE, text("alpha beta"))]),
                 // Every field NULL: still a document (counted, found by `*`).
                 doc(3, vec![]),
@@ -1188,105 +1193,50 @@ mod tests {
         .await
         .unwrap();
         let q = |n| query(Some(n));
-        assert_eq!(
-            sorted_ids(&b, &index, q(term("quick"))).await,
-            vec![1, 2, 3, 4]
-        );
-        assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::Prefix("pre".into()))).await,
-            vec![4, 5]
-        );
-        // A phrase: adjacent and in order.
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Phrase(vec!["quick".into(), "brown".into()]))
-            )
-            .await,
-            vec![1]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![term("quick"), term("red")]))
-            )
-            .await,
-            vec![3]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Or(vec![term("red"), term("prelude")]))
-            )
-            .await,
-            vec![3, 5]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![
+        let not = |n| QueryNode::Not(Box::new(n));
+        let field = |f, n| QueryNode::Field(f, Box::new(n));
+        let phrase = |w: &[&str]| QueryNode::Phrase(w.iter().map(|w| w.to_string()).collect());
+        let cases: Vec<(QueryNode, Vec<u64>)> = vec![
+            (term("quick"), vec![1, 2, 3, 4]),
+            (QueryNode::Prefix("pre".into()), vec![4, 5]),
+            // A phrase: adjacent and in order.
+            (phrase(&["quick", "brown"]), vec![1]),
+            (QueryNode::And(vec![term("quick"), term("red")]), vec![3]),
+            (
+                QueryNode::Or(vec![term("red"), term("prelude")]),
+                vec![3, 5],
+            ),
+            (
+                QueryNode::And(vec![term("quick"), not(term("red"))]),
+                vec![1, 2, 4],
+            ),
+            // `quick` only in the title: not document 4 (body).
+            (field(TITLE, term("quick")), vec![1, 2, 3]),
+            (field(BODY, term("quick")), vec![4]),
+            // Or binds inside And: quick AND (red OR prefix).
+            (
+                QueryNode::And(vec![
                     term("quick"),
-                    QueryNode::Not(Box::new(term("red")))
-                ]))
-            )
-            .await,
-            vec![1, 2, 4]
-        );
-        // `quick` only in the title: not document 4 (body).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(TITLE, Box::new(term("quick"))))
-            )
-            .await,
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(BODY, Box::new(term("quick"))))
-            )
-            .await,
-            vec![4]
-        );
-        // Or binds inside And: quick AND (red OR prefix).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![
-                    term("quick"),
-                    QueryNode::Or(vec![term("red"), term("prefix")])
-                ]))
-            )
-            .await,
-            vec![3, 4]
-        );
-        // A field on a group, with a negated phrase inside (1 and 3 hold `brown fox`).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(
+                    QueryNode::Or(vec![term("red"), term("prefix")]),
+                ]),
+                vec![3, 4],
+            ),
+            // A field on a group, with a negated phrase inside (1 and 3 hold `brown fox`).
+            (
+                field(
                     TITLE,
-                    Box::new(QueryNode::And(vec![
-                        term("fox"),
-                        QueryNode::Not(Box::new(QueryNode::Phrase(vec![
-                            "brown".into(),
-                            "fox".into()
-                        ])))
-                    ]))
-                ))
-            )
-            .await,
-            vec![2]
-        );
+                    QueryNode::And(vec![term("fox"), not(phrase(&["brown", "fox"]))]),
+                ),
+                vec![2],
+            ),
+        ];
+        for (node, want) in cases {
+            assert_eq!(
+                sorted_ids(&b, &index, q(node.clone())).await,
+                want,
+                "{node:?}"
+            );
+        }
         // Stop words are words like any other; nothing is stemmed.
         b.write(
             &index,
@@ -1457,30 +1407,9 @@ mod tests {
         b.write(
             &index,
             &[
-                doc(
-                    1,
-                    vec![
-                        (TITLE, text("banana")),
-                        (AGE, DocValue::Number(3.0)),
-                        (CITY, tags(&["b"])),
-                    ],
-                ),
-                doc(
-                    2,
-                    vec![
-                        (TITLE, text("Apple")),
-                        (AGE, DocValue::Number(-1.5)),
-                        (CITY, tags(&["c"])),
-                    ],
-                ),
-                doc(
-                    3,
-                    vec![
-                        (TITLE, text("cherry")),
-                        (AGE, DocValue::Number(100.0)),
-                        (CITY, tags(&["a"])),
-                    ],
-                ),
+                full(1, "banana", 3.0, "b"),
+                full(2, "Apple", -1.5, "c"),
+                full(3, "cherry", 100.0, "a"),
                 doc(4, vec![(BODY, text("nothing sortable"))]),
             ],
             &[],
