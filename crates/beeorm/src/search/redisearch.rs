@@ -26,23 +26,42 @@
 //! * Tags: `TAG SEPARATOR "\x1f" CASESENSITIVE`: a filter matches a stored value exactly
 //!   as given, case included. RediSearch trims white space at both ends of a tag value
 //!   (stored and queried alike, so `" a "` finds `"a"`), ignores empty values, and a
-//!   value containing the separator character U+001F is stored as two values.
+//!   value containing the separator character U+001F is stored as two values. A tag
+//!   sorts by its stored text as bytes (case-sensitive; several values: all of them,
+//!   joined by U+001F).
 //! * Ranking: `SCORER BM25`; numbers are stored and compared as `f64` written in exact
 //!   decimal (Rust's shortest round-trip form).
 //! * Queries use `DIALECT 2`, where a backslash makes any character literal: every
 //!   character of a term, prefix, phrase word or tag value that is not a letter or a
 //!   digit is escaped, so user text never becomes query syntax.
-//! * Writes go in one `MULTI`/`EXEC` transaction (DEL + HSET per document, DEL per
-//!   deleted ID): a concurrent search sees the batch completely or not at all — with a
-//!   plain pipeline it could run between a document's DEL and its HSET and miss it. The
-//!   transaction is a single request, so a dropped future does not leave half a batch.
+//! * Writes go in `MULTI`/`EXEC` transactions (DEL + HSET per document, DEL per
+//!   deleted ID): a concurrent search sees a document's old or new version, never
+//!   none — with a plain pipeline it could run between the DEL and the HSET. A
+//!   transaction is one request, so a dropped future leaves no half document. A batch
+//!   of more than 1,000 documents (or 4 MiB) goes as several transactions, one after
+//!   the other, so that each is answered within the pool's response timeout.
+//!   (Measured: a plain pipeline, or HSET without the DEL, index no faster; the
+//!   server's indexing dominates.)
+//! * `create` drops first (`FT.DROPINDEX … DD`, then the document keys the index did
+//!   not hold, found with `SCAN`), so a new index starts empty; the fingerprint is
+//!   stored last, so a create cut short reads as "no index" and is redone.
 //! * A Redis Cluster pool is refused (typed error on every call): an index lives on one
-//!   server and sees only that server's keys. A single server or Sentinel pool works.
+//!   server and sees only that server's keys. A single server or Sentinel pool works,
+//!   on database 0 (RediSearch refuses an index on another: `Cannot create index on
+//!   db != 0`, passed on as the error of `create`).
+//! * Errors: every failure is [`Error::Search`] with the search pool, the index and the
+//!   server's message (or what the Redis client reported: unreachable, no reply in
+//!   time), naming the Redis pool.
+//!
+//! Needs RediSearch 2.4 or later (`DIALECT 2`; tag `CASESENSITIVE`); tested with
+//! RediSearch 2.10.5 on Valkey 9.1 (`scripts/services`). Replies are read in RESP2 and
+//! RESP3.
 //!
 //! Known limits: a prefix query expands to at most the server's `MAXEXPANSIONS` terms
-//! (200 by default); a query running longer than the server's timeout returns what it
-//! found so far when the server's `ON_TIMEOUT` policy is `RETURN` (each search asks for
-//! the Redis pool's response timeout).
+//! (200 by default); a query running longer than the server's timeout (each search
+//! asks for the Redis pool's response timeout) returns what it found so far when the
+//! server's `ON_TIMEOUT` policy is `RETURN` (its default) — silently on RESP2, as an
+//! error on RESP3, whose reply carries the warning.
 
 use std::ops::Bound;
 
@@ -190,9 +209,17 @@ impl RediSearchBackend {
                 } else {
                     ""
                 };
+                let hint = if command.starts_with("FT.")
+                    && source.to_string().contains("unknown command")
+                {
+                    " (the server has no RediSearch module: load redisearch.so, see \
+                     scripts/services)"
+                } else {
+                    ""
+                };
                 self.error(
                     index,
-                    format!("{what}`{command}` on Redis pool `{pool}` failed: {source}"),
+                    format!("{what}`{command}` on Redis pool `{pool}` failed: {source}{hint}"),
                 )
             }
             other => self.error(index, other.to_string()),
@@ -579,43 +606,44 @@ impl RediSearchBackend {
 
     async fn write_impl(&self, index: &SearchIndex, docs: &[Doc], deletes: &[u64]) -> Result<()> {
         self.check_pool(&index.name)?;
-        if docs.is_empty() && deletes.is_empty() {
-            return Ok(());
+        // Check every field position before anything is sent.
+        for doc in docs {
+            for (position, _) in &doc.fields {
+                self.field_of(index, *position)?;
+            }
         }
         let prefix = self.doc_prefix(&index.name);
-        let mut pipe = self.redis.pipeline();
-        pipe.atomic();
+        let mut batch = Transaction::new(self);
         for doc in docs {
             let key = format!("{prefix}{}", doc.id);
-            pipe.del(&key).ignore();
             let mut hset = ::redis::cmd("HSET");
             hset.arg(&key).arg(ID_FIELD).arg(doc.id);
+            let mut bytes = key.len();
             for (position, value) in &doc.fields {
                 let name = hash_field(self.field_of(index, *position)?);
-                match value {
-                    DocValue::Text(text) => {
-                        let text = words(text);
-                        if !text.is_empty() {
-                            hset.arg(name).arg(text);
-                        }
-                    }
-                    DocValue::Number(n) if n.is_nan() => {}
-                    DocValue::Number(n) => {
-                        hset.arg(name).arg(number(*n));
-                    }
-                    DocValue::Tags(tags) => {
-                        if !tags.is_empty() {
-                            hset.arg(name).arg(tags.join(TAG_SEPARATOR));
-                        }
-                    }
+                let value = match value {
+                    DocValue::Text(text) => words(text),
+                    DocValue::Number(n) if n.is_nan() => String::new(),
+                    DocValue::Number(n) => number(*n),
+                    DocValue::Tags(tags) => tags.join(TAG_SEPARATOR),
+                };
+                // An empty value is no value (a NULL): the field stays absent.
+                if !value.is_empty() {
+                    bytes += name.len() + value.len();
+                    hset.arg(name).arg(value);
                 }
             }
-            pipe.cmd(hset).ignore();
+            batch.flush_if_full(2, bytes, &index.name).await?;
+            batch.pipe.del(&key).ignore();
+            batch.pipe.cmd(hset).ignore();
+            batch.bytes += bytes;
         }
         for id in deletes {
-            pipe.del(format!("{prefix}{id}")).ignore();
+            let key = format!("{prefix}{id}");
+            batch.flush_if_full(1, key.len(), &index.name).await?;
+            batch.pipe.del(key).ignore();
         }
-        pipe.exec().await.map_err(|e| self.map_err(&index.name, e))
+        batch.send(&index.name).await
     }
 
     fn field_of<'i>(&self, index: &'i SearchIndex, position: usize) -> Result<&'i str> {
@@ -649,6 +677,53 @@ impl RediSearchBackend {
             .arg(2);
         let reply: Value = self.run(&index.name, &cmd).await?;
         Ok(self.parse_hits(index, reply)?.total)
+    }
+}
+
+/// Most commands in one `MULTI`/`EXEC` of a write (a document is 2: DEL and HSET).
+const TX_COMMANDS: usize = 2_000;
+/// Most bytes of keys and values in one `MULTI`/`EXEC` of a write: a transaction must
+/// be answered within the Redis pool's response timeout.
+const TX_BYTES: usize = 4 << 20;
+
+/// The `MULTI`/`EXEC` a write is filling: sent when the next document would make it too
+/// big, so a big batch goes as several transactions (each document whole in one).
+struct Transaction<'b> {
+    backend: &'b RediSearchBackend,
+    pipe: crate::redis::RedisPipeline,
+    bytes: usize,
+}
+
+impl<'b> Transaction<'b> {
+    fn new(backend: &'b RediSearchBackend) -> Self {
+        let mut pipe = backend.redis.pipeline();
+        pipe.atomic();
+        Transaction {
+            backend,
+            pipe,
+            bytes: 0,
+        }
+    }
+
+    /// Sends what is queued when `commands` more commands of `bytes` would not fit.
+    async fn flush_if_full(&mut self, commands: usize, bytes: usize, index: &str) -> Result<()> {
+        if !self.pipe.is_empty()
+            && (self.pipe.len() + commands > TX_COMMANDS || self.bytes + bytes > TX_BYTES)
+        {
+            let full = std::mem::replace(self, Transaction::new(self.backend));
+            full.send(index).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(self, index: &str) -> Result<()> {
+        if self.pipe.is_empty() {
+            return Ok(());
+        }
+        self.pipe
+            .exec()
+            .await
+            .map_err(|e| self.backend.map_err(index, e))
     }
 }
 
@@ -769,6 +844,18 @@ mod tests {
 
     fn doc(id: u64, fields: Vec<(usize, DocValue)>) -> Doc {
         Doc { id, fields }
+    }
+
+    /// A document with a title, an age and one city.
+    fn full(id: u64, title: &str, age: f64, city: &str) -> Doc {
+        doc(
+            id,
+            vec![
+                (TITLE, text(title)),
+                (AGE, DocValue::Number(age)),
+                (CITY, tags(&[city])),
+            ],
+        )
     }
 
     fn text(s: &str) -> DocValue {
@@ -995,14 +1082,7 @@ mod tests {
         b.write(
             &index,
             &[
-                doc(
-                    1,
-                    vec![
-                        (TITLE, text("Alpha")),
-                        (AGE, DocValue::Number(5.0)),
-                        (CITY, tags(&["Paris"])),
-                    ],
-                ),
+                full(1, "Alpha", 5.0, "Paris"),
                 doc(2, vec![(TITLE, text("alpha beta"))]),
                 // Every field NULL: still a document (counted, found by `*`).
                 doc(3, vec![]),
@@ -1066,6 +1146,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_big_batch_goes_whole() {
+        let (b, index) = created("big_batch").await;
+        b.write(&index, &[doc(9_999, vec![(TITLE, text("gone"))])], &[])
+            .await
+            .unwrap();
+        // 1,600 documents of 5 KiB (several transactions: 4 MiB each at most), and
+        // a delete after them.
+        let body = "lorem ipsum ".repeat(450);
+        let docs: Vec<Doc> = (1..=1_600)
+            .map(|i| {
+                doc(
+                    i,
+                    vec![
+                        (TITLE, text(&format!("doc{i}"))),
+                        (BODY, text(&body)),
+                        (AGE, DocValue::Number(i as f64)),
+                    ],
+                )
+            })
+            .collect();
+        b.write(&index, &docs, &[9_999]).await.unwrap();
+        assert_eq!(b.count(&index).await.unwrap(), 1_600);
+        for i in [1, 700, 800, 1_000, 1_600] {
+            let want = vec![i];
+            assert_eq!(
+                ids(&b, &index, query(Some(term(&format!("doc{i}"))))).await,
+                want
+            );
+        }
+        assert!(ids(&b, &index, query(Some(term("gone")))).await.is_empty());
+        b.drop_index("items").await.unwrap();
+        assert_eq!(b.list().await.unwrap(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
     async fn query_nodes() {
         let (b, index) = created("nodes").await;
         b.write(
@@ -1082,105 +1197,50 @@ mod tests {
         .await
         .unwrap();
         let q = |n| query(Some(n));
-        assert_eq!(
-            sorted_ids(&b, &index, q(term("quick"))).await,
-            vec![1, 2, 3, 4]
-        );
-        assert_eq!(
-            sorted_ids(&b, &index, q(QueryNode::Prefix("pre".into()))).await,
-            vec![4, 5]
-        );
-        // A phrase: adjacent and in order.
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Phrase(vec!["quick".into(), "brown".into()]))
-            )
-            .await,
-            vec![1]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![term("quick"), term("red")]))
-            )
-            .await,
-            vec![3]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Or(vec![term("red"), term("prelude")]))
-            )
-            .await,
-            vec![3, 5]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![
+        let not = |n| QueryNode::Not(Box::new(n));
+        let field = |f, n| QueryNode::Field(f, Box::new(n));
+        let phrase = |w: &[&str]| QueryNode::Phrase(w.iter().map(|w| w.to_string()).collect());
+        let cases: Vec<(QueryNode, Vec<u64>)> = vec![
+            (term("quick"), vec![1, 2, 3, 4]),
+            (QueryNode::Prefix("pre".into()), vec![4, 5]),
+            // A phrase: adjacent and in order.
+            (phrase(&["quick", "brown"]), vec![1]),
+            (QueryNode::And(vec![term("quick"), term("red")]), vec![3]),
+            (
+                QueryNode::Or(vec![term("red"), term("prelude")]),
+                vec![3, 5],
+            ),
+            (
+                QueryNode::And(vec![term("quick"), not(term("red"))]),
+                vec![1, 2, 4],
+            ),
+            // `quick` only in the title: not document 4 (body).
+            (field(TITLE, term("quick")), vec![1, 2, 3]),
+            (field(BODY, term("quick")), vec![4]),
+            // Or binds inside And: quick AND (red OR prefix).
+            (
+                QueryNode::And(vec![
                     term("quick"),
-                    QueryNode::Not(Box::new(term("red")))
-                ]))
-            )
-            .await,
-            vec![1, 2, 4]
-        );
-        // `quick` only in the title: not document 4 (body).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(TITLE, Box::new(term("quick"))))
-            )
-            .await,
-            vec![1, 2, 3]
-        );
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(BODY, Box::new(term("quick"))))
-            )
-            .await,
-            vec![4]
-        );
-        // Or binds inside And: quick AND (red OR prefix).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::And(vec![
-                    term("quick"),
-                    QueryNode::Or(vec![term("red"), term("prefix")])
-                ]))
-            )
-            .await,
-            vec![3, 4]
-        );
-        // A field on a group, with a negated phrase inside (1 and 3 hold `brown fox`).
-        assert_eq!(
-            sorted_ids(
-                &b,
-                &index,
-                q(QueryNode::Field(
+                    QueryNode::Or(vec![term("red"), term("prefix")]),
+                ]),
+                vec![3, 4],
+            ),
+            // A field on a group, with a negated phrase inside (1 and 3 hold `brown fox`).
+            (
+                field(
                     TITLE,
-                    Box::new(QueryNode::And(vec![
-                        term("fox"),
-                        QueryNode::Not(Box::new(QueryNode::Phrase(vec![
-                            "brown".into(),
-                            "fox".into()
-                        ])))
-                    ]))
-                ))
-            )
-            .await,
-            vec![2]
-        );
+                    QueryNode::And(vec![term("fox"), not(phrase(&["brown", "fox"]))]),
+                ),
+                vec![2],
+            ),
+        ];
+        for (node, want) in cases {
+            assert_eq!(
+                sorted_ids(&b, &index, q(node.clone())).await,
+                want,
+                "{node:?}"
+            );
+        }
         // Stop words are words like any other; nothing is stemmed.
         b.write(
             &index,
@@ -1351,30 +1411,9 @@ mod tests {
         b.write(
             &index,
             &[
-                doc(
-                    1,
-                    vec![
-                        (TITLE, text("banana")),
-                        (AGE, DocValue::Number(3.0)),
-                        (CITY, tags(&["b"])),
-                    ],
-                ),
-                doc(
-                    2,
-                    vec![
-                        (TITLE, text("Apple")),
-                        (AGE, DocValue::Number(-1.5)),
-                        (CITY, tags(&["c"])),
-                    ],
-                ),
-                doc(
-                    3,
-                    vec![
-                        (TITLE, text("cherry")),
-                        (AGE, DocValue::Number(100.0)),
-                        (CITY, tags(&["a"])),
-                    ],
-                ),
+                full(1, "banana", 3.0, "b"),
+                full(2, "Apple", -1.5, "c"),
+                full(3, "cherry", 100.0, "a"),
                 doc(4, vec![(BODY, text("nothing sortable"))]),
             ],
             &[],
@@ -1641,6 +1680,25 @@ mod tests {
         let reply: Value = resp3.redis.query(&hello).await.unwrap();
         assert!(matches!(reply, Value::Map(_)), "{reply:?}");
         b.drop_index("items").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_module_is_named() {
+        // The plain Redis of the test suite has no RediSearch module.
+        let plain = std::env::var("BEEORM_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string());
+        let b = RediSearchBackend::new("search", client(&plain), "beeorm_test_rs_nomodule");
+        let (_, index) = setup("nomodule");
+        for err in [
+            b.list().await.unwrap_err(),
+            b.search(&index, &query(None)).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, Error::Search { reason, .. }
+                    if reason.contains("no RediSearch module")),
+                "{err}"
+            );
+        }
     }
 
     #[tokio::test]
