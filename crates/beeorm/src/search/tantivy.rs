@@ -43,6 +43,7 @@ use std::time::Duration;
 use ::tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue, SortByString};
 use ::tantivy::collector::{Collector, Count, TopDocs};
 use ::tantivy::directory::MmapDirectory;
+use ::tantivy::indexer::IndexWriterOptions;
 use ::tantivy::query::{
     AllQuery, BitSetDocSet, BooleanQuery, ConstScoreQuery, ConstScorer, EmptyQuery, EnableScoring,
     ExistsQuery, Explanation, Occur, PhraseQuery, Query, RangeQuery, RegexQuery, Scorer, TermQuery,
@@ -389,9 +390,16 @@ impl Inner {
             }
         };
         if writer.is_none() {
+            // One indexing and one merge thread per index: an application has an
+            // index per searchable entity, and batches are small.
+            let options = IndexWriterOptions::builder()
+                .memory_budget_per_thread(WRITER_MEMORY)
+                .num_worker_threads(1)
+                .num_merge_threads(1)
+                .build();
             let w = open
                 .index
-                .writer_with_num_threads(1, WRITER_MEMORY)
+                .writer_with_options(options)
                 .map_err(|e| self.error(name, format!("cannot open the index writer: {e}")))?;
             *writer = Some(w);
         }

@@ -964,7 +964,8 @@ async fn a_dropped_write_still_commits_and_releases_the_writer() {
 }
 
 /// Indexing and query figures (run in release:
-/// `cargo test -p beeorm --release --lib search::tantivy::tests::measure -- --ignored --nocapture`).
+/// `cargo test -p beeorm --release --no-default-features --features sqlite,tantivy --lib
+/// search::tantivy::tests::measure -- --ignored --nocapture`).
 /// Prints, asserts nothing about time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
