@@ -889,7 +889,12 @@ fn expand_entity(input: &DeriveInput) -> syn::Result<TokenStream2> {
     if search.is_none() {
         for f in &others {
             let attrs = parse_field_attrs(f)?;
-            if let Some(span) = attrs.searchable.as_ref().map(|(_, s)| *s).or(attrs.sortable) {
+            if let Some(span) = attrs
+                .searchable
+                .as_ref()
+                .map(|(_, s)| *s)
+                .or(attrs.sortable)
+            {
                 return Err(syn::Error::new(
                     span,
                     "the entity has no search index: add `#[orm(search)]` (or `#[orm(search = \"pool\")]`) to it",

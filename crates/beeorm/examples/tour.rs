@@ -43,6 +43,138 @@ struct Setting {
     value: String,
 }
 
+/// An article in a full-text index (`search`): its title and body are searched, its
+/// views sort, its language filters.
+#[derive(Entity, Clone, Debug)]
+#[orm(table = "tour_articles", search)]
+struct Article {
+    id: u64,
+    #[orm(searchable)]
+    title: String,
+    #[orm(searchable)]
+    body: String,
+    #[orm(searchable, sortable)]
+    views: u32,
+    #[orm(searchable = "tag")]
+    lang: String,
+}
+
+/// Full-text search on the embedded engine (tantivy) unless the configuration names
+/// a search pool `default`: writes are indexed after COMMIT, searches load entities
+/// through the read path.
+async fn search(base: &Registry, index_dir: Option<&std::path::Path>) -> beeorm::Result<()> {
+    use beeorm::search::{SearchQuery, SortOrder};
+    let mut registry = base.clone();
+    if let Some(dir) = index_dir {
+        registry.register_search_tantivy("default", &dir.to_string_lossy());
+        println!("   tantivy index in {}", dir.display());
+    }
+    registry.register_entity::<Article>();
+    let engine = registry.validate().await?.create_engine();
+    // The article table and its index (nothing else: other tables are not ours).
+    for alter in engine.alters().await? {
+        if alter.sql.contains("tour_articles") {
+            println!("   {}", alter.sql.lines().next().unwrap_or_default());
+            alter.exec(&engine).await?;
+        }
+    }
+    let article = |title: &str, body: &str, views: u32, lang: &str| {
+        Tracked::new(Article {
+            id: 0,
+            title: title.into(),
+            body: body.into(),
+            views,
+            lang: lang.into(),
+        })
+    };
+    let mut a = article(
+        "Rust in production",
+        "async services with tokio and rust",
+        900,
+        "en",
+    );
+    let mut b = article(
+        "Caching rows",
+        "local and Redis caches kept coherent",
+        300,
+        "en",
+    );
+    let mut c = article(
+        "Streams",
+        "events on Redis streams, consumed with rust",
+        500,
+        "en",
+    );
+    let mut d = article("کتاب راهنما", "راهنمای جستجو", 100, "fa");
+    engine
+        .flusher()
+        .track(&mut a)
+        .track(&mut b)
+        .track(&mut c)
+        .track(&mut d)
+        .flush()
+        .await?;
+    let query = SearchQuery::new("rust | redis").sort_by("views", SortOrder::Desc);
+    let (found, total) = engine
+        .text_search::<Article>(&query, Pager::new(1, 10))
+        .await?;
+    println!("   `rust | redis`, most viewed first: {total} found");
+    for x in &found {
+        println!("     {:>4} views  {}", x.views, x.title);
+    }
+    let query = SearchQuery::new("\"redis streams\"").range("views", 400.0..);
+    let hits = engine
+        .text_search_ids::<Article>(&query, Pager::new(1, 10))
+        .await?;
+    println!(
+        "   phrase `\"redis streams\"` with views >= 400: ids {:?}",
+        hits.ids
+    );
+    b.body = "a cache that never serves stale rows".into();
+    engine.flush(&mut b).await?;
+    let hits = engine
+        .text_search_ids::<Article>(&SearchQuery::new("redis"), Pager::new(1, 10))
+        .await?;
+    println!(
+        "   after an update of `{}`, `redis` finds {} article(s)",
+        b.title, hits.total
+    );
+    engine.delete(&mut c).await?;
+    let query = SearchQuery::new("").tags("lang", &["fa"]);
+    let hits = engine
+        .text_search_ids::<Article>(&query, Pager::new(1, 10))
+        .await?;
+    println!("   tag filter lang=fa: {} article(s)", hits.total);
+    match engine
+        .text_search_ids::<Article>(&SearchQuery::new("rust (async"), Pager::new(1, 10))
+        .await
+    {
+        Err(e) => println!("   a bad query is a typed error: {e}"),
+        Ok(_) => println!("   (unexpected: a bad query was accepted)"),
+    }
+    // Clean up: the table, and the index (an alter of an engine without the entity).
+    engine
+        .registry()
+        .table_schema::<Article>()?
+        .drop_table(&engine)
+        .await?;
+    let bare = base.clone();
+    let bare = match index_dir {
+        Some(dir) => {
+            let mut r = bare;
+            r.register_search_tantivy("default", &dir.to_string_lossy());
+            r.validate().await?.create_engine()
+        }
+        None => bare.validate().await?.create_engine(),
+    };
+    for alter in bare.alters().await? {
+        if alter.pool == "default" && alter.sql.contains("tour_articles") {
+            alter.exec(&bare).await?;
+        }
+    }
+    Ok(())
+}
+
 #[derive(Parser)]
 #[command(about = "A tour of beeorm")]
 struct Args {
@@ -572,7 +704,14 @@ async fn run() -> beeorm::Result<()> {
     #[cfg(not(feature = "redis"))]
     println!("   (skipped: this build has no `redis` feature)");
 
-    step(17, "Clean up");
+    step(
+        17,
+        "Full-text search: indexed after COMMIT, entities through the read path",
+    );
+    let index_dir = args.config.is_none().then(|| tmp.path().join("search"));
+    search(&base, index_dir.as_deref()).await?;
+
+    step(18, "Clean up");
     settings.drop_table(&engine4).await?;
     schema2.drop_table(&engine2).await?;
     println!("   dropped `{}`", schema2.table_name());

@@ -558,8 +558,9 @@ pub enum Error {
     ClickHouseType {
         /// The ClickHouse pool.
         pool: String,
-        /// `table \`name\`` (inserts) or `query \`SQL\`` (reads).
-        target: String,
+        /// `table \`name\`` (inserts) or `query \`SQL\`` (reads). (A boxed `str`
+        /// keeps [`Error`] small.)
+        target: Box<str>,
         /// The column (or field) concerned; `*` for the whole row (column count).
         column: String,
         /// What the row type has (a Rust type, a field name, a field count).

@@ -1025,7 +1025,7 @@ async fn reader<E: Token>(
             Err(e) => errors.push(format!("read {roll}: {e}")),
         }
         n += 1;
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         } else {
             tokio::task::yield_now().await;

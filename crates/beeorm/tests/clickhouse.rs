@@ -73,7 +73,7 @@ fn event(i: u64) -> Event {
     Event {
         id: i,
         name: format!("it's \\ {i} ünïcödé ✓ 'quoted' \"dq\" \t tab"),
-        note: (i % 3 != 0).then(|| format!("note {i} ''\\\\")),
+        note: (!i.is_multiple_of(3)).then(|| format!("note {i} ''\\\\")),
         at: 1_700_000_000 + i as u32,
         seen: chrono::Utc
             .timestamp_opt(1_600_000_000 + i as i64, 0)

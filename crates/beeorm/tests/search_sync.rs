@@ -193,11 +193,23 @@ async fn scenario(db: TestDb, search: Search, namespace: &str) {
         .unwrap();
     assert_eq!((only_total.ids.len(), only_total.total), (0, 2));
     assert_eq!(
-        ids(&engine, &SearchQuery::new("").range("views", 15.0..=30.0).sort_by("views", SortOrder::Asc)).await,
+        ids(
+            &engine,
+            &SearchQuery::new("")
+                .range("views", 15.0..=30.0)
+                .sort_by("views", SortOrder::Asc)
+        )
+        .await,
         [c.id, a.id]
     );
     assert_eq!(
-        ids(&engine, &SearchQuery::new("").tags("category", &["tech news", "food"]).sort_by("views", SortOrder::Asc)).await,
+        ids(
+            &engine,
+            &SearchQuery::new("")
+                .tags("category", &["tech news", "food"])
+                .sort_by("views", SortOrder::Asc)
+        )
+        .await,
         [b.id, c.id],
         "tags match whole values, spaces included"
     );
@@ -209,7 +221,13 @@ async fn scenario(db: TestDb, search: Search, namespace: &str) {
     assert_eq!(ids(&engine, &SearchQuery::new("tokio")).await, [a.id]);
     // The other indexed fields kept their values (row before + new columns).
     assert_eq!(
-        ids(&engine, &SearchQuery::new("tokio").tags("category", &["tech"]).range("views", 30.0..=30.0)).await,
+        ids(
+            &engine,
+            &SearchQuery::new("tokio")
+                .tags("category", &["tech"])
+                .range("views", 30.0..=30.0)
+        )
+        .await,
         [a.id]
     );
 
@@ -225,18 +243,36 @@ async fn scenario(db: TestDb, search: Search, namespace: &str) {
     let pool = engine.db("default").unwrap();
     let mut d = article("Phantom rollback", 1, "x");
     let mut tx = pool.begin().await.unwrap();
-    engine.flusher().track(&mut d).flush_in(&mut tx).await.unwrap();
+    engine
+        .flusher()
+        .track(&mut d)
+        .flush_in(&mut tx)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     let mut e = article("Phantom dropped", 1, "x");
     let mut tx = pool.begin().await.unwrap();
-    engine.flusher().track(&mut e).flush_in(&mut tx).await.unwrap();
+    engine
+        .flusher()
+        .track(&mut e)
+        .flush_in(&mut tx)
+        .await
+        .unwrap();
     drop(tx);
     assert!(ids(&engine, &SearchQuery::new("phantom")).await.is_empty());
     // A committed one is indexed at its COMMIT.
     let mut f = article("Committed phantom", 2, "x");
     let mut tx = pool.begin().await.unwrap();
-    engine.flusher().track(&mut f).flush_in(&mut tx).await.unwrap();
-    assert!(ids(&engine, &SearchQuery::new("phantom")).await.is_empty(), "not before COMMIT");
+    engine
+        .flusher()
+        .track(&mut f)
+        .flush_in(&mut tx)
+        .await
+        .unwrap();
+    assert!(
+        ids(&engine, &SearchQuery::new("phantom")).await.is_empty(),
+        "not before COMMIT"
+    );
     tx.commit().await.unwrap();
     assert_eq!(ids(&engine, &SearchQuery::new("phantom")).await, [f.id]);
 
@@ -258,7 +294,11 @@ async fn scenario(db: TestDb, search: Search, namespace: &str) {
         ["Tokio tutorial", "Rust ownership explained"]
     );
     assert_eq!(total, 2);
-    exec(&engine, &format!("DELETE FROM ss_article WHERE id = {}", c.id)).await;
+    exec(
+        &engine,
+        &format!("DELETE FROM ss_article WHERE id = {}", c.id),
+    )
+    .await;
     let (found, total) = engine
         .text_search::<Article>(&desc, Pager::new(1, 10))
         .await
@@ -280,29 +320,44 @@ async fn scenario(db: TestDb, search: Search, namespace: &str) {
     }
     assert!(ids(&engine, &SearchQuery::new("bulk")).await.is_empty());
     let mut seen: Vec<ReindexProgress> = Vec::new();
-    let n = engine
-        .reindex::<Article>(|p| seen.push(p))
-        .await
-        .unwrap();
+    let n = engine.reindex::<Article>(|p| seen.push(p)).await.unwrap();
     // a (alive) + 5 bulk rows; f is fake-deleted, b and c are gone.
     assert_eq!(n, 6);
     assert_eq!(seen.first().map(|p| p.done), Some(0));
-    assert_eq!(seen.last().copied(), Some(ReindexProgress { done: 6, total: 6 }));
+    assert_eq!(
+        seen.last().copied(),
+        Some(ReindexProgress { done: 6, total: 6 })
+    );
     assert_eq!(ids(&engine, &SearchQuery::new("bulk")).await.len(), 5);
-    assert_eq!(ids(&engine, &SearchQuery::new("phantom")).await, Vec::<u64>::new());
+    assert_eq!(
+        ids(&engine, &SearchQuery::new("phantom")).await,
+        Vec::<u64>::new()
+    );
     assert_eq!(engine.search_index_len::<Article>().await.unwrap(), 6);
 
     // Typed errors.
     let err = engine
-        .text_search_ids::<Article>(&SearchQuery::new("").range("title", ..1.0), Pager::new(1, 1))
+        .text_search_ids::<Article>(
+            &SearchQuery::new("").range("title", ..1.0),
+            Pager::new(1, 1),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::SearchField { field, .. } if field == "title"), "{err:?}");
+    assert!(
+        matches!(&err, Error::SearchField { field, .. } if field == "title"),
+        "{err:?}"
+    );
     let err = engine
-        .text_search_ids::<Article>(&SearchQuery::new("").sort_by("category", SortOrder::Asc), Pager::new(1, 1))
+        .text_search_ids::<Article>(
+            &SearchQuery::new("").sort_by("category", SortOrder::Asc),
+            Pager::new(1, 1),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::SearchField { field, .. } if field == "category"), "{err:?}");
+    assert!(
+        matches!(&err, Error::SearchField { field, .. } if field == "category"),
+        "{err:?}"
+    );
     db.drop().await;
 }
 
@@ -348,7 +403,13 @@ async fn sync_on_redisearch_postgres() {
 async fn alters(db: TestDb, search: Search, namespace: &str) {
     // What an earlier run left in a shared engine goes first.
     let cleanup = engine_with::<ArticleNoSearch>(&db, &search, namespace).await;
-    for a in cleanup.alters().await.unwrap().iter().filter(|a| a.pool == "s") {
+    for a in cleanup
+        .alters()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|a| a.pool == "s")
+    {
         a.exec(&cleanup).await.unwrap();
     }
     let engine = engine_with::<Article>(&db, &search, namespace).await;
@@ -384,11 +445,18 @@ async fn alters(db: TestDb, search: Search, namespace: &str) {
     let v2 = engine_with::<ArticleV2>(&db, &search, namespace).await;
     let alters = v2.alters().await.unwrap();
     assert_eq!(alters.len(), 1, "{alters:#?}");
-    assert!(alters[0].sql.contains("definition changed"), "{}", alters[0].sql);
+    assert!(
+        alters[0].sql.contains("definition changed"),
+        "{}",
+        alters[0].sql
+    );
     alters[0].exec(&v2).await.unwrap();
     assert!(v2.alters().await.unwrap().is_empty());
     let hits = v2
-        .text_search_ids::<ArticleV2>(&SearchQuery::new("existing").sort_by("title", SortOrder::Asc), Pager::new(1, 5))
+        .text_search_ids::<ArticleV2>(
+            &SearchQuery::new("existing").sort_by("title", SortOrder::Asc),
+            Pager::new(1, 5),
+        )
         .await
         .unwrap();
     assert_eq!(hits.ids, [1]);
@@ -398,7 +466,11 @@ async fn alters(db: TestDb, search: Search, namespace: &str) {
     let alters = none.alters().await.unwrap();
     assert_eq!(alters.len(), 1, "{alters:#?}");
     assert_eq!(alters[0].pool, "s");
-    assert!(alters[0].sql.contains(&name) && alters[0].sql.to_lowercase().contains("drop"), "{}", alters[0].sql);
+    assert!(
+        alters[0].sql.contains(&name) && alters[0].sql.to_lowercase().contains("drop"),
+        "{}",
+        alters[0].sql
+    );
     alters[0].exec(&none).await.unwrap();
     assert!(none.alters().await.unwrap().is_empty());
     db.drop().await;
@@ -433,7 +505,11 @@ async fn persian(search: Search, namespace: &str) {
     let mut a = article("علي كريمي", 1, "كتاب");
     engine.flush(&mut a).await.unwrap();
     for q in ["علي", "علی", "کریمی"] {
-        assert_eq!(ids(&engine, &SearchQuery::new(q)).await, [a.id], "query {q}");
+        assert_eq!(
+            ids(&engine, &SearchQuery::new(q)).await,
+            [a.id],
+            "query {q}"
+        );
     }
     assert_eq!(
         ids(&engine, &SearchQuery::new("").tags("category", &["كتاب"])).await,
@@ -475,12 +551,18 @@ async fn an_unreachable_engine_is_committed_but_not_indexed() {
     let engine = r.validate().await.unwrap().create_engine();
     // Listing alters asks the engine: the failure is typed.
     let err = engine.alters().await.unwrap_err();
-    assert!(matches!(&err, Error::Search { pool, .. } if pool == "s"), "{err:?}");
+    assert!(
+        matches!(&err, Error::Search { pool, .. } if pool == "s"),
+        "{err:?}"
+    );
     let schema = engine.registry().table_schema::<Article>().unwrap();
     schema.update_schema(&engine).await.unwrap();
     let mut a = article("never indexed", 1, "x");
     let err = engine.flush(&mut a).await.unwrap_err();
-    assert!(matches!(err, Error::CommittedButNotIndexed { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::CommittedButNotIndexed { .. }),
+        "{err:?}"
+    );
     assert!(err.rows_written());
     assert!(a.id > 0 && !a.is_new(), "the row is written");
     // Only an unindexed column: nothing to index, no error.
@@ -489,9 +571,15 @@ async fn an_unreachable_engine_is_committed_but_not_indexed() {
     // An indexed one: the error again.
     a.views = 8;
     let err = engine.flush(&mut a).await.unwrap_err();
-    assert!(matches!(err, Error::CommittedButNotIndexed { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::CommittedButNotIndexed { .. }),
+        "{err:?}"
+    );
     let err = engine.delete(&mut a).await.unwrap_err();
-    assert!(matches!(err, Error::CommittedButNotIndexed { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::CommittedButNotIndexed { .. }),
+        "{err:?}"
+    );
     let err = engine
         .text_search_ids::<Article>(&SearchQuery::new("x"), Pager::new(1, 1))
         .await
@@ -598,7 +686,10 @@ async fn definition_and_configuration_errors() {
     })
     .await
     .unwrap_err();
-    assert!(matches!(&err, Error::Config(m) if m.contains("twice")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("twice")),
+        "{err:?}"
+    );
     let err = validate(|r| {
         r.register_search_tantivy("bad name", ":memory:");
     })
@@ -622,7 +713,10 @@ async fn definition_and_configuration_errors() {
         })
         .await
         .unwrap_err();
-        assert!(matches!(&err, Error::Config(m) if m.contains("Cluster")), "{err:?}");
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains("Cluster")),
+            "{err:?}"
+        );
     }
 
     // The implicit `default` pool: tantivy in RAM.
@@ -634,7 +728,11 @@ async fn definition_and_configuration_errors() {
     .await
     .unwrap();
     assert_eq!(v.search_pools(), ["default"]);
-    let embedded = v.table_schema::<EmbeddedSearch>().unwrap().search_index().unwrap();
+    let embedded = v
+        .table_schema::<EmbeddedSearch>()
+        .unwrap()
+        .search_index()
+        .unwrap();
     assert_eq!(embedded.fields[0].name, "address_city");
     let engine = v.create_engine();
     sync(&engine).await;
@@ -652,17 +750,22 @@ async fn definition_and_configuration_errors() {
         .text_search_ids::<Plain>(&SearchQuery::new("x"), Pager::new(1, 5))
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::NotSearchable(e) if e == "Plain"), "{err:?}");
+    assert!(
+        matches!(&err, Error::NotSearchable(e) if e == "Plain"),
+        "{err:?}"
+    );
     let err = engine.reindex::<Plain>(|_| {}).await.unwrap_err();
     assert!(matches!(&err, Error::NotSearchable(_)), "{err:?}");
 }
 
 #[test]
 fn yaml_declares_search_pools() {
-    let r = Registry::from_yaml(
-        "default:\n  sqlite: \":memory:\"\nsearch:\n  tantivy: \":memory:\"\n",
-    );
+    let r =
+        Registry::from_yaml("default:\n  sqlite: \":memory:\"\nsearch:\n  tantivy: \":memory:\"\n");
     assert!(r.is_ok(), "{r:?}");
     let err = Registry::from_yaml("s:\n  tantivy: \":memory:\"\n  redisearch: ft\n").unwrap_err();
-    assert!(matches!(&err, Error::Config(m) if m.contains("both")), "{err:?}");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("both")),
+        "{err:?}"
+    );
 }

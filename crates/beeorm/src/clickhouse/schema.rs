@@ -150,7 +150,7 @@ impl ClickHouse {
     fn mismatch(&self, target: &Target<'_>, m: Mismatch) -> Error {
         Error::ClickHouseType {
             pool: self.inner.name.clone(),
-            target: target.describe(),
+            target: target.describe().into(),
             column: m.column,
             expected: m.expected,
             found: m.found,
@@ -211,7 +211,7 @@ impl ClickHouse {
     fn unusable<R>(&self, target: &str, e: super::shape::ProbeError) -> Error {
         Error::ClickHouseType {
             pool: self.inner.name.clone(),
-            target: target.to_string(),
+            target: target.into(),
             column: "*".into(),
             expected: format!("row type `{}`", std::any::type_name::<R>()),
             found: format!("no way to carry it in RowBinary: {e}"),

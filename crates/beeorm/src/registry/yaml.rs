@@ -334,8 +334,8 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
         match (&s.tantivy, &s.redisearch) {
             (Some(_), Some(_)) => {
                 return Err(Error::config(format!(
-                    "pool `{pool}` has both `tantivy` and `redisearch`; a search pool has one engine"
-                )))
+                "pool `{pool}` has both `tantivy` and `redisearch`; a search pool has one engine"
+            )))
             }
             (Some(dir), None) => {
                 registry.register_search_tantivy(&pool, dir);

@@ -399,7 +399,7 @@ fn fraction_fits(kind: DialectKind, nanos: u32, column: &str) -> Result<(), Stri
         DialectKind::MySql if nanos != 0 => Err(format!(
             "has fractions of a second; MySQL's `{column}` holds whole seconds (truncate it first)"
         )),
-        DialectKind::Postgres if nanos % 1_000 != 0 => Err(format!(
+        DialectKind::Postgres if !nanos.is_multiple_of(1_000) => Err(format!(
             "has nanoseconds; PostgreSQL's `{column}` holds microseconds (truncate it first)"
         )),
         _ => Ok(()),

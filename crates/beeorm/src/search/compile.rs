@@ -165,23 +165,35 @@ mod tests {
     fn kinds_are_checked() {
         let i = index();
         let p = Pager::new(1, 10);
-        let (f, r) = reason(compile(&i, &SearchQuery::new("").range("name", ..1.0), p, false).unwrap_err());
+        let (f, r) =
+            reason(compile(&i, &SearchQuery::new("").range("name", ..1.0), p, false).unwrap_err());
         assert_eq!(f, "name");
         assert!(r.contains("Numeric"), "{r}");
-        let (f, _) = reason(compile(&i, &SearchQuery::new("").tags("age", &["1"]), p, false).unwrap_err());
+        let (f, _) =
+            reason(compile(&i, &SearchQuery::new("").tags("age", &["1"]), p, false).unwrap_err());
         assert_eq!(f, "age");
         let (f, r) = reason(
-            compile(&i, &SearchQuery::new("").sort_by("city", SortOrder::Asc), p, false).unwrap_err(),
+            compile(
+                &i,
+                &SearchQuery::new("").sort_by("city", SortOrder::Asc),
+                p,
+                false,
+            )
+            .unwrap_err(),
         );
         assert_eq!(f, "city");
         assert!(r.contains("sortable"), "{r}");
-        let (f, r) = reason(compile(&i, &SearchQuery::new("").range("nope", ..1.0), p, false).unwrap_err());
+        let (f, r) =
+            reason(compile(&i, &SearchQuery::new("").range("nope", ..1.0), p, false).unwrap_err());
         assert_eq!(f, "nope");
         assert!(r.contains("no such field"), "{r}");
         let empty: [&str; 0] = [];
-        let (_, r) = reason(compile(&i, &SearchQuery::new("").tags("city", &empty), p, false).unwrap_err());
+        let (_, r) =
+            reason(compile(&i, &SearchQuery::new("").tags("city", &empty), p, false).unwrap_err());
         assert!(r.contains("at least one"), "{r}");
-        let (_, r) = reason(compile(&i, &SearchQuery::new("").range("age", f64::NAN..), p, false).unwrap_err());
+        let (_, r) = reason(
+            compile(&i, &SearchQuery::new("").range("age", f64::NAN..), p, false).unwrap_err(),
+        );
         assert!(r.contains("NaN"), "{r}");
     }
 
@@ -190,7 +202,10 @@ mod tests {
         // Arabic Yeh and Kaf typed; Persian letters searched.
         let q = SearchQuery::new("علي").tags("city", &["كرج"]);
         let on = compile(&index(), &q, Pager::new(1, 5), true).unwrap();
-        assert_eq!(on.text, Some(crate::search::query::QueryNode::Term("علی".into())));
+        assert_eq!(
+            on.text,
+            Some(crate::search::query::QueryNode::Term("علی".into()))
+        );
         assert_eq!(
             on.filters,
             vec![Filter::AnyTag {
@@ -199,6 +214,9 @@ mod tests {
             }]
         );
         let off = compile(&index(), &q, Pager::new(1, 5), false).unwrap();
-        assert_eq!(off.text, Some(crate::search::query::QueryNode::Term("علي".into())));
+        assert_eq!(
+            off.text,
+            Some(crate::search::query::QueryNode::Term("علي".into()))
+        );
     }
 }

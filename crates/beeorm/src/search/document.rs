@@ -236,7 +236,10 @@ mod tests {
             ("name".to_string(), Value::String("علي".into())),
             ("note".to_string(), Value::Null),
             ("age".to_string(), Value::I64(30)),
-            ("price".to_string(), Value::Decimal("12.50".parse().unwrap())),
+            (
+                "price".to_string(),
+                Value::Decimal("12.50".parse().unwrap()),
+            ),
             ("born".to_string(), Value::Date(born)),
             ("seen".to_string(), Value::DateTime(seen)),
             ("active".to_string(), Value::Bool(true)),
@@ -271,7 +274,10 @@ mod tests {
         let row = vec![
             ("active".to_string(), Value::I64(0)),
             ("born".to_string(), Value::String("1970-01-02".into())),
-            ("seen".to_string(), Value::String("1970-01-01 00:01:00".into())),
+            (
+                "seen".to_string(),
+                Value::String("1970-01-01 00:01:00".into()),
+            ),
             ("colors".to_string(), Value::String(String::new())),
         ];
         let doc = document_from_named(&s, 1, &row, false);

@@ -1,10 +1,4 @@
-//! Full-text search (G1): entity indexes kept in sync by every committed flush, one
-//! query language over two engines, results loaded through the normal read path.
-//!
-//! CONTRACT SKELETON (lead, issue 14): the types and the backend trait below are
-//! what the engine branches (`tantivy.rs`, `redisearch.rs`) and the glue branch
-//! (derive attributes, schema, sync observer, reindex, alters, engine API, query
-//! parser) build against. Module docs are written at merge.
+#![doc = include_str!("../../docs/search.md")]
 
 pub(crate) mod alters;
 mod api;

@@ -142,13 +142,14 @@ fn batches(registry: &ValidatedRegistry, changes: &ChangeSet) -> Result<Vec<Batc
         {
             Some(pos) => pos,
             None => {
-                let backend = registry.search_backend(&index.pool).ok_or_else(|| {
-                    Error::UnknownPool {
-                        kind: "search",
-                        pool: index.pool.clone(),
-                        used_by: format!("entity `{}`", change.entity_name),
-                    }
-                })?;
+                let backend =
+                    registry
+                        .search_backend(&index.pool)
+                        .ok_or_else(|| Error::UnknownPool {
+                            kind: "search",
+                            pool: index.pool.clone(),
+                            used_by: format!("entity `{}`", change.entity_name),
+                        })?;
                 out.push(Batch {
                     backend: backend.clone(),
                     index: index.clone(),
