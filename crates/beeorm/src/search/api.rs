@@ -1,7 +1,8 @@
 //! The engine's search calls: [`Engine::text_search`], [`Engine::text_search_ids`]
 //! and [`Engine::reindex`].
 
-use super::{ReindexProgress, SearchHits, SearchQuery};
+use super::backend::SearchBackend;
+use super::{ReindexProgress, SearchHits, SearchIndex, SearchQuery};
 use crate::{Engine, Entity, Error, Pager, Result, Tracked};
 
 impl Engine {
@@ -28,14 +29,9 @@ impl Engine {
         query: &SearchQuery,
         pager: Pager,
     ) -> Result<SearchHits> {
-        let registry = self.registry();
-        let schema = registry.table_schema::<E>()?;
-        let index = schema
-            .search_index()
-            .ok_or_else(|| Error::NotSearchable(E::TYPE_NAME.to_string()))?;
-        let backend = super::sync::backend(registry, index)?;
-        let compiled =
-            super::compile::compile(index, query, pager, registry.hooks().persian_params)?;
+        let (index, backend) = self.search_index_of::<E>()?;
+        let persian = self.registry().hooks().persian_params;
+        let compiled = super::compile::compile(index, query, pager, persian)?;
         backend.search(index, &compiled).await
     }
 
@@ -59,13 +55,21 @@ impl Engine {
     /// How many documents `E`'s search index holds (every indexed row: for checks
     /// after a reindex, and stats).
     pub async fn search_index_len<E: Entity>(&self) -> Result<u64> {
-        let schema = self.registry().table_schema::<E>()?;
-        let index = schema
+        let (index, backend) = self.search_index_of::<E>()?;
+        backend.count(index).await
+    }
+
+    /// `E`'s search index and the backend of its pool; [`Error::NotSearchable`] when
+    /// `E` has none.
+    fn search_index_of<E: Entity>(
+        &self,
+    ) -> Result<(&SearchIndex, &std::sync::Arc<dyn SearchBackend>)> {
+        let registry = self.registry();
+        let index = registry
+            .table_schema::<E>()?
             .search_index()
             .ok_or_else(|| Error::NotSearchable(E::TYPE_NAME.to_string()))?;
-        super::sync::backend(self.registry(), index)?
-            .count(index)
-            .await
+        Ok((index, super::sync::backend(registry, index)?))
     }
 
     /// Rebuilds `E`'s search index: drops and creates it, then indexes every row
