@@ -49,7 +49,7 @@ pub use entity::{Cells, Embedded, Entity};
 pub use error::{Error, Result};
 pub use flush::Flusher;
 #[cfg(feature = "redis")]
-pub use flush::{DeadLetter, LazyConsumer, LazyDeadLetters};
+pub use flush::{DeadLetter, LazyBacklog, LazyConsumer, LazyDeadLetters};
 pub use instrument::{Instrumentation, StatementEvent, TransactionEvent, TransactionStep};
 pub use load::{Preload, Reader};
 pub use observe::{Change, ChangeKind, ChangeSet, ColumnChange, Observer, ObserverTx};

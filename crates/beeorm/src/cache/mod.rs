@@ -23,6 +23,8 @@
 #![cfg_attr(not(feature = "redis"), allow(dead_code, unused))]
 
 #[cfg(feature = "redis")]
+pub mod admin;
+#[cfg(feature = "redis")]
 mod channel;
 pub(crate) mod codec;
 pub(crate) mod coherence;
@@ -67,6 +69,8 @@ pub(crate) struct CacheSettings {
     pub window: Duration,
     /// Zero stale local reads: writers wait the window after their unlock.
     pub strict: bool,
+    /// How often the counters are published to Redis (zero: never).
+    pub stats_interval: Duration,
 }
 
 impl Default for CacheSettings {
@@ -79,6 +83,7 @@ impl Default for CacheSettings {
             channel_pool: None,
             window: Duration::from_secs(1),
             strict: false,
+            stats_interval: Duration::from_secs(10),
         }
     }
 }
@@ -135,6 +140,11 @@ pub(crate) struct Caches {
     /// its own come back through the channel and are skipped.
     pub sender: String,
     pub settings: CacheSettings,
+    /// `<namespace>:stats:`: the prefix of the published counters' hashes.
+    pub stats_prefix: String,
+    /// What the last publication of the counters sent.
+    #[cfg(feature = "redis")]
+    pub published: admin::Published,
     #[cfg(feature = "redis")]
     pub scripts: protocol::Scripts,
     tokens: AtomicU64,
@@ -269,6 +279,9 @@ impl Caches {
             channel_name: format!("{ns}:inv"),
             sender: format!("@{token_seed:016x}"),
             settings: settings.clone(),
+            stats_prefix: format!("{ns}:stats:"),
+            #[cfg(feature = "redis")]
+            published: admin::Published::default(),
             #[cfg(feature = "redis")]
             scripts: protocol::Scripts::new(),
             tokens: AtomicU64::new(1),
@@ -282,6 +295,8 @@ impl Caches {
         if self.channel.is_some() {
             channel::spawn(Arc::downgrade(self));
         }
+        #[cfg(feature = "redis")]
+        self.spawn_stats_publisher();
     }
 
     /// The cache of the entity in `slot`.
@@ -332,6 +347,11 @@ impl Caches {
             return;
         }
         for line in lines {
+            if line == "*" {
+                // `Engine::clear_cached_entity`: everything goes.
+                self.clear_local();
+                continue;
+            }
             let mut parts = line.split(' ');
             let Some(slot) = parts.next().and_then(|t| self.by_table.get(t)) else {
                 continue;

@@ -15,6 +15,7 @@ mod trim;
 pub(crate) use codec::{decode_body, encode_body, BODY, KIND};
 pub(crate) use publish::send_outgoing;
 pub(crate) use setup::{check_streams, create_groups};
+pub(crate) use stats::stream_stats;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -67,6 +67,35 @@ impl Engine {
             lazy: config(self.registry())?.clone(),
         })
     }
+
+    /// How far the lazy applier is behind: the lazy stream's statistics (length,
+    /// oldest entry, and its group `beeorm-lazy`: pending, consumers, unread lag,
+    /// oldest pending) and how many dead letters wait. [`Error::Config`] when
+    /// [`Registry::enable_lazy_flush`](crate::Registry::enable_lazy_flush) was not called.
+    pub async fn lazy_backlog(&self) -> Result<LazyBacklog> {
+        let lazy = config(self.registry())?;
+        let def = crate::events::StreamDef {
+            name: lazy.stream.clone(),
+            pool: lazy.client.pool_name().to_string(),
+            groups: vec![LAZY_GROUP.to_string()],
+        };
+        let stream = crate::events::stream_stats(&lazy.client, &def).await?;
+        let dead_letters = LazyDeadLetters { lazy: lazy.clone() }.len().await?;
+        Ok(LazyBacklog {
+            stream,
+            dead_letters,
+        })
+    }
+}
+
+/// How far the lazy applier is behind ([`Engine::lazy_backlog`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LazyBacklog {
+    /// The lazy stream (`{<namespace>:lazy}`) and its applier's group.
+    pub stream: crate::events::StreamStats,
+    /// Writes the applier gave up on ([`Engine::lazy_dead_letters`]).
+    pub dead_letters: u64,
 }
 
 /// Applies the lazy writes ([`Flusher::flush_lazy`](crate::Flusher::flush_lazy)):

@@ -44,4 +44,4 @@ pub(crate) use item::Flushable;
 #[cfg(feature = "redis")]
 pub(crate) use lazy::{LazyConfig, LAZY_GROUP};
 #[cfg(feature = "redis")]
-pub use lazy_apply::{DeadLetter, LazyConsumer, LazyDeadLetters};
+pub use lazy_apply::{DeadLetter, LazyBacklog, LazyConsumer, LazyDeadLetters};

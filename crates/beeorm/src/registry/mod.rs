@@ -517,6 +517,16 @@ impl Registry {
         self
     }
 
+    /// How often this registry adds its entity-cache counters to the shared Redis
+    /// hashes that [`Engine::published_cache_stats`](crate::Engine::published_cache_stats)
+    /// and the `beeorm cache` command read (default 10 s; zero: never): a background
+    /// task sends one `MULTI`/`HINCRBY…`/`EXEC` per cached entity whose counters moved
+    /// (see [`Engine::publish_cache_stats`](crate::Engine::publish_cache_stats)).
+    pub fn set_cache_stats_interval(&mut self, interval: std::time::Duration) -> &mut Self {
+        self.cache.stats_interval = interval;
+        self
+    }
+
     /// Enables [`Flusher::flush_lazy`](crate::Flusher::flush_lazy): lazy writes travel
     /// through a stream of the Redis pool `redis_pool` to
     /// [`Engine::lazy_consumer`](crate::Engine::lazy_consumer), which applies them.
