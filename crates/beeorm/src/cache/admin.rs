@@ -53,7 +53,22 @@ fn field_values(s: &EntityCacheStats) -> [u64; 14] {
     let [a, b, c, d] = l(&s.request);
     let [e, f, g, h] = l(&s.local);
     let [i, j, k, m] = l(&s.redis);
-    [a, b, c, d, e, f, g, h, i, j, k, m, s.database_loads, s.waits]
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        h,
+        i,
+        j,
+        k,
+        m,
+        s.database_loads,
+        s.waits,
+    ]
 }
 
 /// Stats from [`FIELDS`]-ordered values.
@@ -190,10 +205,7 @@ impl Engine {
             .find(|e| e.entity == entity)
             .ok_or_else(|| {
                 let known: Vec<&str> = caches.entities.iter().map(|e| e.entity).collect();
-                Error::UnknownEntity(format!(
-                    "{entity} (cached entities: {})",
-                    known.join(", ")
-                ))
+                Error::UnknownEntity(format!("{entity} (cached entities: {})", known.join(", ")))
             })?;
         Ok((caches, e))
     }
