@@ -12,6 +12,7 @@ use beeorm::events::Batch;
 use beeorm::Engine;
 
 use crate::error::{CliError, EXIT_OK};
+use crate::signals::StopSignals;
 
 /// The error a consumer handler may return.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -106,11 +107,10 @@ pub(crate) async fn run(
         )?;
         return Ok(EXIT_OK);
     }
+    let mut signals = StopSignals::register();
     let stop = consumer.stop_handle();
     let running = consumer.run(handler);
     tokio::pin!(running);
-    let signal = stop_signal();
-    tokio::pin!(signal);
     let mut tick = tokio::time::interval(if live {
         Duration::from_secs(1)
     } else {
@@ -121,7 +121,7 @@ pub(crate) async fn run(
     let result = loop {
         tokio::select! {
             result = &mut running => break result,
-            _ = &mut signal, if !stopping => {
+            _ = signals.wait(), if !stopping => {
                 stopping = true;
                 stop.stop();
                 if live { writeln!(err)?; }
@@ -145,22 +145,6 @@ pub(crate) async fn run(
     writeln!(err, "{line} (stopped)")?;
     result.map_err(CliError::op("the consumer failed"))?;
     Ok(EXIT_OK)
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// `orders/mailer: 1,204 events (56.0/s), 13 batches, 0 failed; pending 3, lag 10`.

@@ -103,6 +103,7 @@ mod consume;
 mod error;
 mod lazy;
 mod render;
+mod signals;
 mod streams;
 
 use std::ffi::OsString;

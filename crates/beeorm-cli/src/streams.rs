@@ -8,6 +8,7 @@ use beeorm::Engine;
 
 use crate::error::{CliError, EXIT_OK};
 use crate::render::{age, age_ms, table};
+use crate::signals::StopSignals;
 
 /// What `streams` was asked for.
 pub(crate) struct Watch {
@@ -30,8 +31,7 @@ pub(crate) async fn show(
     // Clearing the screen only makes sense on a terminal that shows our stdout.
     let redraw = !w.json && std::io::stdout().is_terminal();
     let mut done = 0u64;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut signals = StopSignals::register();
     loop {
         if redraw {
             write!(out, "\x1b[2J\x1b[H")?;
@@ -44,7 +44,7 @@ pub(crate) async fn show(
         }
         tokio::select! {
             _ = tokio::time::sleep(w.interval) => {}
-            _ = &mut ctrl_c => return Ok(EXIT_OK),
+            _ = signals.wait() => return Ok(EXIT_OK),
         }
     }
 }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use beeorm::{Registry, Value};
-use beeorm_cli::{run_with_output, Source, EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_UNSAFE_SKIPPED};
+use beeorm_cli::{
+    Source, EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_UNAVAILABLE, EXIT_UNSAFE_SKIPPED,
+};
 
 #[derive(beeorm::Entity)]
 #[orm(table = "cli_users")]
@@ -28,24 +30,8 @@ struct UserWithoutAge {
     name: String,
 }
 
-struct Output {
-    code: i32,
-    out: String,
-    err: String,
-}
-
-/// Runs the command as an application binary named `schema` would.
-async fn cli(source: Source, args: &[&str]) -> Output {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let argv = std::iter::once("schema").chain(args.iter().copied());
-    let code = run_with_output(source, argv, &mut out, &mut err).await;
-    Output {
-        code,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err: String::from_utf8_lossy(&err).into_owned(),
-    }
-}
+mod common;
+use common::cli;
 
 fn db_path(dir: &tempfile::TempDir) -> String {
     dir.path().join("app.db").to_string_lossy().into_owned()
@@ -180,12 +166,12 @@ async fn unsafe_alters_need_the_flag() {
 }
 
 #[tokio::test]
-async fn configuration_errors_exit_1_naming_the_file() {
+async fn configuration_errors_exit_78_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing").join("beeorm.yaml");
     let missing = missing.to_string_lossy();
     let r = cli(Source::Config(|_| {}), &["--config", &missing, "check"]).await;
-    assert_eq!(r.code, EXIT_ERROR);
+    assert_eq!(r.code, EXIT_CONFIG);
     assert!(r.err.contains(missing.as_ref()), "{}", r.err);
     assert!(r.out.is_empty(), "{}", r.out);
 
@@ -193,7 +179,7 @@ async fn configuration_errors_exit_1_naming_the_file() {
     std::fs::write(&bad, "default:\n  streams: {events: [group]}\n").unwrap();
     let bad = bad.to_string_lossy();
     let r = cli(Source::Config(|_| {}), &["--config", &bad, "alters"]).await;
-    assert_eq!(r.code, EXIT_ERROR);
+    assert_eq!(r.code, EXIT_CONFIG);
     assert!(r.err.contains(bad.as_ref()), "{}", r.err);
 }
 
@@ -212,11 +198,11 @@ async fn usage_errors_exit_1_and_help_exits_0() {
 }
 
 #[tokio::test]
-async fn registry_errors_exit_1() {
+async fn registry_errors_exit_78() {
     let mut r = Registry::new();
     r.register_entity::<User>(); // pool `default` is never registered
     let r = cli(Source::Registry(r), &["check"]).await;
-    assert_eq!(r.code, EXIT_ERROR);
+    assert_eq!(r.code, EXIT_CONFIG);
     assert!(r.err.contains("default"), "{}", r.err);
 }
 
@@ -280,7 +266,7 @@ async fn the_beeorm_binary() {
     assert!(err.contains("no entity is registered"), "{err}");
     assert_eq!(columns(&db, "cli_users").await, ["id", "name", "age"]);
 
-    // A missing file: exit 1, the path in the message.
+    // A missing file: exit 78, the path in the message.
     let missing = dir.path().join("nope.yaml");
     let output = Command::new(env!("CARGO_BIN_EXE_beeorm"))
         .arg("--config")
@@ -288,15 +274,12 @@ async fn the_beeorm_binary() {
         .arg("check")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(EXIT_ERROR));
+    assert_eq!(output.status.code(), Some(EXIT_CONFIG));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains(&*missing.to_string_lossy()), "{err}");
 }
 
-/// The Redis server of the tests, as a YAML `redis:` value.
-fn redis_address() -> String {
-    std::env::var("BEEORM_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use common::redis_url as redis_address;
 
 #[tokio::test]
 async fn streams_lists_every_stream_and_group() {
@@ -357,7 +340,7 @@ async fn streams_lists_every_stream_and_group() {
 }
 
 #[tokio::test]
-async fn streams_with_a_dead_redis_exits_1() {
+async fn streams_with_a_dead_redis_exits_69() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_path(&dir);
     let yaml = dir.path().join("beeorm.yaml");
@@ -372,7 +355,8 @@ async fn streams_with_a_dead_redis_exits_1() {
         &["--config", &yaml.to_string_lossy(), "streams"],
     )
     .await;
-    assert_eq!(r.code, EXIT_ERROR, "{}", r.out);
+    assert_eq!(r.code, EXIT_UNAVAILABLE, "{}{}", r.out, r.err);
     assert!(r.err.starts_with("error: "), "{}", r.err);
+    assert_eq!(r.err.lines().count(), 1, "one message: {}", r.err);
     assert!(r.err.contains("events"), "names the pool: {}", r.err);
 }
