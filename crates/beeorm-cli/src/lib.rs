@@ -108,7 +108,7 @@ mod streams;
 
 use std::ffi::OsString;
 use std::future::Future;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -318,16 +318,19 @@ fn load_config(path: &Path) -> Result<Registry, CliError> {
     })
 }
 
+/// `-v`: beeorm's one-line debug output ([`beeorm::logging::DebugLayer`]) on stderr,
+/// for SQL and Redis at debug and the rest at info (`RUST_LOG` overrides the filter).
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("warn,beeorm=info,beeorm::sql=debug,beeorm::redis=debug")
     });
     // Fails only when a subscriber is already installed (a test, an embedding tool):
     // then that one stays.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let _ = tracing_subscriber::registry()
+        .with(beeorm::logging::DebugLayer::new().with_filter(filter))
         .try_init();
 }
 

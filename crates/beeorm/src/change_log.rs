@@ -215,7 +215,7 @@ pub(crate) async fn write(
         written += rows;
     }
     if written > 0 {
-        tracing::debug!(rows = written, "change-log rows written");
+        tracing::debug!(target: "beeorm::change_log", rows = written, "change-log rows written");
     }
     Ok(written)
 }
@@ -275,6 +275,33 @@ impl Engine {
     pub fn set_log_meta(&mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
         let meta = self.log_meta.get_or_insert_with(Default::default);
         std::sync::Arc::make_mut(meta).insert(key.into(), value.into());
+    }
+
+    /// A span carrying this engine's metadata ([`Engine::set_log_meta`]) as the field
+    /// `meta` (`key=value key=value`, keys sorted): run the engine's work inside it
+    /// (`fut.instrument(engine.log_span())`) and every SQL, Redis and cache record
+    /// beeorm emits there carries the metadata (see [`crate::logging`]). Target
+    /// `beeorm`, level ERROR, so that filters keeping only beeorm's warnings still see
+    /// it; an engine without metadata gets a span with `meta` empty.
+    pub fn log_span(&self) -> tracing::Span {
+        match self.log_meta.as_deref().filter(|m| !m.is_empty()) {
+            Some(meta) => {
+                let mut text = String::new();
+                for (k, v) in meta {
+                    if !text.is_empty() {
+                        text.push(' ');
+                    }
+                    text.push_str(k);
+                    text.push('=');
+                    match v {
+                        serde_json::Value::String(s) => text.push_str(s),
+                        other => text.push_str(&other.to_string()),
+                    }
+                }
+                tracing::error_span!(target: "beeorm", "beeorm", meta = %text)
+            }
+            None => tracing::error_span!(target: "beeorm", "beeorm", meta = tracing::field::Empty),
+        }
     }
 
     /// The change-log history of entity `E`'s row `id`, newest first (by log row ID,

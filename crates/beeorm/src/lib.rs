@@ -21,6 +21,7 @@ mod flush;
 pub mod hooks;
 mod instrument;
 mod load;
+pub mod logging;
 mod observe;
 pub mod query;
 #[cfg(feature = "redis")]

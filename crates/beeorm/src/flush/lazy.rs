@@ -333,7 +333,7 @@ pub(crate) async fn publish(lazy: &LazyConfig, writes: &[LazyWrite]) -> Result<(
         pipe.cmd(cmd).ignore();
     }
     pipe.exec().await?;
-    tracing::debug!(
+    tracing::debug!(target: "beeorm::lazy",
         stream = %lazy.stream,
         writes = writes.len(),
         "lazy writes published"

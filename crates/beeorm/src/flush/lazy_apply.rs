@@ -239,7 +239,7 @@ impl LazyConsumer {
             .await?;
         let result = self.consume_leased(follow, &lease, &mut stop).await;
         if let Err(e) = lease.release().await {
-            tracing::warn!(error = %e, "lazy applier: lease given back late");
+            tracing::warn!(target: "beeorm::lazy", error = %e, "lazy applier: lease given back late");
         }
         result
     }
@@ -325,7 +325,7 @@ impl LazyConsumer {
                 return Ok(total);
             }
             Err(Failure::Write(e)) => {
-                tracing::warn!(error = %e, entries = good.len(), "lazy batch failed: applying its entries one by one");
+                tracing::warn!(target: "beeorm::lazy", error = %e, entries = good.len(), "lazy batch failed: applying its entries one by one");
             }
         }
         for e in &good {
@@ -347,7 +347,7 @@ impl LazyConsumer {
                 Ok(()) => return Ok(()),
                 Err(e) => match classify(e) {
                     Failure::Write(e) if tries < self.attempts => {
-                        tracing::debug!(error = %e, tries, "lazy write failed: trying again");
+                        tracing::debug!(target: "beeorm::lazy", error = %e, tries, "lazy write failed: trying again");
                         tokio::time::sleep(pause).await;
                         pause = pause.saturating_mul(2);
                     }
@@ -498,7 +498,7 @@ impl LazyConsumer {
         )
         .await
         {
-            tracing::warn!(error = %e, "lazy applier: after-commit step failed (the rows are committed)");
+            tracing::warn!(target: "beeorm::lazy", error = %e, "lazy applier: after-commit step failed (the rows are committed)");
         }
         Ok(())
     }
@@ -733,7 +733,7 @@ impl LazyConsumer {
             .execute(&sql.finish(), vec![Value::I64(cut.timestamp_millis())])
             .await
         {
-            tracing::warn!(pool = pool.name(), error = %e, "lazy applier: pruning applied entries failed");
+            tracing::warn!(target: "beeorm::lazy", pool = pool.name(), error = %e, "lazy applier: pruning applied entries failed");
         }
     }
 
@@ -757,7 +757,7 @@ impl LazyConsumer {
     /// Moves one entry to the dead-letter stream (with its error) and acknowledges
     /// it, in one atomic pipeline.
     async fn dead_letter(&self, e: &Entry, reason: &str) -> Result<()> {
-        tracing::error!(entry = %e.id, error = %reason, "lazy write dead-lettered");
+        tracing::error!(target: "beeorm::lazy", entry = %e.id, error = %reason, "lazy write dead-lettered");
         let mut pipe = self.lazy.client.pipeline();
         pipe.atomic();
         let mut xadd = ::redis::cmd("XADD");

@@ -195,6 +195,14 @@ pub(crate) async fn read<E: Entity, F: Found<E>>(
                 }
             }
             let c = &cache.counters.local;
+            tracing::debug!(
+                target: "beeorm::cache",
+                entity = cache.entity,
+                layer = "local",
+                rows = want.len(),
+                hits,
+                "cache read"
+            );
             if hits > 0 {
                 c.hits.fetch_add(hits, Ordering::Relaxed);
             }
@@ -222,6 +230,7 @@ async fn read_rest<E: Entity, F: Found<E>>(
     found: &mut F,
 ) -> Result<()> {
     let slot = cache.slot;
+    let started = std::time::Instant::now();
     // Tickets before anything slower is asked: what comes back may be kept locally
     // only if nothing changed these keys meanwhile.
     let tickets: Option<Vec<Ticket>> = cache.local.as_ref().map(|_| {
@@ -256,12 +265,15 @@ async fn read_rest<E: Entity, F: Found<E>>(
         // One process, no Redis: the ticket alone guards the local fill.
         None => leased.extend(0..rest.len()),
     }
-    tracing::trace!(
+    tracing::debug!(
         target: "beeorm::cache",
         entity = cache.entity,
-        asked = rest.len(),
-        from_database = leased.len() + bypass.len(),
-        "cached read"
+        layer = "redis",
+        pool = cache.redis.as_ref().map_or("-", |c| c.pool_name()),
+        rows = rest.len(),
+        hits = rest.len() - (leased.len() + bypass.len()),
+        duration_us = started.elapsed().as_micros() as u64,
+        "cache read"
     );
     if leased.is_empty() && bypass.is_empty() {
         return Ok(());

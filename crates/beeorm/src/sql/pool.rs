@@ -218,7 +218,7 @@ where
         let duration = start.elapsed();
         let micros = duration.as_micros() as u64;
         match &result {
-            Ok(_) => tracing::debug!(duration_us = micros, "statement done"),
+            Ok(r) => tracing::debug!(duration_us = micros, rows = r.row_count(), "statement done"),
             Err(e) => tracing::warn!(duration_us = micros, error = %e, "statement failed"),
         }
         if let Some(hook) = pool.hook() {
