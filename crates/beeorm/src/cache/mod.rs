@@ -71,6 +71,8 @@ pub(crate) struct CacheSettings {
     pub strict: bool,
     /// How often the counters are published to Redis (zero: never).
     pub stats_interval: Duration,
+    /// `false`: every cached entity reads and writes as if it had no cache layer.
+    pub enabled: bool,
 }
 
 impl Default for CacheSettings {
@@ -84,6 +86,7 @@ impl Default for CacheSettings {
             window: Duration::from_secs(1),
             strict: false,
             stats_interval: Duration::from_secs(10),
+            enabled: true,
         }
     }
 }
@@ -209,6 +212,9 @@ impl Caches {
             }
             None => redis.get(crate::DEFAULT_POOL).cloned(),
         };
+        // Caches switched off: the entities keep their slots and cached queries (read
+        // from the database every time), with no layer to read or keep.
+        let channel = channel.filter(|_| settings.enabled);
         let mut entities = Vec::with_capacity(cached.len());
         let mut by_table = FxHashMap::default();
         for (slot, i) in cached.into_iter().enumerate() {
@@ -245,10 +251,18 @@ impl Caches {
                 }
                 None => None,
             };
+            let (local, rows) = if settings.enabled {
+                (local, rows)
+            } else {
+                (None, None)
+            };
             let control = rows.clone().or_else(|| channel.clone());
             let table_id = format!("{}.{}", schema.pool_name(), schema.table_name());
             let signature = schema.cache_signature().to_string();
-            let queries = query::build(schema, &ns, &table_id, &signature)?;
+            let mut queries = query::build(schema, &ns, &table_id, &signature)?;
+            if let Some(q) = queries.as_mut().filter(|_| !settings.enabled) {
+                q.in_redis = false;
+            }
             let slot = slot as u32;
             schema.set_cache_slot(slot);
             by_table.insert(table_id.clone(), slot);

@@ -517,6 +517,16 @@ impl Registry {
         self
     }
 
+    /// Switches every entity cache of this registry off (`false`) or on (the default):
+    /// off, cached entities read from and write to the database only, as if they
+    /// declared no `local_cache` nor `redis_cache`, and cached queries run their SQL
+    /// every time. For benchmarks ("how much do the caches buy?"), for tests, and to
+    /// rule the caches out while debugging, without recompiling.
+    pub fn set_entity_caches_enabled(&mut self, enabled: bool) -> &mut Self {
+        self.cache.enabled = enabled;
+        self
+    }
+
     /// How often this registry adds its entity-cache counters to the shared Redis
     /// hashes that [`Engine::published_cache_stats`](crate::Engine::published_cache_stats)
     /// and the `beeorm cache` command read (default 10 s; zero: never): a background
