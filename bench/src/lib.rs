@@ -1,2 +1,4 @@
 //! Benchmarks of beeorm; they live in `benches/` (`cargo bench -p bench`), results in
-//! `RESULTS.md`. This library is empty: the package exists for its benches.
+//! `RESULTS.md`. The library holds what several benches share.
+
+pub mod interleave;
