@@ -23,14 +23,13 @@ pub(crate) async fn list(
     out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let alters = plan(engine).await?;
-    if json {
-        writeln!(out, "{}", alters_json(&alters))?;
-    } else if alters.is_empty() {
-        writeln!(out, "No alters: the database matches the entities.")?;
-    } else {
-        writeln!(out, "{}", alter_table(alters.iter()))?;
-        writeln!(out, "{}", summary(&alters))?;
-    }
+    print(
+        &alters,
+        json,
+        "No alters: the database matches the entities.",
+        "",
+        out,
+    )?;
     Ok(EXIT_OK)
 }
 
@@ -41,19 +40,38 @@ pub(crate) async fn check(
     out: &mut (dyn Write + Send),
 ) -> Result<i32, CliError> {
     let alters = plan(engine).await?;
-    if json {
-        writeln!(out, "{}", alters_json(&alters))?;
-    } else if alters.is_empty() {
-        writeln!(out, "OK: the database matches the entities.")?;
-    } else {
-        writeln!(out, "{}", alter_table(alters.iter()))?;
-        writeln!(out, "{} pending.", summary(&alters))?;
-    }
+    print(
+        &alters,
+        json,
+        "OK: the database matches the entities.",
+        " pending.",
+        out,
+    )?;
     Ok(if alters.is_empty() {
         EXIT_OK
     } else {
         EXIT_PENDING
     })
+}
+
+/// The alters as JSON, or `none` when there are none, or a table and a summary
+/// ending with `suffix`.
+fn print(
+    alters: &[Alter],
+    json: bool,
+    none: &str,
+    suffix: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    if json {
+        writeln!(out, "{}", alters_json(alters))?;
+    } else if alters.is_empty() {
+        writeln!(out, "{none}")?;
+    } else {
+        writeln!(out, "{}", alter_table(alters.iter()))?;
+        writeln!(out, "{}{suffix}", summary(alters))?;
+    }
+    Ok(())
 }
 
 /// `apply [--unsafe]`, with a progress bar over the alters on a terminal.

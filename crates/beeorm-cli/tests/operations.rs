@@ -47,6 +47,20 @@ fn with_stream(dir: &tempfile::TempDir, stream: &str) -> Registry {
     r
 }
 
+/// A handler counting the events it is handed into `seen`.
+fn counting(
+    seen: &Arc<AtomicU64>,
+) -> impl Fn(beeorm::events::Batch) -> std::future::Ready<Result<(), std::io::Error>>
+       + Send
+       + Sync
+       + 'static {
+    let seen = seen.clone();
+    move |batch| {
+        seen.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
 async fn publish(r: Registry, stream: &str, n: usize) -> beeorm::ValidatedRegistry {
     let v = r.validate().await.unwrap();
     let broker = v.create_engine().event_broker();
@@ -134,18 +148,7 @@ async fn consume_drains_with_the_registered_handler() {
     let stream = unique("drain");
     let v = publish(with_stream(&dir, &stream), &stream, 5).await;
     let seen = Arc::new(AtomicU64::new(0));
-    let counter = seen.clone();
-    let command = Cli::new(with_stream(&dir, &stream)).consumer(
-        &stream,
-        "g1",
-        move |batch: beeorm::events::Batch| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                Ok::<(), std::io::Error>(())
-            }
-        },
-    );
+    let command = Cli::new(with_stream(&dir, &stream)).consumer(&stream, "g1", counting(&seen));
     let r = run(command, &["consume", &stream, "g1", "--drain"]).await;
     assert_eq!(r.code, EXIT_OK, "{}", r.err);
     assert_eq!(seen.load(Ordering::Relaxed), 5);
@@ -204,18 +207,7 @@ async fn consume_runs_until_a_signal_and_stops_cleanly() {
     let stream = unique("signal");
     let v = publish(with_stream(&dir, &stream), &stream, 3).await;
     let seen = Arc::new(AtomicU64::new(0));
-    let counter = seen.clone();
-    let command = Cli::new(with_stream(&dir, &stream)).consumer(
-        &stream,
-        "g1",
-        move |batch: beeorm::events::Batch| {
-            let counter = counter.clone();
-            async move {
-                counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                Ok::<(), std::io::Error>(())
-            }
-        },
-    );
+    let command = Cli::new(with_stream(&dir, &stream)).consumer(&stream, "g1", counting(&seen));
     // The signal handlers are registered before the consumer reads: once it handled
     // the events, SIGTERM reaches the command, not the default "terminate".
     let watched = seen.clone();

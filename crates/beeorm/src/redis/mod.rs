@@ -166,7 +166,8 @@ impl RedisClient {
         self.convert(name, value)
     }
 
-    /// Sends one command and returns the raw reply, traced.
+    /// Sends one command and returns the raw reply, traced (failures are warnings,
+    /// except the refusals beeorm's own callers expect: see [`expected_refusal`]).
     pub(crate) async fn exec(&self, name: &str, cmd: &Cmd) -> Result<Value> {
         let span = tracing::debug_span!("redis", pool = %self.pool.name, command = %name);
         async move {
@@ -175,6 +176,9 @@ impl RedisClient {
             let micros = start.elapsed().as_micros() as u64;
             match &result {
                 Ok(_) => tracing::debug!(duration_us = micros, "command done"),
+                Err(e) if expected_refusal(e) => {
+                    tracing::debug!(duration_us = micros, error = %e, "command refused, as its caller expects")
+                }
                 Err(e) => tracing::warn!(duration_us = micros, error = %e, "command failed"),
             }
             result.map_err(|source| self.error(name, source))
@@ -344,4 +348,11 @@ pub(crate) fn command_name(cmd: &Cmd) -> &str {
         Some(::redis::Arg::Simple(bytes)) => std::str::from_utf8(bytes).unwrap_or("?"),
         _ => "?",
     }
+}
+
+/// A refusal beeorm's callers treat as an answer, not a failure: `BUSYGROUP` (creating
+/// a consumer group that exists, at every `validate`) and `no such key` (the statistics
+/// of a stream deleted since). Logged at debug, not as warnings.
+fn expected_refusal(e: &::redis::RedisError) -> bool {
+    e.code() == Some("BUSYGROUP") || e.detail().is_some_and(|d| d.contains("no such key"))
 }
