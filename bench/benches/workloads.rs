@@ -377,7 +377,9 @@ impl Raw {
                 rows.len()
             }
             Raw::Postgres(c) => {
-                let stmt = c.prepare(&pg_sql(MEDIUM_SQL)).await.unwrap();
+                // A `u64` column that is not the key is `numeric(20)` on PostgreSQL.
+                let sql = pg_sql(MEDIUM_SQL).replace("p.user_id,", "p.user_id::bigint,");
+                let stmt = c.prepare(&sql).await.unwrap();
                 let rows = c.query(&stmt, &[&black, &lo, &hi]).await.unwrap();
                 let v: Vec<Joined> = rows
                     .iter()
@@ -434,8 +436,10 @@ impl Raw {
                 c.exec(sql, keys.to_vec()).await.unwrap()
             }
             Raw::Postgres(c) => {
-                let sql =
-                    format!("SELECT id, {column}, {text} FROM {table} WHERE {column} = ANY($1)");
+                // A `u64` column that is not the key is `numeric(20)` on PostgreSQL.
+                let sql = format!(
+                    "SELECT id, {column}::bigint, {text} FROM {table} WHERE {column} = ANY($1)"
+                );
                 let stmt = c.prepare(&sql).await.unwrap();
                 let keys: Vec<i64> = keys.iter().map(|k| *k as i64).collect();
                 c.query(&stmt, &[&keys])
