@@ -438,7 +438,7 @@ impl Raw {
             Raw::Postgres(c) => {
                 // A `u64` column that is not the key is `numeric(20)` on PostgreSQL.
                 let sql = format!(
-                    "SELECT id, {column}::bigint, {text} FROM {table} WHERE {column} = ANY($1)"
+                    "SELECT id, {column}::bigint, {text} FROM {table} WHERE {column}::bigint = ANY($1)"
                 );
                 let stmt = c.prepare(&sql).await.unwrap();
                 let keys: Vec<i64> = keys.iter().map(|k| *k as i64).collect();
