@@ -18,7 +18,11 @@
 //! cargo bench -p bench --bench workloads            # 5 rounds; ROUNDS=… SAMPLE_MS=…
 //! ```
 //! Prints a markdown table (median per operation, spread over rounds, ratio to the raw
-//! driver) and writes JSON lines to `$CARGO_TARGET_DIR/workloads.jsonl`.
+//! driver) and writes JSON lines to `$CARGO_TARGET_DIR/workloads.jsonl` (or appends
+//! them to `$WORKLOADS_OUT`, tagged with `$ROUND`). `PREPARE=only` creates and fills
+//! the tables and exits; `PREPARE=0` uses them as they are; `WORKLOADS_SQLITE` names
+//! the SQLite file (a temporary one otherwise). `bench/run-peers` uses these to run
+//! this bench and the peers' one (`bench/peers`) in alternating rounds on one data set.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::{Duration, Instant};
@@ -54,7 +58,7 @@ macro_rules! entities {
             pub struct Post {
                 pub id: u64,
                 #[orm(index = "User")]
-                pub user_id: u64,
+                pub user_id: i64,
                 #[orm(length = 100)]
                 pub title: String,
             }
@@ -64,7 +68,7 @@ macro_rules! entities {
             pub struct Comment {
                 pub id: u64,
                 #[orm(index = "Post")]
-                pub post_id: u64,
+                pub post_id: i64,
                 #[orm(length = 100)]
                 pub text: String,
             }
@@ -217,7 +221,7 @@ async fn prepare(d: Dialect, sqlite: &str) -> ValidatedRegistry {
         for _ in 0..n {
             posts.push(Tracked::new(remote::Post {
                 id: next_post,
-                user_id: u,
+                user_id: u as i64,
                 title: format!("post {next_post}"),
             }));
             next_post += 1;
@@ -232,7 +236,7 @@ async fn prepare(d: Dialect, sqlite: &str) -> ValidatedRegistry {
             let id = (p - 1) * 10 + k + 1;
             comments.push(Tracked::new(remote::Comment {
                 id,
-                post_id: p,
+                post_id: p as i64,
                 text: format!("comment {id}"),
             }));
         }
@@ -377,9 +381,7 @@ impl Raw {
                 rows.len()
             }
             Raw::Postgres(c) => {
-                // A `u64` column that is not the key is `numeric(20)` on PostgreSQL.
-                let sql = pg_sql(MEDIUM_SQL).replace("p.user_id,", "p.user_id::bigint,");
-                let stmt = c.prepare(&sql).await.unwrap();
+                let stmt = c.prepare(&pg_sql(MEDIUM_SQL)).await.unwrap();
                 let rows = c.query(&stmt, &[&black, &lo, &hi]).await.unwrap();
                 let v: Vec<Joined> = rows
                     .iter()
@@ -436,10 +438,7 @@ impl Raw {
                 c.exec(sql, keys.to_vec()).await.unwrap()
             }
             Raw::Postgres(c) => {
-                // A `u64` column that is not the key is `numeric(20)` on PostgreSQL.
-                let sql = format!(
-                    "SELECT id, {column}::bigint, {text} FROM {table} WHERE {column}::bigint = ANY($1)"
-                );
+                let sql = format!("SELECT id, {column}, {text} FROM {table} WHERE {column} = ANY($1)");
                 let stmt = c.prepare(&sql).await.unwrap();
                 let keys: Vec<i64> = keys.iter().map(|k| *k as i64).collect();
                 c.query(&stmt, &[&keys])
@@ -594,9 +593,11 @@ struct Line {
     figures: Vec<Figure>,
 }
 
-fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str) -> Vec<Line> {
-    let setup = rt.block_on(prepare(d, sqlite));
-    rt.block_on(setup.close());
+fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -> Vec<Line> {
+    if fill {
+        let setup = rt.block_on(prepare(d, sqlite));
+        rt.block_on(setup.close());
+    }
     let uncached = rt
         .block_on(registry(d, sqlite, Mode::Uncached).validate())
         .unwrap();
@@ -790,6 +791,11 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else is read from the command line.
     let rounds: usize = env("ROUNDS", "5").parse().unwrap();
     let sample_ms: u64 = env("SAMPLE_MS", "20").parse().unwrap();
+    let round_tag: usize = env("ROUND", "0").parse().unwrap();
+    // PREPARE=only: create and fill the tables, then exit (bench/run-peers does this
+    // once, so the peers in bench/peers read the same rows); PREPARE=0: use them as
+    // they are.
+    let prepare_mode = env("PREPARE", "1");
     let plan = Plan {
         rounds,
         samples: 5,
@@ -800,11 +806,12 @@ fn main() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = dir
-        .path()
-        .join("workloads.db")
-        .to_string_lossy()
-        .into_owned();
+    let sqlite = std::env::var("WORKLOADS_SQLITE").unwrap_or_else(|_| {
+        dir.path()
+            .join("workloads.db")
+            .to_string_lossy()
+            .into_owned()
+    });
     let dialects: Vec<Dialect> = env("DIALECTS", "mysql,postgres,sqlite")
         .split(',')
         .filter_map(|d| match d {
@@ -814,9 +821,17 @@ fn main() {
             _ => None,
         })
         .collect();
+    if prepare_mode == "only" {
+        for d in dialects {
+            eprintln!("{}: preparing the tables", d.name());
+            let v = rt.block_on(prepare(d, &sqlite));
+            rt.block_on(v.close());
+        }
+        return;
+    }
     let mut lines = Vec::new();
     for d in dialects {
-        lines.extend(run_dialect(&rt, d, plan, &sqlite));
+        lines.extend(run_dialect(&rt, d, plan, &sqlite, prepare_mode != "0"));
     }
     let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
     let mut json = String::new();
@@ -848,7 +863,7 @@ fn main() {
             );
             let rounds: Vec<String> = f.rounds.iter().map(|r| format!("{:.3}", us(*r))).collect();
             json.push_str(&format!(
-                "{{\"dialect\":\"{}\",\"workload\":\"{}\",\"library\":\"{}\",\"median_us\":{:.3},\"rounds_us\":[{}]}}\n",
+                "{{\"round\":{round_tag},\"dialect\":\"{}\",\"workload\":\"{}\",\"library\":\"{}\",\"median_us\":{:.3},\"rounds_us\":[{}]}}\n",
                 line.dialect.name(),
                 line.workload,
                 library,
@@ -857,11 +872,23 @@ fn main() {
             ));
         }
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    let path = std::path::Path::new(&target).join("workloads.jsonl");
-    if let Err(e) = std::fs::write(&path, json) {
-        eprintln!("cannot write {}: {e}", path.display());
-    } else {
-        eprintln!("JSON lines: {}", path.display());
+    // WORKLOADS_OUT: append to that file (bench/run-peers collects every round and
+    // library there); otherwise replace $CARGO_TARGET_DIR/workloads.jsonl.
+    let written = match std::env::var("WORKLOADS_OUT") {
+        Ok(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, json.as_bytes()))
+            .map(|()| path),
+        Err(_) => {
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            let path = std::path::Path::new(&target).join("workloads.jsonl");
+            std::fs::write(&path, json).map(|()| path.display().to_string())
+        }
+    };
+    match written {
+        Ok(path) => eprintln!("JSON lines: {path}"),
+        Err(e) => eprintln!("cannot write the JSON lines: {e}"),
     }
 }
