@@ -438,7 +438,8 @@ impl Raw {
                 c.exec(sql, keys.to_vec()).await.unwrap()
             }
             Raw::Postgres(c) => {
-                let sql = format!("SELECT id, {column}, {text} FROM {table} WHERE {column} = ANY($1)");
+                let sql =
+                    format!("SELECT id, {column}, {text} FROM {table} WHERE {column} = ANY($1)");
                 let stmt = c.prepare(&sql).await.unwrap();
                 let keys: Vec<i64> = keys.iter().map(|k| *k as i64).collect();
                 c.query(&stmt, &[&keys])

@@ -2,3 +2,4 @@
 //! `RESULTS.md`. The library holds what several benches share.
 
 pub mod interleave;
+pub mod report;
