@@ -36,6 +36,12 @@ pub fn fields(i: u64) -> (String, String, u32, f64, bool) {
 /// A deterministic walk over the read table, the same sequence for every library.
 pub struct Walk(Cell<u64>);
 
+impl Default for Walk {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Walk {
     pub fn new() -> Self {
         Walk(Cell::new(0))

@@ -51,9 +51,12 @@ fn main() -> ExitCode {
         return ExitCode::from(73);
     }
     let mut summary = String::new();
-    let mut per_library: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut per_library: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for (key, ratio) in figures.ratios() {
-        per_library.entry(key.library()).or_default().push(ratio);
+        per_library
+            .entry(key.library().to_string())
+            .or_default()
+            .push(ratio);
     }
     for (library, ratios) in per_library {
         let _ = writeln!(
