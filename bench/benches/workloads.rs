@@ -283,7 +283,11 @@ const MEDIUM_SQL: &str = "SELECT u.id, u.name, u.hair_color, p.id, p.user_id, p.
 /// The raw driver of a dialect.
 enum Raw {
     MySql(tokio::sync::Mutex<mysql_async::Conn>),
-    Postgres(tokio_postgres::Client),
+    /// With its prepared statements by SQL text (tokio-postgres keeps none itself).
+    Postgres(
+        tokio_postgres::Client,
+        std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
+    ),
     Sqlite(rusqlite::Connection),
 }
 
@@ -299,7 +303,7 @@ async fn raw(d: Dialect, sqlite: &str) -> Raw {
                 .await
                 .unwrap();
             tokio::spawn(conn);
-            Raw::Postgres(client)
+            Raw::Postgres(client, Default::default())
         }
         Dialect::Sqlite => {
             let c = rusqlite::Connection::open(sqlite).unwrap();
@@ -325,6 +329,20 @@ fn pg_sql(sql: &str) -> String {
 }
 
 impl Raw {
+    /// The prepared statement of `sql` on PostgreSQL, prepared once.
+    async fn statement(
+        c: &tokio_postgres::Client,
+        cache: &std::sync::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
+        sql: &str,
+    ) -> tokio_postgres::Statement {
+        if let Some(s) = cache.lock().unwrap().get(sql) {
+            return s.clone();
+        }
+        let s = c.prepare(sql).await.unwrap();
+        cache.lock().unwrap().insert(sql.to_string(), s.clone());
+        s
+    }
+
     /// Rows of a 3-column user query.
     async fn users(&self, sql: &str, params: Vec<i64>) -> Vec<Row3> {
         match self {
@@ -338,8 +356,8 @@ impl Raw {
                 .await
                 .unwrap()
             }
-            Raw::Postgres(c) => {
-                let stmt = c.prepare(&pg_sql(sql)).await.unwrap();
+            Raw::Postgres(c, cache) => {
+                let stmt = Self::statement(c, cache, &pg_sql(sql)).await;
                 let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
                     .iter()
                     .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
@@ -380,8 +398,8 @@ impl Raw {
                 let rows: Vec<Joined> = c.exec(MEDIUM_SQL, (black, lo, hi)).await.unwrap();
                 rows.len()
             }
-            Raw::Postgres(c) => {
-                let stmt = c.prepare(&pg_sql(MEDIUM_SQL)).await.unwrap();
+            Raw::Postgres(c, cache) => {
+                let stmt = Self::statement(c, cache, &pg_sql(MEDIUM_SQL)).await;
                 let rows = c.query(&stmt, &[&black, &lo, &hi]).await.unwrap();
                 let v: Vec<Joined> = rows
                     .iter()
@@ -437,10 +455,10 @@ impl Raw {
                 let mut c = c.lock().await;
                 c.exec(sql, keys.to_vec()).await.unwrap()
             }
-            Raw::Postgres(c) => {
+            Raw::Postgres(c, cache) => {
                 let sql =
                     format!("SELECT id, {column}, {text} FROM {table} WHERE {column} = ANY($1)");
-                let stmt = c.prepare(&sql).await.unwrap();
+                let stmt = Self::statement(c, cache, &sql).await;
                 let keys: Vec<i64> = keys.iter().map(|k| *k as i64).collect();
                 c.query(&stmt, &[&keys])
                     .await
@@ -489,8 +507,8 @@ impl Raw {
                 }
                 c.lock().await.exec_drop(sql, params).await.unwrap();
             }
-            Raw::Postgres(c) => {
-                let stmt = c.prepare(&sql).await.unwrap();
+            Raw::Postgres(c, cache) => {
+                let stmt = Self::statement(c, cache, &sql).await;
                 let values: Vec<String> = (0..n)
                     .flat_map(|i| [format!("new {i}"), "black".to_string()])
                     .collect();

@@ -323,8 +323,9 @@ impl Figures {
             .y_label_formatter(&|y: &f64| format_us(*y))
             .x_label_style(("sans-serif", 12))
             .draw()?;
-        for (i, library) in libraries.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        for library in &libraries {
+            // One colour per library on every panel.
+            let color = Palette99::pick(rank(LIBRARIES, library)).to_rgba();
             let points: Vec<(f64, f64)> = workloads
                 .iter()
                 .enumerate()
