@@ -9,6 +9,8 @@
 //! - `insert_N` (N = 1, 10, 25, 50, 100): N new users in one statement;
 //! - `associations`: 100 users → their 1,000 posts → those posts' 10,000 comments.
 //!
+//! `beeorm+local` is a single process's local cache (no Redis registered, so no
+//! invalidation channel); `beeorm+redis` the Redis cache alone.
 //! The cached modes read lists the way a cached application does: IDs from the
 //! database (`search_ids`), rows through the entity cache (`load_by_ids`); uncached
 //! beeorm reads rows with `search`. Inserts are the same call in every mode (the
@@ -21,7 +23,7 @@
 //! driver) and writes JSON lines to `$CARGO_TARGET_DIR/workloads.jsonl` (or appends
 //! them to `$WORKLOADS_OUT`, tagged with `$ROUND`). `PREPARE=only` creates and fills
 //! the tables and exits; `PREPARE=0` uses them as they are; `WORKLOADS_SQLITE` names
-//! the SQLite file (a temporary one otherwise). `bench/run-peers` uses these to run
+//! the SQLite file (a temporary one otherwise); `ONLY=medium,insert_1` runs just those. `bench/run-peers` uses these to run
 //! this bench and the peers' one (`bench/peers`) in alternating rounds on one data set.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -148,14 +150,20 @@ fn registry(d: Dialect, sqlite: &str, mode: Mode) -> Registry {
         Dialect::Postgres => r.register_postgres_pool("default", &postgres_url()),
         Dialect::Sqlite => r.register_sqlite_pool("default", sqlite),
     };
-    r.register_redis_pool(
-        "default",
-        &env("BEEORM_REDIS_URL", "redis://127.0.0.1:6379"),
-        0,
-    )
-    .register_local_cache("default", 200_000)
-    .set_cache_namespace(&format!("wl-{}-{}", d.name(), std::process::id()))
-    .set_cache_stats_interval(Duration::ZERO);
+    // The local mode is one process's cache: no Redis, so no invalidation channel
+    // (with one, the local layer serves only while the channel's heartbeat is fresh,
+    // and these back-to-back synchronous SQLite reads on a current-thread runtime
+    // never let its task run).
+    if !matches!(mode, Mode::Local) {
+        r.register_redis_pool(
+            "default",
+            &env("BEEORM_REDIS_URL", "redis://127.0.0.1:6379"),
+            0,
+        );
+    }
+    r.register_local_cache("default", 200_000)
+        .set_cache_namespace(&format!("wl-{}-{}", d.name(), std::process::id()))
+        .set_cache_stats_interval(Duration::ZERO);
     match mode {
         Mode::Local => {
             r.register_entity::<local::User>()
@@ -275,7 +283,10 @@ fn insert_sql(d: Dialect, n: usize) -> String {
     )
 }
 
-const TRIVIAL_SQL: &str = "SELECT id, name, hair_color FROM wl_users WHERE id <= ? ORDER BY id";
+/// With the `LIMIT` beeorm's pager adds (every library sends it: without it
+/// PostgreSQL's generic plan for `id <= $1` scans and sorts the table).
+const TRIVIAL_SQL: &str =
+    "SELECT id, name, hair_color FROM wl_users WHERE id <= ? ORDER BY id LIMIT ?";
 const MEDIUM_SQL: &str = "SELECT u.id, u.name, u.hair_color, p.id, p.user_id, p.title \
      FROM wl_users u LEFT JOIN wl_posts p ON p.user_id = u.id \
      WHERE u.hair_color = ? AND u.id BETWEEN ? AND ?";
@@ -630,7 +641,12 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
     // One engine per operation, as one request would: no request cache across them.
     let (u, l, r) = (&uncached, &localr, &redisr);
     let mut lines = Vec::new();
+    // ONLY=medium,insert_1: just those workloads (for profiling).
+    let only = env("ONLY", "");
     let mut workload = |name: String, cases: &mut [Case<'_>]| {
+        if !only.is_empty() && !only.split(',').any(|w| w == name) {
+            return;
+        }
         eprintln!("{} {name}", d.name());
         let figures = interleave::run(plan, cases);
         lines.push(Line {
@@ -672,7 +688,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
                     library: "raw",
                     op: Box::new(move || {
                         timed(rt, async move {
-                            raw_ref.users(TRIVIAL_SQL, vec![n as i64]).await;
+                            raw_ref.users(TRIVIAL_SQL, vec![n as i64, n as i64]).await;
                         })
                     }),
                 },

@@ -5,7 +5,8 @@
 //! for sqlx and SeaORM) on a tokio `current_thread` runtime; sqlx's statement cache is
 //! on (its default), SeaORM's statement logging off.
 //!
-//! - `trivial_N` (N = 1, 10, 100, 1000, 10000): the first N users;
+//! - `trivial_N` (N = 1, 10, 100, 1000, 10000): the first N users (`WHERE id <= N
+//!   ORDER BY id LIMIT N`, the `LIMIT` as beeorm's pager sends it);
 //! - `medium`: black-haired users 101..=1100 `LEFT JOIN` their posts (sqlx and diesel
 //!   write the join, SeaORM `find_also_related`);
 //! - `insert_N` (N = 1, 10, 25, 50, 100): N new users in one statement;
@@ -148,11 +149,12 @@ macro_rules! sqlx_workloads {
 
             pub async fn trivial(pool: &$pool, n: i64) -> usize {
                 let sql = if $pg {
-                    "SELECT id, name, hair_color FROM wl_users WHERE id <= $1 ORDER BY id"
+                    "SELECT id, name, hair_color FROM wl_users WHERE id <= $1 ORDER BY id LIMIT $2"
                 } else {
-                    "SELECT id, name, hair_color FROM wl_users WHERE id <= ? ORDER BY id"
+                    "SELECT id, name, hair_color FROM wl_users WHERE id <= ? ORDER BY id LIMIT ?"
                 };
                 sqlx::query_as::<$db, User>(sql)
+                    .bind(n)
                     .bind(n)
                     .fetch_all(pool)
                     .await
@@ -342,13 +344,14 @@ macro_rules! sea_entities {
 
             use sea_orm::{
                 ActiveValue::{NotSet, Set},
-                ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+                ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
             };
 
             pub async fn trivial(db: &DatabaseConnection, n: i64) -> usize {
                 user::Entity::find()
                     .filter(user::Column::Id.lte(n))
                     .order_by_asc(user::Column::Id)
+                    .limit(n as u64)
                     .all(db)
                     .await
                     .unwrap()
@@ -462,6 +465,7 @@ macro_rules! diesel_workloads {
                 wl_users::table
                     .filter(wl_users::id.le(n))
                     .order(wl_users::id)
+                    .limit(n)
                     .load::<User>(c)
                     .await
                     .unwrap()
