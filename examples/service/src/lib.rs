@@ -21,7 +21,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -298,11 +298,54 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// axum's `Json` body, whose rejections (bad JSON, a missing field, a wrong
+/// content type) answer in the same JSON shape as every other error.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
+        }
+    }
+}
+
+/// The `{id}` of the path, refused as a JSON 400 when it is not a number.
+struct Id(u64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<u64>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Id(id)),
+            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
+        }
+    }
+}
+
+/// axum's `Query`, whose rejections answer as JSON errors.
+struct Params<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Params(value)),
+            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
+        }
+    }
+}
+
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true }))
 }
 
-async fn get_product(Request(engine): Request, Path(id): Path<u64>) -> ApiResult<Json<Product>> {
+async fn get_product(Request(engine): Request, Id(id): Id) -> ApiResult<Json<Product>> {
     let product = engine
         .load_by_id::<Product>(id)
         .await?
@@ -329,7 +372,7 @@ pub struct ProductPage {
 
 async fn list_products(
     Request(engine): Request,
-    Query(p): Query<ListParams>,
+    Params(p): Params<ListParams>,
 ) -> ApiResult<Json<ProductPage>> {
     let category = p
         .category
@@ -367,7 +410,7 @@ pub struct NewProduct {
 
 async fn create_product(
     Request(engine): Request,
-    Json(new): Json<NewProduct>,
+    Body(new): Body<NewProduct>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
     if new.name.trim().is_empty() {
         return Err(ApiError::new(
@@ -396,8 +439,8 @@ pub struct ProductPatch {
 
 async fn update_product(
     Request(engine): Request,
-    Path(id): Path<u64>,
-    Json(patch): Json<ProductPatch>,
+    Id(id): Id,
+    Body(patch): Body<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     let mut product = engine
         .load_by_id::<Product>(id)
@@ -416,7 +459,7 @@ async fn update_product(
     Ok(Json(product.into_inner()))
 }
 
-async fn delete_product(Request(engine): Request, Path(id): Path<u64>) -> ApiResult<StatusCode> {
+async fn delete_product(Request(engine): Request, Id(id): Id) -> ApiResult<StatusCode> {
     let mut product = engine
         .load_by_id::<Product>(id)
         .await?

@@ -195,8 +195,34 @@ async fn every_route_with_caches_and_the_audit_consumer() {
     )
     .await;
     assert!(status.is_client_error(), "{status}");
-    let (status, _) = call(&app, Method::GET, "/products/not-a-number", None).await;
+    let (status, body) = call(&app, Method::GET, "/products/not-a-number", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].is_string(), "a JSON error: {body}");
+    // axum's own rejections answer in the same JSON shape: a body that is not JSON,
+    // a missing field, a query parameter of the wrong type.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/products")
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).expect("a JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body) = call(&app, Method::POST, "/products", Some(json!({"name": "n"}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("category")
+            || body["error"].as_str().unwrap().contains("price_cents"),
+        "{body}"
+    );
+    let (status, body) = call(&app, Method::GET, "/products?category=c1&page=x", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("page"), "{body}");
 
     // The audit consumer wrote one row per change of the kettle: added, updated, deleted.
     let engine = registry.create_engine();
