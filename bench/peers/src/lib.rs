@@ -1,2 +1,2 @@
-//! sqlx and SeaORM for the CRUD benchmark; the package exists for its bench
-//! (`benches/crud_peers.rs`).
+//! The peers of beeorm's benchmarks (sqlx, SeaORM, diesel-async); the package exists
+//! for its benches (`benches/crud_peers.rs`, `benches/workloads_peers.rs`).
