@@ -234,17 +234,36 @@ impl Engine {
         let Some(caches) = self.registry().caches() else {
             return Ok(crate::CacheStats::default());
         };
-        let mut out = Vec::new();
-        for e in &caches.entities {
+        // One pipeline of HGETALLs per Redis pool, not one round trip per entity.
+        let mut pools: Vec<(&crate::redis::RedisClient, Vec<usize>)> = Vec::new();
+        for (i, e) in caches.entities.iter().enumerate() {
             let Some(client) = &e.control else { continue };
-            let map: std::collections::HashMap<String, i64> =
-                client.hgetall(caches.stats_key(e.entity)).await?;
-            let mut values = [0u64; 14];
-            for (v, f) in values.iter_mut().zip(FIELDS) {
-                *v = map.get(f).copied().unwrap_or(0).max(0) as u64;
+            match pools
+                .iter_mut()
+                .find(|(c, _)| c.pool_name() == client.pool_name())
+            {
+                Some((_, members)) => members.push(i),
+                None => pools.push((client, vec![i])),
             }
-            out.push(from_values(e.entity, &values));
         }
+        let mut found: Vec<Option<EntityCacheStats>> = vec![None; caches.entities.len()];
+        for (client, members) in pools {
+            let mut pipe = client.pipeline();
+            for &i in &members {
+                let mut c = ::redis::cmd("HGETALL");
+                c.arg(caches.stats_key(caches.entities[i].entity));
+                pipe.cmd(c);
+            }
+            let maps: Vec<std::collections::HashMap<String, i64>> = pipe.query().await?;
+            for (i, map) in members.into_iter().zip(maps) {
+                let mut values = [0u64; 14];
+                for (v, f) in values.iter_mut().zip(FIELDS) {
+                    *v = map.get(f).copied().unwrap_or(0).max(0) as u64;
+                }
+                found[i] = Some(from_values(caches.entities[i].entity, &values));
+            }
+        }
+        let out = found.into_iter().flatten().collect();
         Ok(crate::CacheStats::new(out, caches.coherence.serving()))
     }
 
