@@ -30,7 +30,7 @@
 use std::time::{Duration, Instant};
 
 use beeorm::{Engine, Pager, Registry, Tracked, ValidatedRegistry, Where};
-use bench::interleave::{self, Case, Figure, Plan};
+use bench::interleave::{self, Case, Line, Plan};
 use mysql_async::prelude::Queryable;
 use tokio::runtime::Runtime;
 
@@ -616,13 +616,6 @@ mod ops {
     beeorm_ops!(remote);
 }
 
-/// A result line.
-struct Line {
-    dialect: Dialect,
-    workload: String,
-    figures: Vec<Figure>,
-}
-
 fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -> Vec<Line> {
     if fill {
         let setup = rt.block_on(prepare(d, sqlite));
@@ -650,7 +643,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
         eprintln!("{} {name}", d.name());
         let figures = interleave::run(plan, cases);
         lines.push(Line {
-            dialect: d,
+            dialect: d.name(),
             workload: name,
             figures,
         });
@@ -685,7 +678,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
                     }),
                 },
                 Case {
-                    library: "raw",
+                    library: d.raw(),
                     op: Box::new(move || {
                         timed(rt, async move {
                             raw_ref.users(TRIVIAL_SQL, vec![n as i64, n as i64]).await;
@@ -723,7 +716,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
                 }),
             },
             Case {
-                library: "raw",
+                library: d.raw(),
                 op: Box::new(move || {
                     timed(rt, async move {
                         raw_ref.medium().await;
@@ -761,7 +754,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
                     }),
                 },
                 Case {
-                    library: "raw",
+                    library: d.raw(),
                     op: Box::new(move || timed(rt, async move { raw_ref.insert(d, n).await })),
                 },
             ],
@@ -795,7 +788,7 @@ fn run_dialect(rt: &Runtime, d: Dialect, plan: Plan, sqlite: &str, fill: bool) -
                 }),
             },
             Case {
-                library: "raw",
+                library: d.raw(),
                 op: Box::new(move || {
                     timed(rt, async move {
                         let users = raw_ref
@@ -868,62 +861,10 @@ fn main() {
     for d in dialects {
         lines.extend(run_dialect(&rt, d, plan, &sqlite, prepare_mode != "0"));
     }
-    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
-    let mut json = String::new();
-    println!("| dialect | workload | library | median µs | rounds min–max µs | ÷ raw driver |");
-    println!("|---|---|---|---:|---:|---:|");
-    for line in &lines {
-        let raw = line
-            .figures
-            .iter()
-            .find(|f| f.library == "raw")
-            .map(|f| us(f.median()))
-            .unwrap_or(f64::NAN);
-        for f in &line.figures {
-            let (lo, hi) = f.spread();
-            let library = if f.library == "raw" {
-                line.dialect.raw()
-            } else {
-                f.library
-            };
-            println!(
-                "| {} | {} | {} | {:.1} | {:.1}–{:.1} | {:.2} |",
-                line.dialect.name(),
-                line.workload,
-                library,
-                us(f.median()),
-                us(lo),
-                us(hi),
-                us(f.median()) / raw
-            );
-            let rounds: Vec<String> = f.rounds.iter().map(|r| format!("{:.3}", us(*r))).collect();
-            json.push_str(&format!(
-                "{{\"round\":{round_tag},\"dialect\":\"{}\",\"workload\":\"{}\",\"library\":\"{}\",\"median_us\":{:.3},\"rounds_us\":[{}]}}\n",
-                line.dialect.name(),
-                line.workload,
-                library,
-                us(f.median()),
-                rounds.join(",")
-            ));
-        }
-    }
-    // WORKLOADS_OUT: append to that file (bench/run-peers collects every round and
-    // library there); otherwise replace $CARGO_TARGET_DIR/workloads.jsonl.
-    let written = match std::env::var("WORKLOADS_OUT") {
-        Ok(path) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, json.as_bytes()))
-            .map(|()| path),
-        Err(_) => {
-            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-            let path = std::path::Path::new(&target).join("workloads.jsonl");
-            std::fs::write(&path, json).map(|()| path.display().to_string())
-        }
+    let raw = |dialect: &str| match dialect {
+        "mysql" => Dialect::MySql.raw(),
+        "postgres" => Dialect::Postgres.raw(),
+        _ => Dialect::Sqlite.raw(),
     };
-    match written {
-        Ok(path) => eprintln!("JSON lines: {path}"),
-        Err(e) => eprintln!("cannot write the JSON lines: {e}"),
-    }
+    interleave::publish(&lines, raw, round_tag, "workloads.jsonl");
 }

@@ -106,6 +106,80 @@ pub fn run(plan: Plan, cases: &mut [Case<'_>]) -> Vec<Figure> {
         .collect()
 }
 
+/// One workload's figures on one dialect, as the workload benches report them.
+pub struct Line {
+    /// `mysql`, `postgres` or `sqlite`.
+    pub dialect: &'static str,
+    /// The workload's name, e.g. `trivial_100`.
+    pub workload: String,
+    /// One figure per library.
+    pub figures: Vec<Figure>,
+}
+
+/// Prints `lines` as a markdown table (median, range of the rounds, ratio to the
+/// dialect's `baseline` library) and writes them as JSON lines tagged with `round`:
+/// appended to `$WORKLOADS_OUT` when set, else replacing
+/// `$CARGO_TARGET_DIR/<default_file>`. Shared by `benches/workloads.rs` and
+/// `peers/benches/workloads_peers.rs` (which includes this file by path).
+pub fn publish(
+    lines: &[Line],
+    baseline: impl Fn(&str) -> &'static str,
+    round: usize,
+    default_file: &str,
+) {
+    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
+    let mut json = String::new();
+    println!("| dialect | workload | library | median µs | rounds min–max µs | ÷ baseline |");
+    println!("|---|---|---|---:|---:|---:|");
+    for line in lines {
+        let base = line
+            .figures
+            .iter()
+            .find(|f| f.library == baseline(line.dialect))
+            .map(|f| us(f.median()))
+            .unwrap_or(f64::NAN);
+        for f in &line.figures {
+            let (lo, hi) = f.spread();
+            println!(
+                "| {} | {} | {} | {:.1} | {:.1}–{:.1} | {:.2} |",
+                line.dialect,
+                line.workload,
+                f.library,
+                us(f.median()),
+                us(lo),
+                us(hi),
+                us(f.median()) / base
+            );
+            let rounds: Vec<String> = f.rounds.iter().map(|r| format!("{:.3}", us(*r))).collect();
+            json.push_str(&format!(
+                "{{\"round\":{round},\"dialect\":\"{}\",\"workload\":\"{}\",\"library\":\"{}\",\"median_us\":{:.3},\"rounds_us\":[{}]}}\n",
+                line.dialect,
+                line.workload,
+                f.library,
+                us(f.median()),
+                rounds.join(",")
+            ));
+        }
+    }
+    let written = match std::env::var("WORKLOADS_OUT") {
+        Ok(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, json.as_bytes()))
+            .map(|()| path),
+        Err(_) => {
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            let path = std::path::Path::new(&target).join(default_file);
+            std::fs::write(&path, json).map(|()| path.display().to_string())
+        }
+    };
+    match written {
+        Ok(path) => eprintln!("JSON lines: {path}"),
+        Err(e) => eprintln!("cannot write the JSON lines: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ mod interleave;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use interleave::{Case, Figure, Plan};
+use interleave::{Case, Line, Plan};
 use tokio::runtime::Runtime;
 
 const ASSOC_USERS: i64 = 100;
@@ -562,35 +562,38 @@ enum Diesel {
     Pg(Box<diesel_async::AsyncPgConnection>),
 }
 
+/// SeaORM on one dialect: MariaDB's keys are `u64` (`Unsigned`), the others' `i64`.
+enum Sea {
+    Unsigned(sea_orm::DatabaseConnection),
+    Signed(sea_orm::DatabaseConnection),
+}
+
+/// The four workloads of a library enum, each forwarded to the module of the
+/// variant's dialect (`$receiver`: `&self`, or `&mut self` for diesel's connections).
+macro_rules! forward_workloads {
+    ($ty:ident, $receiver:ty, { $($variant:ident => $module:ident),+ }) => {
+        impl $ty {
+            async fn trivial(self: $receiver, n: i64) -> usize {
+                match self { $($ty::$variant(c) => $module::trivial(c, n).await,)+ }
+            }
+            async fn medium(self: $receiver) -> usize {
+                match self { $($ty::$variant(c) => $module::medium(c).await,)+ }
+            }
+            async fn insert(self: $receiver, n: usize) -> usize {
+                match self { $($ty::$variant(c) => $module::insert(c, n).await,)+ }
+            }
+            async fn associations(self: $receiver) -> usize {
+                match self { $($ty::$variant(c) => $module::associations(c).await,)+ }
+            }
+        }
+    };
+}
+
+forward_workloads!(Sqlx, &Self, { My => sqlx_my, Pg => sqlx_pg, Lite => sqlx_lite });
+forward_workloads!(Sea, &Self, { Unsigned => sea_my, Signed => sea_i64 });
+forward_workloads!(Diesel, &mut Self, { My => diesel_my, Pg => diesel_pg });
+
 impl Sqlx {
-    async fn trivial(&self, n: i64) -> usize {
-        match self {
-            Sqlx::My(p) => sqlx_my::trivial(p, n).await,
-            Sqlx::Pg(p) => sqlx_pg::trivial(p, n).await,
-            Sqlx::Lite(p) => sqlx_lite::trivial(p, n).await,
-        }
-    }
-    async fn medium(&self) -> usize {
-        match self {
-            Sqlx::My(p) => sqlx_my::medium(p).await,
-            Sqlx::Pg(p) => sqlx_pg::medium(p).await,
-            Sqlx::Lite(p) => sqlx_lite::medium(p).await,
-        }
-    }
-    async fn insert(&self, n: usize) -> usize {
-        match self {
-            Sqlx::My(p) => sqlx_my::insert(p, n).await,
-            Sqlx::Pg(p) => sqlx_pg::insert(p, n).await,
-            Sqlx::Lite(p) => sqlx_lite::insert(p, n).await,
-        }
-    }
-    async fn associations(&self) -> usize {
-        match self {
-            Sqlx::My(p) => sqlx_my::associations(p).await,
-            Sqlx::Pg(p) => sqlx_pg::associations(p).await,
-            Sqlx::Lite(p) => sqlx_lite::associations(p).await,
-        }
-    }
     /// The users in `wl_users` (10,000 when the tables are ready).
     async fn users(&self) -> Result<i64, sqlx::Error> {
         let sql = "SELECT COUNT(*) FROM wl_users";
@@ -598,70 +601,6 @@ impl Sqlx {
             Sqlx::My(p) => sqlx::query_scalar(sql).fetch_one(p).await,
             Sqlx::Pg(p) => sqlx::query_scalar(sql).fetch_one(p).await,
             Sqlx::Lite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-        }
-    }
-}
-
-/// SeaORM on one dialect: MariaDB's keys are `u64`, the others' `i64`.
-struct Sea {
-    db: sea_orm::DatabaseConnection,
-    unsigned: bool,
-}
-
-impl Sea {
-    async fn trivial(&self, n: i64) -> usize {
-        if self.unsigned {
-            sea_my::trivial(&self.db, n).await
-        } else {
-            sea_i64::trivial(&self.db, n).await
-        }
-    }
-    async fn medium(&self) -> usize {
-        if self.unsigned {
-            sea_my::medium(&self.db).await
-        } else {
-            sea_i64::medium(&self.db).await
-        }
-    }
-    async fn insert(&self, n: usize) -> usize {
-        if self.unsigned {
-            sea_my::insert(&self.db, n).await
-        } else {
-            sea_i64::insert(&self.db, n).await
-        }
-    }
-    async fn associations(&self) -> usize {
-        if self.unsigned {
-            sea_my::associations(&self.db).await
-        } else {
-            sea_i64::associations(&self.db).await
-        }
-    }
-}
-
-impl Diesel {
-    async fn trivial(&mut self, n: i64) -> usize {
-        match self {
-            Diesel::My(c) => diesel_my::trivial(c, n).await,
-            Diesel::Pg(c) => diesel_pg::trivial(c, n).await,
-        }
-    }
-    async fn medium(&mut self) -> usize {
-        match self {
-            Diesel::My(c) => diesel_my::medium(c).await,
-            Diesel::Pg(c) => diesel_pg::medium(c).await,
-        }
-    }
-    async fn insert(&mut self, n: usize) -> usize {
-        match self {
-            Diesel::My(c) => diesel_my::insert(c, n).await,
-            Diesel::Pg(c) => diesel_pg::insert(c, n).await,
-        }
-    }
-    async fn associations(&mut self) -> usize {
-        match self {
-            Diesel::My(c) => diesel_my::associations(c).await,
-            Diesel::Pg(c) => diesel_pg::associations(c).await,
         }
     }
 }
@@ -698,10 +637,7 @@ async fn connect(d: Dialect) -> Result<Libraries, String> {
                 .map_err(|e| fail("diesel-async", &e))?;
             Libraries {
                 sqlx: Sqlx::My(pool),
-                sea: Sea {
-                    db: sea,
-                    unsigned: true,
-                },
+                sea: Sea::Unsigned(sea),
                 diesel: Some(Diesel::My(Box::new(diesel))),
             }
         }
@@ -724,10 +660,7 @@ async fn connect(d: Dialect) -> Result<Libraries, String> {
                 .map_err(|e| fail("diesel-async", &e))?;
             Libraries {
                 sqlx: Sqlx::Pg(pool),
-                sea: Sea {
-                    db: sea,
-                    unsigned: false,
-                },
+                sea: Sea::Signed(sea),
                 diesel: Some(Diesel::Pg(Box::new(diesel))),
             }
         }
@@ -757,10 +690,7 @@ async fn connect(d: Dialect) -> Result<Libraries, String> {
                 .map_err(|e| fail("SeaORM", &e))?;
             Libraries {
                 sqlx: Sqlx::Lite(pool),
-                sea: Sea {
-                    db: sea,
-                    unsigned: false,
-                },
+                sea: Sea::Signed(sea),
                 diesel: None,
             }
         }
@@ -774,13 +704,6 @@ async fn connect(d: Dialect) -> Result<Libraries, String> {
             "the tables are not there (run workloads.rs with PREPARE=only): {e}"
         )),
     }
-}
-
-/// A result line.
-struct Line {
-    dialect: Dialect,
-    workload: String,
-    figures: Vec<Figure>,
 }
 
 /// Checks that every library returns `want` rows, then runs them interleaved.
@@ -802,7 +725,7 @@ fn workload(
     }
     eprintln!("{} {name}", d.name());
     Line {
-        dialect: d,
+        dialect: d.name(),
         workload: name,
         figures: interleave::run(plan, cases),
     }
@@ -944,51 +867,5 @@ fn main() {
     for d in dialects {
         lines.extend(run_dialect(&rt, d, plan));
     }
-    let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
-    let mut json = String::new();
-    println!("| dialect | workload | library | median µs | rounds min–max µs | ÷ sqlx |");
-    println!("|---|---|---|---:|---:|---:|");
-    for line in &lines {
-        let base = line
-            .figures
-            .iter()
-            .find(|f| f.library == "sqlx")
-            .map(|f| us(f.median()))
-            .unwrap_or(f64::NAN);
-        for f in &line.figures {
-            let (lo, hi) = f.spread();
-            println!(
-                "| {} | {} | {} | {:.1} | {:.1}–{:.1} | {:.2} |",
-                line.dialect.name(),
-                line.workload,
-                f.library,
-                us(f.median()),
-                us(lo),
-                us(hi),
-                us(f.median()) / base
-            );
-            let rounds: Vec<String> = f.rounds.iter().map(|r| format!("{:.3}", us(*r))).collect();
-            json.push_str(&format!(
-                "{{\"round\":{round_tag},\"dialect\":\"{}\",\"workload\":\"{}\",\"library\":\"{}\",\"median_us\":{:.3},\"rounds_us\":[{}]}}\n",
-                line.dialect.name(),
-                line.workload,
-                f.library,
-                us(f.median()),
-                rounds.join(",")
-            ));
-        }
-    }
-    let path = std::env::var("WORKLOADS_OUT").unwrap_or_else(|_| {
-        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-        format!("{target}/workloads_peers.jsonl")
-    });
-    let appended = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, json.as_bytes()));
-    match appended {
-        Ok(()) => eprintln!("JSON lines: {path}"),
-        Err(e) => eprintln!("cannot write {path}: {e}"),
-    }
+    interleave::publish(&lines, |_| "sqlx", round_tag, "workloads_peers.jsonl");
 }

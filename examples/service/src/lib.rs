@@ -298,6 +298,23 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// axum's own rejections (of a body, a path, a query) answer as JSON errors too.
+macro_rules! rejections_as_api_errors {
+    ($($rejection:ty),+) => {
+        $(impl From<$rejection> for ApiError {
+            fn from(r: $rejection) -> Self {
+                ApiError::new(r.status(), r.body_text())
+            }
+        })+
+    };
+}
+
+rejections_as_api_errors!(
+    axum::extract::rejection::JsonRejection,
+    axum::extract::rejection::PathRejection,
+    axum::extract::rejection::QueryRejection
+);
+
 /// axum's `Json` body, whose rejections (bad JSON, a missing field, a wrong
 /// content type) answer in the same JSON shape as every other error.
 struct Body<T>(T);
@@ -306,10 +323,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> 
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Body(value)),
-            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
-        }
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Body(value))
     }
 }
 
@@ -320,10 +335,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<u64>::from_request_parts(parts, state).await {
-            Ok(Path(id)) => Ok(Id(id)),
-            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
-        }
+        let Path(id) = Path::<u64>::from_request_parts(parts, state).await?;
+        Ok(Id(id))
     }
 }
 
@@ -334,10 +347,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Par
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Params(value)),
-            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
-        }
+        let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Params(value))
     }
 }
 
