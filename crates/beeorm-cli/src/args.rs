@@ -75,6 +75,13 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The read replicas of every relational pool, checked now: health, rotation,
+    /// lag. Exit code 4 when one is out of rotation.
+    Replicas {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The entity caches: hit ratios per entity and layer (all processes), or clear
     /// one entity type's cached rows.
     Cache {

@@ -14,6 +14,9 @@ pub const EXIT_PENDING: i32 = 3;
 /// Exit code (sysexits `EX_NOINPUT`): the stream, consumer group, entity or dead
 /// letter named on the command line does not exist.
 pub const EXIT_NOT_FOUND: i32 = 66;
+/// Exit code: `replicas` found a read replica out of rotation (lagging, stopped or
+/// unreachable).
+pub const EXIT_REPLICA_OUT: i32 = 4;
 /// Exit code (sysexits `EX_UNAVAILABLE`): a server did not answer (connection refused,
 /// reset or timed out).
 pub const EXIT_UNAVAILABLE: i32 = 69;
@@ -22,7 +25,7 @@ pub const EXIT_UNAVAILABLE: i32 = 69;
 pub const EXIT_CONFIG: i32 = 78;
 
 pub(crate) const EXIT_CODES_HELP: &str = "Exit codes: 0 done / in line, 1 error, \
-2 `apply` skipped unsafe alters, 3 `check` found pending alters, 66 no such stream, group, \
+2 `apply` skipped unsafe alters, 3 `check` found pending alters, 4 `replicas` found a replica out of rotation, 66 no such stream, group, \
 entity or dead letter, 69 a server did not answer, 78 bad configuration.";
 
 /// What went wrong, for the one message on stderr.

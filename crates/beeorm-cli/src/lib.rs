@@ -77,6 +77,7 @@
 //! | `lazy retry ID` / `lazy drop ID [--yes]` | puts a dead letter back on the stream / deletes it (asks first) |
 //! | `cache [--json]` | hit ratios per entity and layer, summed over every process (see [`beeorm::Engine::published_cache_stats`]) |
 //! | `cache clear ENTITY [--yes]` | deletes one entity type's cached rows from Redis and every local layer (asks first) |
+//! | `replicas [--json]` | the read replicas of every pool, checked now: health, in rotation, lag, why not; exit 4 when one is out of rotation |
 //!
 //! | exit code | meaning |
 //! |---|---|
@@ -84,6 +85,7 @@
 //! | [`EXIT_ERROR`] (1) | any other error: bad arguments, a failed alter, a refused confirmation, a database error |
 //! | [`EXIT_UNSAFE_SKIPPED`] (2) | `apply` left unsafe alters out |
 //! | [`EXIT_PENDING`] (3) | `check` found pending alters |
+//! | [`EXIT_REPLICA_OUT`] (4) | `replicas` found a read replica out of rotation |
 //! | [`EXIT_NOT_FOUND`] (66) | no such stream, group, consumer, entity or dead letter |
 //! | [`EXIT_UNAVAILABLE`] (69) | a server did not answer (refused, reset, timed out) |
 //! | [`EXIT_CONFIG`] (78) | the configuration file cannot be read or parsed, or the registry is invalid |
@@ -103,6 +105,7 @@ mod consume;
 mod error;
 mod lazy;
 mod render;
+mod replicas;
 mod signals;
 mod streams;
 
@@ -119,8 +122,8 @@ use args::{AppCli, Command, ConfigCli, Options};
 pub use consume::BoxError;
 use error::CliError;
 pub use error::{
-    EXIT_CONFIG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_PENDING, EXIT_UNAVAILABLE,
-    EXIT_UNSAFE_SKIPPED,
+    EXIT_CONFIG, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_PENDING, EXIT_REPLICA_OUT,
+    EXIT_UNAVAILABLE, EXIT_UNSAFE_SKIPPED,
 };
 
 /// Where the command's registry comes from.
@@ -394,5 +397,6 @@ async fn run_command(
         } => consume::run(&engine, consumers, stream, group, *drain, err).await,
         Command::Lazy { command, json } => lazy::run(&engine, command.as_ref(), *json, out).await,
         Command::Cache { command, json } => cache::run(&engine, command.as_ref(), *json, out).await,
+        Command::Replicas { json } => replicas::run(validated, *json, out).await,
     }
 }

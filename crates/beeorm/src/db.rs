@@ -2,6 +2,7 @@
 
 use crate::flush::{TxOutcome, TxPending};
 use crate::sql::pool::{Conn, ExecResult, SqlPool};
+use crate::sql::replicas::WriteNote;
 use crate::sql::value::Value;
 use crate::sql::DialectKind;
 use crate::Result;
@@ -20,6 +21,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Db {
     pool: SqlPool,
+    /// Notes commits for the engine's reads on replicas, when the pool has some.
+    note: Option<WriteNote>,
 }
 
 impl std::fmt::Debug for Db {
@@ -31,8 +34,8 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    pub(crate) fn new(pool: SqlPool) -> Self {
-        Db { pool }
+    pub(crate) fn new(pool: SqlPool, note: Option<WriteNote>) -> Self {
+        Db { pool, note }
     }
 
     /// The pool name.
@@ -45,12 +48,18 @@ impl Db {
         self.pool.kind()
     }
 
-    /// Runs one statement that returns no rows.
+    /// Runs one statement that returns no rows (on the primary, when the pool has
+    /// read replicas: the engine's later reads then wait for it on the replicas).
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.pool.execute(sql, params).await
+        let done = self.pool.execute(sql, params).await?;
+        if let Some(note) = &self.note {
+            note.after_commit(&self.pool).await;
+        }
+        Ok(done)
     }
 
-    /// Runs one query and returns every row as values in column order.
+    /// Runs one query and returns every row as values in column order (on the
+    /// primary, also when the pool has read replicas).
     pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>> {
         self.pool.query(sql, params).await
     }
@@ -68,6 +77,7 @@ impl Db {
             pool: self.pool.clone(),
             outcome: Outcome::default(),
             pending: TxPending::default(),
+            note: self.note.clone(),
         })
     }
 }
@@ -95,6 +105,8 @@ pub struct Transaction {
     /// What runs once the COMMIT succeeded (the write path's after-commit step for
     /// what `flush_in` wrote).
     pub(crate) pending: TxPending,
+    /// Notes the commit for the engine's reads on replicas.
+    note: Option<WriteNote>,
 }
 
 /// The outcome shared with the entities flushed in a transaction; a transaction
@@ -150,7 +162,8 @@ impl Transaction {
             conn,
             outcome,
             pending,
-            ..
+            note,
+            pool,
         } = self;
         // Cached rows changed in the transaction are locked across the COMMIT.
         let locked = pending.lock_caches().await?;
@@ -158,6 +171,9 @@ impl Transaction {
         conn.commit().await?;
         if let Some(locked) = locked {
             locked.unlock().await;
+        }
+        if let Some(note) = &note {
+            note.after_commit(&pool).await;
         }
         outcome.0.committed();
         pending.run().await

@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::registry::ValidatedRegistry;
 use crate::schema::{Alter, TableSchema};
 use crate::sql::pool::SqlPool;
+use crate::sql::replicas::{Consistency, ReplicaSet, Target, WriteNote, Written};
 use crate::{Error, Result};
 
 /// A cheap handle on a [`ValidatedRegistry`]: make one per request or task. Cloning
@@ -20,14 +21,24 @@ pub struct Engine {
     /// Engine-wide change-log metadata ([`Engine::set_log_meta`]); shared by clones
     /// until one of them changes it.
     pub(crate) log_meta: Option<std::sync::Arc<crate::change_log::LogMeta>>,
+    /// Positions of this engine's (and its clones') commits on pools with read
+    /// replicas; `None` when no pool has replicas.
+    written: Option<std::sync::Arc<Written>>,
+    /// How reads use replicas.
+    consistency: Consistency,
 }
 
 impl Engine {
     pub(crate) fn new(registry: ValidatedRegistry) -> Self {
+        let written = registry
+            .has_replicas()
+            .then(|| std::sync::Arc::new(Written::default()));
         Engine {
             registry,
             request: None,
             log_meta: None,
+            written,
+            consistency: Consistency::default(),
         }
     }
 
@@ -53,6 +64,8 @@ impl Engine {
                 crate::cache::request::RequestCache::new(false),
             )),
             log_meta: self.log_meta.clone(),
+            written: self.written.clone(),
+            consistency: self.consistency,
         }
     }
 
@@ -66,7 +79,80 @@ impl Engine {
                 crate::cache::request::RequestCache::new(true),
             )),
             log_meta: self.log_meta.clone(),
+            written: self.written.clone(),
+            consistency: self.consistency,
         }
+    }
+
+    /// This engine, reading with `consistency` on pools that have read replicas
+    /// ([`Registry::register_replica`](crate::Registry::register_replica)). The
+    /// result shares this engine's request cache and its record of its own writes,
+    /// so writes through either are seen by reads of the other in
+    /// [`Consistency::ReadYourWrites`] mode.
+    ///
+    /// ```no_run
+    /// # use beeorm::prelude::*;
+    /// # use std::time::Duration;
+    /// # #[derive(Entity)] struct User { id: u64, name: String }
+    /// # async fn demo(engine: &beeorm::Engine) -> beeorm::Result<()> {
+    /// // A report that may be up to 30 s old: any replica within that lag answers.
+    /// let report = engine.with_consistency(beeorm::Consistency::MaxLag(Duration::from_secs(30)));
+    /// let user = report.load_by_id::<User>(1).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_consistency(&self, consistency: Consistency) -> Engine {
+        Engine {
+            consistency,
+            ..self.clone()
+        }
+    }
+
+    /// How this engine's reads use read replicas.
+    pub fn consistency(&self) -> Consistency {
+        self.consistency
+    }
+
+    /// Where a read of `pool` runs: `None` for the primary (no replicas, or the read
+    /// must see what the primary has), else the pool's replicas and what the replica
+    /// must have applied. `fill`: the rows will be stored in a cache.
+    pub(crate) fn read_target(&self, pool: &SqlPool, fill: bool) -> Option<(&ReplicaSet, Target)> {
+        let written = self.written.as_ref()?;
+        let set = self.registry.replicas(pool.name())?;
+        let target = match self.consistency {
+            _ if fill => None,
+            Consistency::Primary => None,
+            Consistency::MaxLag(max) => Some(Target::MaxLag(max)),
+            Consistency::ReadYourWrites => match written.target(pool.name()) {
+                None => Some(Target::Any),
+                Some(Some(position)) => Some(Target::AtLeast(position)),
+                Some(None) => None,
+            },
+        };
+        match target {
+            Some(t) => Some((set, t)),
+            None => {
+                set.count_primary_read();
+                None
+            }
+        }
+    }
+
+    /// After a commit of this engine on `pool`: notes where the primary stands, so
+    /// later reads on its replicas wait for the write. A position that cannot be read
+    /// sends this engine's reads of the pool to the primary (until a later commit's
+    /// position is known).
+    pub(crate) async fn note_commit(&self, pool: &SqlPool) {
+        if let Some(note) = self.write_note(pool.name()) {
+            note.after_commit(pool).await;
+        }
+    }
+
+    /// What notes this engine's commits on pool `name`, if it has replicas.
+    pub(crate) fn write_note(&self, name: &str) -> Option<WriteNote> {
+        Some(WriteNote {
+            written: self.written.clone()?,
+            set: self.registry.replicas(name)?.clone(),
+        })
     }
 
     /// The request cache, if enabled.
@@ -106,7 +192,9 @@ impl Engine {
 
     /// The relational pool `name`, for plain SQL.
     pub fn db(&self, name: &str) -> Result<Db> {
-        self.sql_pool(name).map(Db::new)
+        let pool = self.sql_pool(name)?;
+        let note = self.write_note(name);
+        Ok(Db::new(pool, note))
     }
 
     /// The local cache pool `name`.

@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 use crate::db::Transaction;
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
+use crate::sql::replicas::on_replica;
 use crate::{Engine, Error, Result, Value};
 
 /// A pool or a transaction: what the statements of a read run on.
@@ -83,12 +84,16 @@ impl<'t> Executor<'t> {
         }
     }
 
-    /// Runs a query on `pool` (from [`Executor::pool`]) or on the transaction, turning
+    /// Runs a query on `pool` (from [`Executor::pool`]) — or on one of its read
+    /// replicas, as `engine`'s consistency allows (`fill`: the rows will be stored in
+    /// a cache, so they are read on the primary) — or on the transaction, turning
     /// each row into a `T` as it arrives. A plain function returning either future,
-    /// not an `async fn`: on the pool (the hot path) it adds no state machine of its
-    /// own around the pool's.
+    /// not an `async fn`: on a pool without replicas (the hot path) it adds no state
+    /// machine of its own around the pool's.
     pub(crate) fn query_map<'s, T, F>(
         &'s self,
+        engine: &'s Engine,
+        fill: bool,
         pool: &'s SqlPool,
         sql: &'s str,
         params: Vec<Value>,
@@ -96,25 +101,42 @@ impl<'t> Executor<'t> {
     ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + use<'s, 't, T, F>
     where
         T: Send + 'static,
-        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Clone + Send + 'static,
     {
         match self {
-            Executor::Pool => Either::Left(pool.query_map(sql, params, f)),
-            Executor::Transaction(t) => {
-                Either::Right(async move { t.tx.lock().await.conn.query_map(sql, params, f).await })
-            }
+            Executor::Pool => match engine.read_target(pool, fill) {
+                None => Either::Left(pool.query_map(sql, params, f)),
+                Some((set, target)) => Either::Right(Either::Left(async move {
+                    on_replica!(set, target, pool, |p| p.query_map(
+                        sql,
+                        params.clone(),
+                        f.clone()
+                    ))
+                })),
+            },
+            Executor::Transaction(t) => Either::Right(Either::Right(async move {
+                t.tx.lock().await.conn.query_map(sql, params, f).await
+            })),
         }
     }
 
-    /// Runs a query and returns every row.
+    /// Runs a query and returns every row (on a replica as for
+    /// [`Executor::query_map`]).
     pub(crate) async fn query(
         &self,
+        engine: &Engine,
+        fill: bool,
         pool: &SqlPool,
         sql: &str,
         params: Vec<Value>,
     ) -> Result<Vec<Vec<Value>>> {
         match self {
-            Executor::Pool => pool.query(sql, params).await,
+            Executor::Pool => match engine.read_target(pool, fill) {
+                None => pool.query(sql, params).await,
+                Some((set, target)) => {
+                    on_replica!(set, target, pool, |p| p.query(sql, params.clone()))
+                }
+            },
             Executor::Transaction(t) => t.tx.lock().await.conn.query(sql, params).await,
         }
     }

@@ -58,6 +58,9 @@ pub use query::{Driver, Pager, QueryBuilder, Where};
 pub use reference::Ref;
 pub use registry::{Registry, ValidatedRegistry, DEFAULT_POOL};
 pub use schema::enums::{EnumDefinition, OrmEnum};
+pub use sql::replicas::{
+    Consistency, ReplicaHealth, ReplicaOptions, ReplicaSetStatus, ReplicaStatus,
+};
 pub use sql::value::Value;
 pub use sql::{DialectKind, ExecResult};
 pub use tracked::Tracked;

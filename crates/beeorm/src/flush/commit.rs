@@ -308,6 +308,7 @@ impl<'a> Flusher<'a> {
                 return Ok(());
             }
         }
+        self.engine.note_commit(pool).await;
         committed.pools.push(pool.name().to_string());
         if let Some(changes) = changes {
             match &mut committed.changes {

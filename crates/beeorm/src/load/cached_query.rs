@@ -354,7 +354,13 @@ impl<'a> Reader<'a> {
         )?;
         let rows = self
             .exec
-            .query(&pool, &sql, r.condition.params().to_vec())
+            .query(
+                self.engine,
+                true,
+                &pool,
+                &sql,
+                r.condition.params().to_vec(),
+            )
             .await?;
         let ids = rows
             .into_iter()

@@ -312,6 +312,7 @@ impl<'a> Reader<'a> {
         let mut found = source::Rows::with_capacity(asked.len());
         if !asked.is_empty() {
             let ask = source::Ask {
+                engine: self.engine,
                 schema,
                 pool: &pool,
                 exec: &self.exec,
@@ -345,6 +346,7 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         let ask = source::Ask {
+            engine: self.engine,
             schema,
             pool: &pool,
             exec: &self.exec,
@@ -415,7 +417,7 @@ impl<'a> Reader<'a> {
         let sql = search_sql(kind, schema, head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
-            .query_map(&pool, &sql, params, decode_tracked::<E>)
+            .query_map(self.engine, false, &pool, &sql, params, decode_tracked::<E>)
             .await
     }
 
@@ -452,7 +454,7 @@ impl<'a> Reader<'a> {
         let sql = search_sql(kind, schema, &head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
-            .query(&pool, &sql, params)
+            .query(self.engine, false, &pool, &sql, params)
             .await?
             .into_iter()
             .map(|row| {
@@ -494,7 +496,10 @@ impl<'a> Reader<'a> {
             search_sql(kind, schema, &head, w, self.include_deleted, false, "")?
         };
         let params = self.engine.registry().hooks().prepare_params(w.params());
-        let rows = self.exec.query(&pool, &sql, params).await?;
+        let rows = self
+            .exec
+            .query(self.engine, false, &pool, &sql, params)
+            .await?;
         rows.first()
             .and_then(|r| r.first())
             .and_then(Value::as_i64)
@@ -556,7 +561,7 @@ impl<'a> Reader<'a> {
         )?;
         let mut rows = self
             .exec
-            .query_map(&pool, &sql, vec![], decode_tracked::<E>)
+            .query_map(self.engine, false, &pool, &sql, vec![], decode_tracked::<E>)
             .await?;
         rows.truncate(limit);
         self.preloaded(&mut rows, tree.as_ref()).await?;

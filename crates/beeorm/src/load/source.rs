@@ -25,6 +25,8 @@ use crate::{Entity, Result, Value};
 
 /// What a by-ID read asks of the sources.
 pub(crate) struct Ask<'r, 't> {
+    /// The engine reading (its consistency and writes route reads to replicas).
+    pub engine: &'r crate::Engine,
     /// The entity's table.
     pub schema: &'r TableSchema,
     /// The pool whose dialect renders the SQL.
@@ -213,7 +215,14 @@ pub(crate) async fn select_rows(ask: &Ask<'_, '_>, ids: &[u64]) -> Result<Vec<Ve
     if let [id] = ids {
         return ask
             .exec
-            .query_map(ask.pool, &t.select_by_id, vec![Value::U64(*id)], take)
+            .query_map(
+                ask.engine,
+                true,
+                ask.pool,
+                &t.select_by_id,
+                vec![Value::U64(*id)],
+                take,
+            )
             .await;
     }
     let mut out = Vec::with_capacity(ids.len());
@@ -222,6 +231,8 @@ pub(crate) async fn select_rows(ask: &Ask<'_, '_>, ids: &[u64]) -> Result<Vec<Ve
         let rows = ask
             .exec
             .query_map(
+                ask.engine,
+                true,
                 ask.pool,
                 &sql,
                 chunk.iter().map(|i| Value::U64(*i)).collect(),
@@ -270,6 +281,8 @@ impl RowSource for Database {
             let rows = ask
                 .exec
                 .query_map(
+                    ask.engine,
+                    false,
                     ask.pool,
                     &t.select_by_id,
                     vec![Value::U64(*id)],
@@ -286,6 +299,8 @@ impl RowSource for Database {
             let rows = ask
                 .exec
                 .query_map(
+                    ask.engine,
+                    false,
                     ask.pool,
                     &sql,
                     chunk.iter().map(|i| Value::U64(*i)).collect(),
@@ -357,6 +372,7 @@ mod tests {
         let pool = engine.sql_pool("default").unwrap();
         let exec = Executor::Pool;
         let ask = Ask {
+            engine: &engine,
             schema,
             pool: &pool,
             exec: &exec,

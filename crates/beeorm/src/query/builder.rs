@@ -508,7 +508,11 @@ impl<T: super::FromRow> QueryBuilder<T> {
         let (sql, args) = self.render(Some(Driver::for_kind(pool.kind())), alive.as_deref())?;
         let args = engine.registry().hooks().prepare_params(&args);
         // Numbered placeholders are already in place: the pool layer leaves them.
-        let (columns, rows) = pool.query_with_columns(&sql, args).await?;
+        let (columns, rows) = match engine.read_target(&pool, false) {
+            None => pool.query_with_columns(&sql, args).await?,
+            Some((set, target)) => crate::sql::replicas::on_replica!(set, target, &pool, |p| p
+                .query_with_columns(&sql, args.clone()))?,
+        };
         rows.into_iter()
             .map(|row| T::from_row(engine, &columns, row))
             .collect()

@@ -84,6 +84,10 @@ pub struct Registry {
     clickhouse_timeouts: Vec<(String, std::time::Duration, std::time::Duration)>,
     /// Search pools (`register_search_tantivy`, `register_search_redis`).
     search: Vec<(String, crate::search::pools::SearchConfig)>,
+    /// Read replicas: (relational pool, replica).
+    replicas: Vec<(String, crate::sql::replicas::ReplicaConfig)>,
+    /// Replica options per relational pool.
+    replica_options: Vec<(String, crate::sql::replicas::ReplicaOptions)>,
 }
 
 impl Default for Registry {
@@ -106,6 +110,8 @@ impl Default for Registry {
             clickhouse: Vec::new(),
             clickhouse_timeouts: Vec::new(),
             search: Vec::new(),
+            replicas: Vec::new(),
+            replica_options: Vec::new(),
         }
     }
 }
@@ -256,6 +262,55 @@ impl Registry {
             pool.to_string(),
             crate::redis::Timeouts { connect, response },
         ));
+        self
+    }
+
+    /// Adds a read replica to the MySQL/MariaDB or PostgreSQL pool `pool`: `dsn` in
+    /// the form of the pool's own (a MySQL DSN or a PostgreSQL URL, with the same
+    /// database). Reads of entities — by ID, searches, preloads, the query builder —
+    /// are spread over the replicas in rotation in proportion to their `weight`
+    /// (at least 1); writes, transactions, cache fills and plain SQL ([`Db`](crate::Db))
+    /// stay on the primary. An engine never reads older data than it committed
+    /// itself (see [`Consistency`](crate::Consistency)); replicas that lag, stop
+    /// replicating or do not answer are taken out of rotation until they are healthy
+    /// again ([`ReplicaOptions`](crate::ReplicaOptions)).
+    ///
+    /// MariaDB replicas need GTID replication (`MASTER_USE_GTID`) and the primary a
+    /// binary log; PostgreSQL replicas are streaming standbys. The YAML form is a
+    /// `replicas:` list in the pool's section.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> beeorm::Result<()> {
+    /// let mut registry = beeorm::Registry::new();
+    /// registry
+    ///     .register_mysql_pool("default", "mysql://app@db1:3306/app")
+    ///     .register_replica("default", "mysql://app@db2:3306/app", 1)
+    ///     .register_replica("default", "mysql://app@db3:3306/app", 2);
+    /// let registry = registry.validate().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register_replica(&mut self, pool: &str, dsn: &str, weight: u32) -> &mut Self {
+        self.replicas.push((
+            pool.to_string(),
+            crate::sql::replicas::ReplicaConfig {
+                dsn: dsn.to_string(),
+                weight,
+            },
+        ));
+        self
+    }
+
+    /// How the replicas of `pool` are used: the longest wait for a replica to catch
+    /// up with an engine's write, the lag above which a replica leaves the rotation,
+    /// how often replicas are checked (see [`ReplicaOptions`](crate::ReplicaOptions)).
+    /// YAML keys in the pool's section: `replica_max_wait`, `replica_max_lag`,
+    /// `replica_check_interval`.
+    pub fn set_replica_options(
+        &mut self,
+        pool: &str,
+        options: crate::sql::replicas::ReplicaOptions,
+    ) -> &mut Self {
+        self.replica_options.push((pool.to_string(), options));
         self
     }
 
@@ -675,46 +730,10 @@ impl Registry {
                 .rev()
                 .find(|(p, _)| p == name)
                 .map_or_else(SqlTimeouts::default, |(_, t)| *t);
-            let hook = self.instrumentation.0.clone();
-            let pool = match config {
-                #[cfg(feature = "mysql")]
-                RelationalConfig::MySql { dsn, encoding } => {
-                    let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
-                    Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
-                    let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
-                    let pool = crate::sql::mysql::MySqlPool::new(
-                        name,
-                        parsed.opts,
-                        encoding,
-                        timeouts,
-                        hook,
-                    );
-                    SqlPool::MySql(Arc::new(pool))
-                }
-                #[cfg(feature = "postgres")]
-                RelationalConfig::Postgres { url } => SqlPool::Postgres(Arc::new(
-                    crate::sql::postgres::PgPool::new(name, url, timeouts, hook)?,
-                )),
-                #[cfg(feature = "sqlite")]
-                RelationalConfig::Sqlite { path } => {
-                    let pool = crate::sql::sqlite::SqlitePool::open(
-                        name,
-                        path,
-                        SQLITE_CONNECTIONS,
-                        timeouts,
-                        hook,
-                    )?;
-                    SqlPool::Sqlite(Arc::new(pool))
-                }
-                // A driver this build leaves out (its cargo feature is off).
-                #[allow(unreachable_patterns)]
-                other => {
-                    let _ = (timeouts, hook);
-                    return Err(crate::sql::pool::driver_not_compiled(name, other.kind()));
-                }
-            };
+            let pool = self.open_relational(name, config, timeouts)?;
             pools.insert(name.clone(), pool);
         }
+        let replicas = self.open_replicas(&pools)?;
         let mut local_caches = HashMap::new();
         for (name, bound) in &self.local_caches {
             Self::check_name("local cache", name)?;
@@ -890,6 +909,7 @@ impl Registry {
                 #[cfg(feature = "redis")]
                 lazy,
                 pools,
+                replicas,
                 local_caches,
                 redis,
                 lockers,
@@ -908,7 +928,133 @@ impl Registry {
         if let Some(c) = &caches {
             c.start();
         }
+        for (name, set) in &validated.inner.replicas {
+            if let Some(primary) = validated.inner.pools.get(name) {
+                set.start(primary.clone());
+            }
+        }
         Ok(validated)
+    }
+
+    /// Opens one relational pool (lazily: no connection yet).
+    fn open_relational(
+        &self,
+        name: &str,
+        config: &RelationalConfig,
+        timeouts: SqlTimeouts,
+    ) -> Result<SqlPool> {
+        let hook = self.instrumentation.0.clone();
+        Ok(match config {
+            #[cfg(feature = "mysql")]
+            RelationalConfig::MySql { dsn, encoding } => {
+                let encoding = encoding.as_deref().unwrap_or(&self.default_encoding);
+                Self::check_encoding(encoding, &format!("MySQL pool `{name}`"))?;
+                let parsed = dsn::parse_mysql_dsn(dsn, name, encoding)?;
+                let pool =
+                    crate::sql::mysql::MySqlPool::new(name, parsed.opts, encoding, timeouts, hook);
+                SqlPool::MySql(Arc::new(pool))
+            }
+            #[cfg(feature = "postgres")]
+            RelationalConfig::Postgres { url } => SqlPool::Postgres(Arc::new(
+                crate::sql::postgres::PgPool::new(name, url, timeouts, hook)?,
+            )),
+            #[cfg(feature = "sqlite")]
+            RelationalConfig::Sqlite { path } => {
+                let pool = crate::sql::sqlite::SqlitePool::open(
+                    name,
+                    path,
+                    SQLITE_CONNECTIONS,
+                    timeouts,
+                    hook,
+                )?;
+                SqlPool::Sqlite(Arc::new(pool))
+            }
+            // A driver this build leaves out (its cargo feature is off).
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = (timeouts, hook);
+                return Err(crate::sql::pool::driver_not_compiled(name, other.kind()));
+            }
+        })
+    }
+
+    /// Opens the replicas of every pool that has some, checking them.
+    fn open_replicas(
+        &self,
+        pools: &FxHashMap<String, SqlPool>,
+    ) -> Result<FxHashMap<String, Arc<crate::sql::replicas::ReplicaSet>>> {
+        use crate::sql::replicas::{ReplicaOptions, ReplicaSet};
+        let mut sets = FxHashMap::default();
+        for (pool, options) in &self.replica_options {
+            if !self.replicas.iter().any(|(p, _)| p == pool) {
+                return Err(Error::config(format!(
+                    "replica options for pool `{pool}`, which has no replicas (register_replica)"
+                )));
+            }
+            if options.max_wait.is_zero()
+                || options.max_lag.is_zero()
+                || options.check_interval.is_zero()
+            {
+                return Err(Error::config(format!(
+                    "replicas of pool `{pool}`: max_wait, max_lag and check_interval must be above zero ({options:?})"
+                )));
+            }
+        }
+        let mut names: Vec<&str> = self.replicas.iter().map(|(p, _)| p.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        for pool_name in names {
+            let Some((_, config)) = self.relational.iter().find(|(p, _)| p == pool_name) else {
+                return Err(Error::UnknownPool {
+                    kind: "relational",
+                    pool: pool_name.to_string(),
+                    used_by: "register_replica".into(),
+                });
+            };
+            let Some(primary) = pools.get(pool_name) else {
+                continue;
+            };
+            let timeouts = primary.timeouts();
+            let mut opened = Vec::new();
+            for (n, (_, replica)) in self
+                .replicas
+                .iter()
+                .filter(|(p, _)| p == pool_name)
+                .enumerate()
+            {
+                let replica_name = format!("{pool_name}/replica-{}", n + 1);
+                if replica.weight == 0 {
+                    return Err(Error::config(format!(
+                        "{replica_name}: the weight must be at least 1"
+                    )));
+                }
+                let replica_config = match config {
+                    RelationalConfig::MySql { encoding, .. } => RelationalConfig::MySql {
+                        dsn: replica.dsn.clone(),
+                        encoding: encoding.clone(),
+                    },
+                    RelationalConfig::Postgres { .. } => RelationalConfig::Postgres {
+                        url: replica.dsn.clone(),
+                    },
+                    RelationalConfig::Sqlite { .. } => {
+                        return Err(Error::config(format!(
+                            "pool `{pool_name}` is SQLite, which has no replicas"
+                        )))
+                    }
+                };
+                let pool = self.open_relational(&replica_name, &replica_config, timeouts)?;
+                opened.push((pool, replica.dsn.clone(), replica.weight));
+            }
+            let options = self
+                .replica_options
+                .iter()
+                .rev()
+                .find(|(p, _)| p == pool_name)
+                .map_or_else(ReplicaOptions::default, |(_, o)| *o);
+            let set = Arc::new(ReplicaSet::new(pool_name, primary.kind(), options, opened));
+            sets.insert(pool_name.to_string(), set);
+        }
+        Ok(sets)
     }
 
     /// Every dirty stream an entity declares is registered (`registered`); without
@@ -976,6 +1122,8 @@ impl Registry {
 
 struct Inner {
     pools: FxHashMap<String, SqlPool>,
+    /// Read replicas, by the name of their relational pool.
+    replicas: FxHashMap<String, Arc<crate::sql::replicas::ReplicaSet>>,
     local_caches: HashMap<String, LocalCache>,
     redis: HashMap<String, crate::redis::RedisClient>,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -1137,6 +1285,36 @@ impl ValidatedRegistry {
 
     pub(crate) fn sql_pool(&self, name: &str) -> Option<&SqlPool> {
         self.inner.pools.get(name)
+    }
+
+    /// The read replicas of relational pool `name`, if it has some.
+    pub(crate) fn replicas(&self, name: &str) -> Option<&Arc<crate::sql::replicas::ReplicaSet>> {
+        self.inner.replicas.get(name)
+    }
+
+    /// Whether some relational pool has read replicas.
+    pub(crate) fn has_replicas(&self) -> bool {
+        !self.inner.replicas.is_empty()
+    }
+
+    /// The read replicas of every pool that has some, sorted by pool: health (as the
+    /// last check found it, or a failed read), lag, and reads served. The CLI's
+    /// `beeorm replicas` prints it.
+    pub fn replica_status(&self) -> Vec<crate::ReplicaSetStatus> {
+        let mut all: Vec<_> = self.inner.replicas.values().map(|s| s.status()).collect();
+        all.sort_by(|a, b| a.pool.cmp(&b.pool));
+        all
+    }
+
+    /// Checks every replica now (what the background task does each
+    /// `check_interval`) and returns [`ValidatedRegistry::replica_status`].
+    pub async fn check_replicas(&self) -> Vec<crate::ReplicaSetStatus> {
+        for (name, set) in &self.inner.replicas {
+            if let Some(primary) = self.inner.pools.get(name) {
+                set.check(primary).await;
+            }
+        }
+        self.replica_status()
     }
 
     pub(crate) fn local_cache(&self, name: &str) -> Option<&LocalCache> {

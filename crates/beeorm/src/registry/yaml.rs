@@ -12,6 +12,12 @@
 //!   connect_timeout: 5s            # ours: relational pool timeouts (`500ms`, `5s`, `2m`,
 //!   query_timeout: 60s             #   or a number of seconds); see
 //!   acquire_timeout: 10s           #   `Registry::set_sql_timeouts` for the defaults
+//!   replicas:                      # ours: read replicas (`Registry::register_replica`)
+//!     - root:root@tcp(db2:3306)/db #   weight 1
+//!     - {dsn: "root:root@tcp(db3:3306)/db", weight: 2}
+//!   replica_max_wait: 200ms        # ours: `ReplicaOptions` (defaults 200ms, 5s, 1s)
+//!   replica_max_lag: 5s
+//!   replica_check_interval: 1s
 //! embedded:
 //!   sqlite: /var/lib/app/data.db   # or ":memory:" (quoted: a bare trailing `:` is YAML syntax)
 //! cache:
@@ -59,6 +65,12 @@ struct PoolSection {
     connect_timeout: Option<serde_norway::Value>,
     query_timeout: Option<serde_norway::Value>,
     acquire_timeout: Option<serde_norway::Value>,
+    /// Ours: read replicas of the relational pool: DSNs, or `{dsn, weight}`.
+    replicas: Option<Vec<ReplicaEntry>>,
+    /// Ours: replica options (see `Registry::set_replica_options`).
+    replica_max_wait: Option<serde_norway::Value>,
+    replica_max_lag: Option<serde_norway::Value>,
+    replica_check_interval: Option<serde_norway::Value>,
     redis: Option<String>,
     /// `{"master:db": [sentinel addresses]}`.
     sentinel: Option<BTreeMap<String, Vec<String>>>,
@@ -81,6 +93,22 @@ struct PoolSection {
     elastic_trace: Option<serde_norway::Value>,
     /// A ClickHouse pool: `http://user:password@host:8123/database`.
     clickhouse: Option<String>,
+}
+
+/// One entry of `replicas:`: a DSN (weight 1) or `{dsn: …, weight: N}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ReplicaEntry {
+    Dsn(String),
+    Weighted {
+        dsn: String,
+        #[serde(default = "one")]
+        weight: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// `local_cache:` — `N` or `{entries: N}` (an entry bound), `{bytes: N}` or
@@ -321,6 +349,7 @@ pub(crate) fn registry_from_yaml(yaml: &str) -> Result<Registry> {
             registry.register_clickhouse_pool(&pool, url);
         }
         sql_timeouts(&mut registry, &pool, &s)?;
+        replicas(&mut registry, &pool, &s)?;
         match s.local_cache {
             Some(LocalCacheSetting(LocalCacheBound::Entries(n))) => {
                 registry.register_local_cache(&pool, n);
@@ -393,6 +422,57 @@ fn sql_timeouts(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<
     if s.clickhouse.is_some() {
         // The relational defaults (5 s, 60 s) are ClickHouse's too.
         registry.set_clickhouse_timeouts(pool, connect, query);
+    }
+    Ok(())
+}
+
+/// `replicas:` and the `replica_*` options of a relational pool.
+fn replicas(registry: &mut Registry, pool: &str, s: &PoolSection) -> Result<()> {
+    let options = [
+        ("replica_max_wait", &s.replica_max_wait),
+        ("replica_max_lag", &s.replica_max_lag),
+        ("replica_check_interval", &s.replica_check_interval),
+    ];
+    let Some(list) = &s.replicas else {
+        if let Some((key, _)) = options.iter().find(|(_, v)| v.is_some()) {
+            return Err(Error::config(format!(
+                "pool `{pool}` has `{key}` but no `replicas`"
+            )));
+        }
+        return Ok(());
+    };
+    if s.mysql.is_none() && s.postgres.is_none() {
+        return Err(Error::config(format!(
+            "pool `{pool}` has `replicas`, which only MySQL/MariaDB (`mysql`) and PostgreSQL (`postgres`) pools take"
+        )));
+    }
+    if list.is_empty() {
+        return Err(Error::config(format!(
+            "pool `{pool}`: `replicas` is empty (leave it out, or list DSNs)"
+        )));
+    }
+    for entry in list {
+        match entry {
+            ReplicaEntry::Dsn(dsn) => registry.register_replica(pool, dsn, 1),
+            ReplicaEntry::Weighted { dsn, weight } => registry.register_replica(pool, dsn, *weight),
+        };
+    }
+    if options.iter().any(|(_, v)| v.is_some()) {
+        let mut o = crate::ReplicaOptions::default();
+        for (key, value) in options {
+            let Some(v) = value else { continue };
+            let d = parse_duration(v).ok_or_else(|| {
+                Error::config(format!(
+                    "pool `{pool}`: `{key}` must be a duration such as `500ms`, `5s` or `2m` (or a number of seconds), above zero"
+                ))
+            })?;
+            match key {
+                "replica_max_wait" => o.max_wait = d,
+                "replica_max_lag" => o.max_lag = d,
+                _ => o.check_interval = d,
+            }
+        }
+        registry.set_replica_options(pool, o);
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ pub(crate) mod mysql;
 pub(crate) mod placeholders;
 pub(crate) mod pool;
 pub(crate) mod postgres;
+pub(crate) mod replicas;
 pub(crate) mod sqlite;
 #[cfg(all(test, feature = "mysql"))]
 mod strict_tests;
