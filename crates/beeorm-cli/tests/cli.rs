@@ -7,7 +7,8 @@ use std::process::Command;
 
 use beeorm::{Registry, Value};
 use beeorm_cli::{
-    Source, EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_UNAVAILABLE, EXIT_UNSAFE_SKIPPED,
+    Source, EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_PENDING, EXIT_REPLICA_OUT, EXIT_UNAVAILABLE,
+    EXIT_UNSAFE_SKIPPED,
 };
 
 #[derive(beeorm::Entity)]
@@ -359,4 +360,96 @@ async fn streams_with_a_dead_redis_exits_69() {
     assert!(r.err.starts_with("error: "), "{}", r.err);
     assert_eq!(r.err.lines().count(), 1, "one message: {}", r.err);
     assert!(r.err.contains("events"), "names the pool: {}", r.err);
+}
+
+#[tokio::test]
+async fn replicas_without_any_say_so_and_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write_yaml(&dir, &db_path(&dir));
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml.to_string_lossy(), "replicas"],
+    )
+    .await;
+    assert_eq!(r.code, EXIT_OK, "{}", r.err);
+    assert!(
+        r.out.contains("No relational pool has read replicas"),
+        "{}",
+        r.out
+    );
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml.to_string_lossy(), "replicas", "--json"],
+    )
+    .await;
+    assert_eq!((r.code, r.out.trim()), (EXIT_OK, "[]"), "{}", r.err);
+}
+
+/// The MariaDB replication pair of `scripts/services` (3310 -> 3311) and a replica
+/// nobody listens for: one healthy, one unreachable, exit 4.
+#[tokio::test]
+async fn replicas_show_health_and_exit_4_when_one_is_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("beeorm.yaml");
+    std::fs::write(
+        &yaml,
+        "default:\n  mysql: root@tcp(127.0.0.1:3310)/test\n  replicas:\n    - root@tcp(127.0.0.1:3311)/test\n    - {dsn: 'root@tcp(127.0.0.1:1)/test', weight: 2}\n",
+    )
+    .unwrap();
+    let yaml = yaml.to_string_lossy();
+    let r = cli(Source::Config(|_| {}), &["--config", &yaml, "replicas"]).await;
+    assert_eq!(r.code, EXIT_REPLICA_OUT, "{}{}", r.out, r.err);
+    let healthy = r
+        .out
+        .lines()
+        .find(|l| l.contains("default/replica-1"))
+        .unwrap();
+    assert!(
+        healthy.contains("127.0.0.1:3311") && healthy.contains("healthy"),
+        "{}",
+        r.out
+    );
+    let dead = r
+        .out
+        .lines()
+        .find(|l| l.contains("default/replica-2"))
+        .unwrap();
+    assert!(
+        dead.contains("unreachable") && dead.contains(" no "),
+        "{}",
+        r.out
+    );
+
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml, "replicas", "--json"],
+    )
+    .await;
+    assert_eq!(r.code, EXIT_REPLICA_OUT, "{}", r.err);
+    let json: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
+    let replicas = json[0]["replicas"].as_array().unwrap();
+    assert_eq!(json[0]["pool"], "default");
+    assert_eq!(replicas[0]["health"], "healthy");
+    assert_eq!(replicas[0]["in_rotation"], true);
+    assert_eq!(replicas[1]["health"], "unreachable");
+    assert_eq!(replicas[1]["weight"], 2);
+    assert!(replicas[1]["detail"].is_string());
+}
+
+#[tokio::test]
+async fn replicas_of_an_sqlite_pool_are_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("beeorm.yaml");
+    std::fs::write(
+        &yaml,
+        "default:\n  sqlite: ':memory:'\n  replicas: [other.db]\n",
+    )
+    .unwrap();
+    let r = cli(
+        Source::Config(|_| {}),
+        &["--config", &yaml.to_string_lossy(), "replicas"],
+    )
+    .await;
+    assert_eq!(r.code, EXIT_CONFIG, "{}{}", r.out, r.err);
+    assert!(r.err.contains("replicas"), "{}", r.err);
 }

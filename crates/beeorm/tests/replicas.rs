@@ -9,8 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use beeorm::prelude::*;
@@ -30,12 +29,9 @@ struct CachedCounter {
     value: u64,
 }
 
-/// One test at a time: they stop and start the shared replication.
-static TURN: Mutex<()> = Mutex::new(());
-
-fn turn() -> MutexGuard<'static, ()> {
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// One test at a time: they stop and start the shared replication. (An async mutex:
+/// each test has its own runtime, and a failed test must not poison the others.)
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -259,12 +255,12 @@ macro_rules! both {
             use super::*;
             #[tokio::test]
             async fn mariadb() {
-                let _turn = turn();
+                let _turn = TURN.lock().await;
                 ($body)(Kind::MariaDb, concat!(stringify!($name), "_my")).await;
             }
             #[tokio::test]
             async fn postgres() {
-                let _turn = turn();
+                let _turn = TURN.lock().await;
                 ($body)(Kind::Postgres, concat!(stringify!($name), "_pg")).await;
             }
         }
