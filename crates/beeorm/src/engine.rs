@@ -107,6 +107,13 @@ impl Engine {
         }
     }
 
+    /// The read replicas of every pool that has some: health, rotation, lag, reads
+    /// served, waits ([`ValidatedRegistry::replica_status`]; shared by every engine of
+    /// the registry).
+    pub fn replica_status(&self) -> Vec<crate::ReplicaSetStatus> {
+        self.registry.replica_status()
+    }
+
     /// How this engine's reads use read replicas.
     pub fn consistency(&self) -> Consistency {
         self.consistency

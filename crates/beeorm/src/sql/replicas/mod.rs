@@ -495,8 +495,11 @@ impl ReplicaSet {
         let max_wait = self.options.max_wait;
         let reached = match self.kind {
             DialectKind::Postgres => {
+                // A standby usually replays a commit within a millisecond of the
+                // primary: ask again at once during the first millisecond (Tokio's
+                // timer cannot sleep less than that), then back off to 10 ms.
                 let start = Instant::now();
-                let mut pause = Duration::from_micros(500);
+                let mut pause = Duration::from_millis(1);
                 loop {
                     let rows = r
                         .pool
@@ -512,8 +515,10 @@ impl ReplicaSet {
                     if left.is_zero() {
                         break false;
                     }
-                    tokio::time::sleep(pause.min(left)).await;
-                    pause = (pause * 2).min(Duration::from_millis(10));
+                    if start.elapsed() >= Duration::from_millis(1) {
+                        tokio::time::sleep(pause.min(left)).await;
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
                 }
             }
             _ => {
