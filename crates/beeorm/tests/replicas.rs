@@ -298,11 +298,14 @@ both!(
             .await
             .unwrap();
         assert_eq!(big.len(), 3);
+        let mut q = beeorm::QueryBuilder::<Counter>::new();
+        q.table("counters").where_(("value", 4));
+        assert_eq!(q.get(&engine).await.unwrap().id, ids[3]);
         let after = (replica_reads(&registry), primary_reads(&registry));
         assert_eq!(
             after.0 - before.0,
-            3,
-            "three reads on the replica: {after:?}"
+            4,
+            "four reads on the replica: {after:?}"
         );
         assert_eq!(after.1, before.1, "none on the primary");
 

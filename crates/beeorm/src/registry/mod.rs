@@ -1369,6 +1369,9 @@ impl ValidatedRegistry {
 
     /// Closes the connections of every MySQL pool. Use at shutdown.
     pub async fn close(&self) {
+        for set in self.inner.replicas.values() {
+            set.close().await;
+        }
         for pool in self.inner.pools.values() {
             #[cfg(feature = "mysql")]
             #[allow(irrefutable_let_patterns)]

@@ -19,7 +19,9 @@ pub(super) fn spawn(set: Weak<ReplicaSet>, primary: SqlPool) {
     };
     runtime.spawn(async move {
         loop {
-            let Some(set) = set.upgrade() else { return };
+            let Some(set) = set.upgrade().filter(|s| !s.is_closed()) else {
+                return;
+            };
             let interval = set.options.check_interval;
             check_all(&set, &primary).await;
             drop(set);

@@ -327,6 +327,8 @@ pub(crate) struct ReplicaSet {
     /// Turns of the weighted round robin.
     next: AtomicU64,
     primary_reads: AtomicU64,
+    /// Set by [`ReplicaSet::close`]: the health checks stop.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for ReplicaSet {
@@ -391,12 +393,32 @@ impl ReplicaSet {
             replicas,
             next: AtomicU64::new(0),
             primary_reads: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
     /// Starts the health checks: a task that ends when the set is dropped.
     pub(crate) fn start(self: &Arc<Self>, primary: SqlPool) {
         health::spawn(Arc::downgrade(self), primary);
+    }
+
+    /// Stops the health checks and closes the replicas' connections
+    /// (`ValidatedRegistry::close`).
+    pub(crate) async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        for r in &self.replicas {
+            #[cfg(feature = "mysql")]
+            #[allow(irrefutable_let_patterns)]
+            if let SqlPool::MySql(p) = &r.pool {
+                p.disconnect().await;
+            }
+            let _ = r;
+        }
+    }
+
+    /// Whether [`ReplicaSet::close`] ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Checks every replica now.
@@ -426,8 +448,11 @@ impl ReplicaSet {
         };
         let rows = primary.query(sql, vec![]).await?;
         let text = first_text(&rows);
+        // An empty GTID position after a commit means no binary log: nothing
+        // replicates that write, so no replica can be waited for.
         text.as_deref()
             .and_then(parse)
+            .filter(|p| !matches!(p, Position::Gtid(g) if g.is_empty()))
             .ok_or_else(|| Error::Config(format!(
                 "relational pool `{}`: the primary reported no replication position ({sql} gave {text:?}); is binary logging (MariaDB: log_bin with GTIDs) on?",
                 self.pool
