@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use beeorm::prelude::*;
 use beeorm::{Consistency, ReplicaHealth, ReplicaOptions, ReplicaSetStatus, ValidatedRegistry};
 
@@ -132,7 +134,12 @@ struct ReplDb {
 impl ReplDb {
     async fn new(kind: Kind, test: &str) -> ReplDb {
         let prefix = std::env::var("BEEORM_TEST_PREFIX").unwrap_or_default();
-        let name = format!("beeorm_r_{prefix}{test}").to_lowercase();
+        // At most 60 characters: MariaDB refuses longer names, PostgreSQL cuts them.
+        let name: String = format!("beeorm_r_{prefix}{test}")
+            .to_lowercase()
+            .chars()
+            .take(60)
+            .collect();
         match kind {
             Kind::MariaDb => {
                 admin(kind, false, &format!("DROP DATABASE IF EXISTS `{name}`")).await;
@@ -192,8 +199,9 @@ impl ReplDb {
     }
 }
 
-/// Creates the tables, then waits until the replica has them and is in rotation.
-async fn ready(registry: &ValidatedRegistry) {
+/// Creates the tables, then waits until the replica has them and is in rotation;
+/// returns the ID of a row the replica has.
+async fn ready(registry: &ValidatedRegistry) -> u64 {
     let engine = registry.create_engine();
     for a in engine.alters().await.unwrap() {
         a.exec(&engine).await.unwrap();
@@ -211,7 +219,7 @@ async fn ready(registry: &ValidatedRegistry) {
         let found = engine.load_by_id::<Counter>(probe.id).await.unwrap();
         assert!(found.is_some(), "the engine's own write is visible");
         if registry.replica_status()[0].replicas[0].reads > reads {
-            break;
+            return probe.id;
         }
         assert!(
             start.elapsed() < Duration::from_secs(20),
@@ -478,6 +486,92 @@ both!(
             reads + 1,
             "reads are back on the replica"
         );
+        registry.close().await;
+        db.drop().await;
+    }
+);
+
+// A replica that stops answering between two checks: the read that finds out times
+// out on it, takes it out of rotation and is answered by the primary (no error for the
+// caller); the next reads go straight to the primary; once it answers again a check
+// puts it back.
+both!(
+    an_unanswering_replica_hands_its_reads_to_the_primary,
+    |kind: Kind, test: &'static str| async move {
+        let db = ReplDb::new(kind, test).await;
+        let (_, replica_base) = servers(kind);
+        let upstream = replica_base
+            .rsplit('@')
+            .next()
+            .unwrap()
+            .trim_start_matches("mysql://")
+            .trim_start_matches("postgres://")
+            .to_string();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let port = common::proxy::proxy(&upstream, Duration::ZERO, frozen.clone()).await;
+        let via = match kind {
+            Kind::MariaDb => format!(
+                "mysql://root@127.0.0.1:{port}/{}?prefer_socket=false",
+                db.name
+            ),
+            Kind::Postgres => format!("postgres://postgres@127.0.0.1:{port}/{}", db.name),
+        };
+        let mut r = Registry::new();
+        add_pool(&mut r, kind, "default", &db.primary);
+        let second = Duration::from_secs(1);
+        r.register_replica("default", &via, 1)
+            .set_replica_options(
+                "default",
+                ReplicaOptions::default().check_interval(Duration::from_secs(600)),
+            )
+            .set_sql_timeouts("default", second, second, second)
+            .register_entity::<Counter>();
+        let registry = r.validate().await.unwrap();
+        let id = ready(&registry).await;
+        let reader = registry.create_engine();
+        assert!(reader.find::<Counter>(id).await.is_ok());
+
+        frozen.store(true, Ordering::SeqCst);
+        let primary = primary_reads(&registry);
+        let started = Instant::now();
+        assert_eq!(
+            reader.find::<Counter>(id).await.unwrap().id,
+            id,
+            "no error for the caller"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "it tried the replica first: {:?} {:#?}",
+            started.elapsed(),
+            registry.replica_status()
+        );
+        let status = registry.replica_status();
+        let r = &status[0].replicas[0];
+        assert_eq!(
+            (r.health, r.in_rotation, r.failures),
+            (ReplicaHealth::Unreachable, false, 1),
+            "{r:#?}"
+        );
+        assert!(
+            r.detail.as_deref().unwrap_or("").contains("timeout"),
+            "{r:#?}"
+        );
+        assert_eq!(primary_reads(&registry), primary + 1);
+        let started = Instant::now();
+        reader.find::<Counter>(id).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "straight to the primary"
+        );
+
+        frozen.store(false, Ordering::SeqCst);
+        wait_for(&registry, "the replica back in rotation", |s| {
+            s[0].replicas[0].in_rotation
+        })
+        .await;
+        let reads = replica_reads(&registry);
+        reader.find::<Counter>(id).await.unwrap();
+        assert_eq!(replica_reads(&registry), reads + 1);
         registry.close().await;
         db.drop().await;
     }
