@@ -658,6 +658,37 @@ both!(
     }
 );
 
+// A primary whose position cannot be read (the test server on 3306 has no binary
+// log): after a write, the engine's reads of the pool go to the primary rather than
+// to a replica that could not be waited for.
+#[tokio::test]
+async fn without_a_primary_position_reads_after_a_write_go_to_the_primary() {
+    let _turn = TURN.lock().await;
+    let db = common::TestDb::new(common::Kind::MySql, "repl_no_binlog").await;
+    let (_, replica) = servers(Kind::MariaDb);
+    let mut r = Registry::new();
+    r.register_mysql_pool("default", &db.location)
+        .register_replica("default", &format!("{replica}/test"), 1)
+        .register_entity::<Counter>();
+    let registry = r.validate().await.unwrap();
+    let engine = registry.create_engine();
+    for a in engine.alters().await.unwrap() {
+        a.exec(&engine).await.unwrap();
+    }
+    let mut row = Tracked::new(Counter { id: 0, value: 5 });
+    engine.flush(&mut row).await.unwrap();
+    wait_for(&registry, "the replica in rotation", |s| {
+        s[0].replicas[0].in_rotation
+    })
+    .await;
+    let primary = primary_reads(&registry);
+    assert_eq!(engine.find::<Counter>(row.id).await.unwrap().value, 5);
+    assert_eq!(primary_reads(&registry), primary + 1, "read on the primary");
+    assert_eq!(replica_reads(&registry), 0);
+    registry.close().await;
+    db.drop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Configuration (no server needed: pools open lazily).
 

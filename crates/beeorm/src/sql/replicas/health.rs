@@ -6,7 +6,7 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use super::{first_text, Position, Replica, ReplicaHealth, ReplicaSet};
+use super::{first_text, text, Position, Replica, ReplicaHealth, ReplicaSet};
 use crate::sql::pool::SqlPool;
 use crate::sql::DialectKind;
 use crate::{Result, Value};
@@ -121,16 +121,6 @@ async fn probe(kind: DialectKind, r: &Replica) -> Result<Probe> {
     match kind {
         DialectKind::Postgres => probe_postgres(&r.pool).await,
         _ => probe_mariadb(&r.pool).await,
-    }
-}
-
-fn text(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
-        Value::I64(n) => Some(n.to_string()),
-        Value::U64(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

@@ -596,9 +596,16 @@ impl ReplicaSet {
 
 /// The first column of the first row as text (NULL or no row: `None`).
 fn first_text(rows: &[Vec<Value>]) -> Option<String> {
-    match rows.first()?.first()? {
+    text(rows.first()?.first())
+}
+
+/// A cell as text: strings, UTF-8 bytes and integers (`None`: NULL, anything else).
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
         Value::String(s) => Some(s.clone()),
         Value::Bytes(b) => String::from_utf8(b.clone()).ok(),
+        Value::I64(n) => Some(n.to_string()),
+        Value::U64(n) => Some(n.to_string()),
         _ => None,
     }
 }
