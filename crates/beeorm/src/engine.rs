@@ -187,9 +187,13 @@ impl Engine {
     }
 
     pub(crate) fn sql_pool(&self, name: &str) -> Result<SqlPool> {
+        self.sql_pool_ref(name).cloned()
+    }
+
+    /// The relational pool `name`, borrowed.
+    pub(crate) fn sql_pool_ref(&self, name: &str) -> Result<&SqlPool> {
         self.registry
             .sql_pool(name)
-            .cloned()
             .ok_or_else(|| Error::UnknownPool {
                 kind: "relational",
                 pool: name.to_string(),

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use futures_util::future::Either;
+use futures_util::future::{Either, FutureExt};
 use tokio::sync::Mutex;
 
 use crate::db::Transaction;
@@ -69,10 +69,14 @@ impl<'t> Executor<'t> {
     /// The pool whose dialect renders the SQL for `schema`'s table. A transaction on
     /// another pool than the entity's is a typed [`Error::InvalidArgument`]: its
     /// connection cannot see the entity's table.
-    pub(crate) fn pool(&self, engine: &Engine, schema: &TableSchema) -> Result<SqlPool> {
+    pub(crate) fn pool<'s>(
+        &'s self,
+        engine: &'s Engine,
+        schema: &TableSchema,
+    ) -> Result<&'s SqlPool> {
         match self {
-            Executor::Pool => engine.sql_pool(schema.pool_name()),
-            Executor::Transaction(t) if t.pool.name() == schema.pool_name() => Ok(t.pool.clone()),
+            Executor::Pool => engine.sql_pool_ref(schema.pool_name()),
+            Executor::Transaction(t) if t.pool.name() == schema.pool_name() => Ok(&t.pool),
             Executor::Transaction(t) => Err(Error::InvalidArgument {
                 call: format!("Reader::using(transaction on pool `{}`)", t.pool.name()),
                 reason: format!(
@@ -87,9 +91,14 @@ impl<'t> Executor<'t> {
     /// Runs a query on `pool` (from [`Executor::pool`]) — or on one of its read
     /// replicas, as `engine`'s consistency allows (`fill`: the rows will be stored in
     /// a cache, so they are read on the primary) — or on the transaction, turning
-    /// each row into a `T` as it arrives. A plain function returning either future,
+    /// each row into a `T` as it arrives (`expect`: how many rows are expected, 0 when
+    /// unknown; see [`SqlPool::query_map`]). A plain function returning either future,
     /// not an `async fn`: on a pool without replicas (the hot path) it adds no state
-    /// machine of its own around the pool's.
+    /// machine of its own around the pool's, and the other cases are boxed, so the
+    /// future stays as small as the pool's (a SQLite read done inline is only its
+    /// result; see [`SqlPool::query_map`]).
+    // Internal, called from a handful of places that each pass all of them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn query_map<'s, T, F>(
         &'s self,
         engine: &'s Engine,
@@ -97,6 +106,7 @@ impl<'t> Executor<'t> {
         pool: &'s SqlPool,
         sql: &'s str,
         params: Vec<Value>,
+        expect: usize,
         f: F,
     ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + use<'s, 't, T, F>
     where
@@ -105,18 +115,48 @@ impl<'t> Executor<'t> {
     {
         match self {
             Executor::Pool => match engine.read_target(pool, fill) {
-                None => Either::Left(pool.query_map(sql, params, f)),
-                Some((set, target)) => Either::Right(Either::Left(async move {
-                    on_replica!(set, target, pool, |p| p.query_map(
-                        sql,
-                        params.clone(),
-                        f.clone()
-                    ))
-                })),
+                None => Either::Left(pool.query_map(sql, params, expect, f)),
+                Some((set, target)) => Either::Right(
+                    async move {
+                        on_replica!(set, target, pool, |p| p.query_map(
+                            sql,
+                            params.clone(),
+                            expect,
+                            f.clone()
+                        ))
+                    }
+                    .boxed(),
+                ),
             },
-            Executor::Transaction(t) => Either::Right(Either::Right(async move {
-                t.tx.lock().await.conn.query_map(sql, params, f).await
-            })),
+            Executor::Transaction(t) => Either::Right(
+                async move { t.tx.lock().await.conn.query_map(sql, params, f).await }.boxed(),
+            ),
+        }
+    }
+
+    /// Runs a query of which only the first row is wanted (a read by primary key),
+    /// where [`Executor::query_map`] would, turning that row into a `T`; `params` may
+    /// be an array (see [`SqlPool::query_first`]).
+    pub(crate) fn query_first<'s, T, F, P>(
+        &'s self,
+        engine: &'s Engine,
+        fill: bool,
+        pool: &'s SqlPool,
+        sql: &'s str,
+        params: P,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<Option<T>>> + Send + use<'s, 't, T, F, P>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Clone + Send + 'static,
+        P: AsRef<[Value]> + Into<Vec<Value>> + Send + 'static,
+    {
+        match (self, engine.read_target(pool, fill)) {
+            (Executor::Pool, None) => Either::Left(pool.query_first(sql, params, f)),
+            _ => {
+                let rows = self.query_map(engine, fill, pool, sql, params.into(), 1, f);
+                Either::Right(async move { Ok(rows.await?.into_iter().next()) }.boxed())
+            }
         }
     }
 

@@ -133,6 +133,12 @@ impl<T> RowCount for Vec<T> {
     }
 }
 
+impl<T> RowCount for Option<T> {
+    fn row_count(&self) -> u64 {
+        u64::from(self.is_some())
+    }
+}
+
 impl<C, T> RowCount for (C, Vec<T>) {
     fn row_count(&self) -> u64 {
         self.1.len() as u64

@@ -615,3 +615,39 @@ async fn sqlite_locked_writer_waits_without_blocking_the_runtime() {
     assert_eq!(count(&engine, "users").await, 2);
     db.drop().await;
 }
+
+/// SQLite: plain SQL runs inline on a free connection; one that finds the database
+/// locked (a write while a transaction holds the lock) waits off the async thread and
+/// then runs, and reads meanwhile are answered at once (WAL), seeing only what is
+/// committed.
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_plain_sql_waits_for_a_lock_off_the_runtime_and_reads_do_not_wait() {
+    let db = TestDb::new(Kind::Sqlite, "locked_plain").await;
+    let engine = engine(&db).await;
+    let mut tx = engine.db("default").unwrap().begin().await.unwrap();
+    tx.execute(
+        "INSERT INTO users (name, email) VALUES ('A', 'a@x')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let other = engine.clone();
+    let waiting = tokio::spawn(async move {
+        other
+            .db("default")?
+            .execute(
+                "INSERT INTO users (name, email) VALUES ('B', 'b@x')",
+                vec![],
+            )
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "the plain write waits for the lock");
+    // A read does not wait for the writer, and sees nothing uncommitted.
+    assert_eq!(count(&engine, "users").await, 0);
+    tx.commit().await.unwrap();
+    let done = waiting.await.unwrap().unwrap();
+    assert_eq!(done.affected_rows, 1);
+    assert_eq!(count(&engine, "users").await, 2);
+    db.drop().await;
+}

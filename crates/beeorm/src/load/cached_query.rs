@@ -354,13 +354,7 @@ impl<'a> Reader<'a> {
         )?;
         let rows = self
             .exec
-            .query(
-                self.engine,
-                true,
-                &pool,
-                &sql,
-                r.condition.params().to_vec(),
-            )
+            .query(self.engine, true, pool, &sql, r.condition.params().to_vec())
             .await?;
         let ids = rows
             .into_iter()

@@ -253,7 +253,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The entity's schema and the pool whose dialect renders its SQL.
-    fn schema_and_pool<E: Entity>(&self) -> Result<(&'a TableSchema, SqlPool)> {
+    fn schema_and_pool<E: Entity>(&self) -> Result<(&'a TableSchema, &SqlPool)> {
         let schema = self.engine.registry().table_schema::<E>()?;
         let pool = self.exec.pool(self.engine, schema)?;
         Ok((schema, pool))
@@ -303,7 +303,7 @@ impl<'a> Reader<'a> {
         let (schema, pool) = self.schema_and_pool::<E>()?;
         let unique = first_occurrences(ids);
         // IDs no row can have are not asked for; they end up missing.
-        let limit = max_id(&pool, schema);
+        let limit = max_id(pool, schema);
         let asked: std::borrow::Cow<'_, [u64]> = if unique.iter().all(|id| *id <= limit) {
             std::borrow::Cow::Borrowed(&unique)
         } else {
@@ -314,7 +314,7 @@ impl<'a> Reader<'a> {
             let ask = source::Ask {
                 engine: self.engine,
                 schema,
-                pool: &pool,
+                pool,
                 exec: &self.exec,
                 include_deleted: self.include_deleted,
                 caches: self.engine.registry().caches(),
@@ -342,13 +342,13 @@ impl<'a> Reader<'a> {
         let tree = self.tree::<E>()?;
         // The seam for one ID, inline (the hottest read: no extra state machine).
         let (schema, pool) = self.schema_and_pool::<E>()?;
-        if id > max_id(&pool, schema) {
+        if id > max_id(pool, schema) {
             return Ok(None);
         }
         let ask = source::Ask {
             engine: self.engine,
             schema,
-            pool: &pool,
+            pool,
             exec: &self.exec,
             include_deleted: self.include_deleted,
             caches: self.engine.registry().caches(),
@@ -417,7 +417,15 @@ impl<'a> Reader<'a> {
         let sql = search_sql(kind, schema, head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
-            .query_map(self.engine, false, &pool, &sql, params, decode_tracked::<E>)
+            .query_map(
+                self.engine,
+                false,
+                pool,
+                &sql,
+                params,
+                pager.size() as usize,
+                decode_tracked::<E>,
+            )
             .await
     }
 
@@ -454,7 +462,7 @@ impl<'a> Reader<'a> {
         let sql = search_sql(kind, schema, &head, w, self.include_deleted, true, &limit)?;
         let params = self.engine.registry().hooks().prepare_params(w.params());
         self.exec
-            .query(self.engine, false, &pool, &sql, params)
+            .query(self.engine, false, pool, &sql, params)
             .await?
             .into_iter()
             .map(|row| {
@@ -498,7 +506,7 @@ impl<'a> Reader<'a> {
         let params = self.engine.registry().hooks().prepare_params(w.params());
         let rows = self
             .exec
-            .query(self.engine, false, &pool, &sql, params)
+            .query(self.engine, false, pool, &sql, params)
             .await?;
         rows.first()
             .and_then(|r| r.first())
@@ -561,7 +569,15 @@ impl<'a> Reader<'a> {
         )?;
         let mut rows = self
             .exec
-            .query_map(self.engine, false, &pool, &sql, vec![], decode_tracked::<E>)
+            .query_map(
+                self.engine,
+                false,
+                pool,
+                &sql,
+                vec![],
+                if limit == usize::MAX { 0 } else { limit },
+                decode_tracked::<E>,
+            )
             .await?;
         rows.truncate(limit);
         self.preloaded(&mut rows, tree.as_ref()).await?;

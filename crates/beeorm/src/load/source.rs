@@ -221,6 +221,7 @@ pub(crate) async fn select_rows(ask: &Ask<'_, '_>, ids: &[u64]) -> Result<Vec<Ve
                 ask.pool,
                 &t.select_by_id,
                 vec![Value::U64(*id)],
+                1,
                 take,
             )
             .await;
@@ -236,6 +237,7 @@ pub(crate) async fn select_rows(ask: &Ask<'_, '_>, ids: &[u64]) -> Result<Vec<Ve
                 ask.pool,
                 &sql,
                 chunk.iter().map(|i| Value::U64(*i)).collect(),
+                chunk.len(),
                 take,
             )
             .await?;
@@ -278,18 +280,18 @@ impl RowSource for Database {
             ask.schema.fake_delete_column()
         };
         if let [id] = want {
-            let rows = ask
+            let row = ask
                 .exec
-                .query_map(
+                .query_first(
                     ask.engine,
                     false,
                     ask.pool,
                     &t.select_by_id,
-                    vec![Value::U64(*id)],
+                    [Value::U64(*id)],
                     move |row| decode_alive::<E>(row, fake_delete),
                 )
                 .await?;
-            for e in rows.into_iter().flatten() {
+            if let Some(e) = row.flatten() {
                 found.put(e);
             }
             return Ok(());
@@ -304,6 +306,7 @@ impl RowSource for Database {
                     ask.pool,
                     &sql,
                     chunk.iter().map(|i| Value::U64(*i)).collect(),
+                    chunk.len(),
                     move |row| decode_alive::<E>(row, fake_delete),
                 )
                 .await?;

@@ -203,6 +203,41 @@ fn take_row(row: &mut Vec<Value>) -> Result<Row> {
     Ok(std::mem::replace(row, Vec::with_capacity(capacity)))
 }
 
+/// The `tracing` span of one statement: its pool, dialect and SQL (never the values).
+fn statement_span(pool: &SqlPool, sql: &str) -> tracing::Span {
+    tracing::debug_span!("sql", pool = %pool.name(), db = pool.kind().name(), sql = %sql)
+}
+
+/// When a statement starts, if its duration goes anywhere: to the instrumentation
+/// hook, or to a subscriber that takes this module's records (a failed statement is a
+/// warning). Without either, the clock is not read (two reads are a few percent of a
+/// SQLite read by primary key).
+fn clock(pool: &SqlPool) -> Option<Instant> {
+    (pool.hook().is_some() || tracing::enabled!(tracing::Level::WARN)).then(Instant::now)
+}
+
+/// Reports a finished statement that started at `start` (see [`clock`]): its event,
+/// and the instrumentation hook when one is registered.
+fn report<T: RowCount>(pool: &SqlPool, sql: &str, start: Option<Instant>, result: &Result<T>) {
+    let Some(start) = start else { return };
+    let duration = start.elapsed();
+    let micros = duration.as_micros() as u64;
+    match result {
+        Ok(r) => tracing::debug!(duration_us = micros, rows = r.row_count(), "statement done"),
+        Err(e) => tracing::warn!(duration_us = micros, error = %e, "statement failed"),
+    }
+    if let Some(hook) = pool.hook() {
+        hook.on_statement(&StatementEvent {
+            pool: pool.name(),
+            dialect: pool.kind(),
+            sql,
+            duration,
+            rows: result.as_ref().map_or(0, RowCount::row_count),
+            error: result.as_ref().err(),
+        });
+    }
+}
+
 /// Sends one statement: a `tracing` span and event, and the instrumentation hook
 /// when one is registered (an `Option` check otherwise).
 async fn traced<T, F>(pool: &SqlPool, sql: &str, f: F) -> Result<T>
@@ -210,32 +245,20 @@ where
     T: RowCount,
     F: std::future::Future<Output = Result<T>>,
 {
-    let span =
-        tracing::debug_span!("sql", pool = %pool.name(), db = pool.kind().name(), sql = %sql);
     async move {
-        let start = Instant::now();
+        let start = clock(pool);
         let result = f.await;
-        let duration = start.elapsed();
-        let micros = duration.as_micros() as u64;
-        match &result {
-            Ok(r) => tracing::debug!(duration_us = micros, rows = r.row_count(), "statement done"),
-            Err(e) => tracing::warn!(duration_us = micros, error = %e, "statement failed"),
-        }
-        if let Some(hook) = pool.hook() {
-            hook.on_statement(&StatementEvent {
-                pool: pool.name(),
-                dialect: pool.kind(),
-                sql,
-                duration,
-                rows: result.as_ref().map_or(0, RowCount::row_count),
-                error: result.as_ref().err(),
-            });
-        }
+        report(pool, sql, start, &result);
         result
     }
-    .instrument(span)
+    .instrument(statement_span(pool, sql))
     .await
 }
+
+/// A read or write of a SQLite pool done now, or the rest of it.
+#[cfg(feature = "sqlite")]
+type SqliteNow<'s, X> =
+    std::result::Result<Result<X>, futures_util::future::BoxFuture<'s, Result<X>>>;
 
 /// Reports a transaction step to the hook, if any.
 fn report_transaction(
@@ -409,8 +432,24 @@ impl SqlPool {
 
     /// Runs a statement that returns no rows, its SQL verbatim (placeholders in the
     /// dialect's style: `$1` on PostgreSQL).
-    pub(crate) async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<ExecResult> {
-        self.conn().await?.execute(sql, params).await
+    pub(crate) fn execute<'s>(
+        &'s self,
+        sql: &'s str,
+        params: Vec<Value>,
+    ) -> impl std::future::Future<Output = Result<ExecResult>> + Send + 's {
+        use futures_util::future::{ready, Either, FutureExt};
+        #[cfg(feature = "sqlite")]
+        if let SqlPool::Sqlite(p) = self {
+            if let Some(conn) = p.try_acquire() {
+                let n = params.len();
+                let job = sqlite::connection::execute_job(params);
+                return match self.sqlite_now(p, conn, sql, n, job) {
+                    Ok(r) => Either::Left(ready(r)),
+                    Err(later) => Either::Right(later),
+                };
+            }
+        }
+        Either::Right(async move { self.conn().await?.execute(sql, params).await }.boxed())
     }
 
     /// Runs several `;`-separated statements without parameters, all or nothing where
@@ -420,23 +459,138 @@ impl SqlPool {
     }
 
     /// Runs a query and returns every row, its SQL verbatim.
-    pub(crate) async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        self.conn().await?.query(sql, params).await
+    pub(crate) fn query<'s>(
+        &'s self,
+        sql: &'s str,
+        params: Vec<Value>,
+    ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 's {
+        self.query_map(sql, params, 0, take_row)
     }
 
     /// Runs a query on a pooled connection and turns each row into a `T` as it
     /// arrives (see [`Conn::query_map`]).
-    pub(crate) async fn query_map<T, F>(
-        &self,
-        sql: &str,
+    ///
+    /// Not an `async fn`: on SQLite with a free connection the statement runs here,
+    /// inline, and the future returned is only its result (no pool checkout, span or
+    /// statement future to build, move and poll; reads by primary key take a few
+    /// microseconds, and those layers were a third of them). The other cases are one
+    /// boxed future, so whatever awaits this one stays small too.
+    ///
+    /// `expect`: how many rows the caller expects (0 when unknown), so SQLite makes
+    /// room for them before the first.
+    pub(crate) fn query_map<'s, T, F>(
+        &'s self,
+        sql: &'s str,
         params: Vec<Value>,
+        expect: usize,
         f: F,
-    ) -> Result<Vec<T>>
+    ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + 's
     where
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
-        self.conn().await?.query_map(sql, params, f).await
+        use futures_util::future::{ready, Either, FutureExt};
+        #[cfg(feature = "sqlite")]
+        if let SqlPool::Sqlite(p) = self {
+            if let Some(conn) = p.try_acquire() {
+                let n = params.len();
+                let job = sqlite::connection::query_job(params, false, expect, f);
+                return match self.sqlite_now(p, conn, sql, n, job) {
+                    Ok(r) => Either::Left(ready(r.map(|(_, rows)| rows))),
+                    Err(later) => {
+                        Either::Right(async move { later.await.map(|(_, rows)| rows) }.boxed())
+                    }
+                };
+            }
+        }
+        Either::Right(async move { self.conn().await?.query_map(sql, params, f).await }.boxed())
+    }
+
+    /// Runs a query of which only the first row is wanted (a read by primary key) and
+    /// turns it into a `T`. `params` may be an array: on SQLite with a free connection
+    /// (see [`SqlPool::query_map`]) the statement runs inline, stops at its first row
+    /// and allocates nothing but the row's own values.
+    pub(crate) fn query_first<'s, T, F, P>(
+        &'s self,
+        sql: &'s str,
+        params: P,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<Option<T>>> + Send + 's
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+        P: AsRef<[Value]> + Into<Vec<Value>> + Send + 'static,
+    {
+        use futures_util::future::{ready, Either, FutureExt};
+        #[cfg(feature = "sqlite")]
+        if let SqlPool::Sqlite(p) = self {
+            if let Some(conn) = p.try_acquire() {
+                let n = params.as_ref().len();
+                let job = sqlite::connection::first_job(params, f);
+                return match self.sqlite_now(p, conn, sql, n, job) {
+                    Ok(r) => Either::Left(ready(r)),
+                    Err(later) => Either::Right(later),
+                };
+            }
+        }
+        Either::Right(
+            async move {
+                let rows = self.conn().await?.query_map(sql, params.into(), f).await?;
+                Ok(rows.into_iter().next())
+            }
+            .boxed(),
+        )
+    }
+
+    /// Runs `job` on `conn` (free, of SQLite pool `p`) now, traced like any
+    /// statement: its result, or — when another connection holds the lock it needs —
+    /// the future of the rest, which runs it on a blocking thread
+    /// (`sqlite::connection::blocking`, cancel-safe as every SQLite statement).
+    #[cfg(feature = "sqlite")]
+    fn sqlite_now<'s, X, J>(
+        &'s self,
+        p: &'s SqlitePool,
+        mut conn: sqlite::connection::SqliteConn,
+        sql: &'s str,
+        params: usize,
+        job: J,
+    ) -> SqliteNow<'s, X>
+    where
+        X: RowCount + Send + 'static,
+        J: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<X>> + Send + 'static,
+    {
+        use futures_util::future::FutureExt;
+        use sqlite::connection::Inline;
+        if let Err(e) = check_param_count(self, sql, params) {
+            return Ok(Err(e));
+        }
+        let span = statement_span(self, sql);
+        let entered = span.enter();
+        let start = clock(self);
+        let Some(c) = conn.get() else {
+            return Ok(Err(gone(self)));
+        };
+        match sqlite::connection::inline(&p.name, c, sql, job) {
+            Inline::Ran(r) => {
+                let r = r.and_then(|x| x);
+                report(self, sql, start, &r);
+                Ok(r)
+            }
+            Inline::Locked(job) => {
+                drop(entered);
+                let limit = p.timeouts.query;
+                Err(async move {
+                    let mut slot = Some(conn);
+                    let r = sqlite::connection::blocking(&p.name, limit, &mut slot, sql, job)
+                        .await
+                        .and_then(|x| x);
+                    report(self, sql, start, &r);
+                    r
+                }
+                .instrument(span)
+                .boxed())
+            }
+        }
     }
 
     /// Runs a query and returns the names of its columns and every row.

@@ -4,69 +4,113 @@
 
 use std::sync::Arc;
 
+use super::checkout::Idle;
+pub(crate) use super::checkout::SqliteConn;
 use super::errors::map_error;
 use super::values::{from_sqlite, SqliteParam};
 use crate::instrument::Hook;
 use crate::sql::pool::{timeout_error, ExecResult, SqlTimeouts};
 use crate::{Error, Result, Value};
 
-/// A pool of SQLite connections (see [`run`] for where statements run).
-/// Connections are opened up front, so a bad path fails at `validate()`; checkout
-/// costs no statement (unlike `deadpool-sqlite`, whose recycle runs a `SELECT` on
-/// every checkout).
+/// A pool of SQLite connections (see [`run`] for where statements run, and
+/// `checkout` for the pool itself). Connections are opened up front, so a bad path
+/// fails at `validate()`; checkout costs no statement (unlike `deadpool-sqlite`,
+/// whose recycle runs a `SELECT` on every checkout).
 pub(crate) struct SqlitePool {
     pub(crate) name: String,
-    pool: deadpool::unmanaged::Pool<rusqlite::Connection>,
+    idle: Arc<Idle>,
     pub(crate) timeouts: SqlTimeouts,
     pub(crate) instrumentation: Hook,
 }
 
-/// A SQLite connection checked out of its pool. Wherever it is dropped (in a
-/// [`Conn`], or on the blocking thread of a statement whose future was dropped), it
-/// goes back to the pool in autocommit mode: a transaction still open is rolled
-/// back first. `is_autocommit` reads a flag, so the check costs nothing.
-pub(crate) struct SqliteConn(Option<deadpool::unmanaged::Object<rusqlite::Connection>>);
-
-impl SqliteConn {
-    /// The connection (`None` only while it is dropped).
-    pub(crate) fn get(&mut self) -> Option<&mut rusqlite::Connection> {
-        self.0.as_deref_mut()
-    }
-}
-
-impl Drop for SqliteConn {
-    fn drop(&mut self) {
-        let Some(conn) = self.0.take() else { return };
-        if !conn.is_autocommit() {
-            if let Err(e) = conn.execute_batch("ROLLBACK") {
-                tracing::warn!(error = %e, "SQLite: rollback of a transaction left open failed; the connection is closed");
-                // Never back to the pool inside a transaction: the pool has one
-                // connection less from now on.
-                drop(deadpool::unmanaged::Object::take(conn));
-            }
-        }
-    }
-}
-
 /// How long a statement waits for another connection's write lock before SQLITE_BUSY.
 const SQLITE_BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a statement failed because another connection holds the lock it needs
+/// (it then did nothing).
+fn is_locked(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+    )
+}
+
+/// What running a statement inline gave.
+pub(crate) enum Inline<T, J> {
+    /// It ran, or failed for another reason than a lock.
+    Ran(Result<T>),
+    /// The database was locked by another connection: nothing was done; `J` is to run
+    /// on a blocking thread ([`blocking`]).
+    Locked(J),
+}
+
+/// Runs `job` on `conn` now, with no busy wait (see [`run`]).
+#[inline]
+pub(crate) fn inline<T, J>(
+    pool: &str,
+    conn: &mut rusqlite::Connection,
+    sql: &str,
+    mut job: J,
+) -> Inline<T, J>
+where
+    J: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<T>,
+{
+    match job(conn, sql) {
+        Err(e) if is_locked(&e) => Inline::Locked(job),
+        other => Inline::Ran(other.map_err(|e| map_error(pool, sql, e))),
+    }
+}
 
 /// Runs `f` on the SQLite connection.
 ///
 /// First inline, with no busy wait: SQLite work is local and usually takes a few
 /// microseconds, less than a hop to another thread would cost. If the database is
 /// locked by another connection, the statement failed without effect; it is then run
-/// again on a blocking thread that may wait for the lock (at most `SQLITE_BUSY_WAIT`,
-/// or the pool's statement timeout if shorter), so the async worker never sleeps on a
-/// lock (which could deadlock a single-threaded runtime whose other task holds that
-/// lock).
+/// again on a blocking thread that may wait for the lock ([`blocking`]), so the async
+/// worker never sleeps on a lock (which could deadlock a single-threaded runtime whose
+/// other task holds that lock).
+pub(crate) async fn run<T, F>(
+    pool: &str,
+    query_limit: std::time::Duration,
+    slot: &mut Option<SqliteConn>,
+    sql: &str,
+    f: F,
+) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+{
+    let conn = slot
+        .as_mut()
+        .and_then(SqliteConn::get)
+        .ok_or_else(|| lost(pool))?;
+    match inline(pool, conn, sql, f) {
+        Inline::Ran(r) => r,
+        Inline::Locked(f) => blocking(pool, query_limit, slot, sql, f).await,
+    }
+}
+
+/// The error of a statement on a connection lost by an earlier failure.
+fn lost(pool: &str) -> Error {
+    Error::Connection {
+        pool: pool.to_string(),
+        source: "the connection was lost by an earlier failure".into(),
+    }
+}
+
+/// Runs `f` on a blocking thread that may wait for another connection's lock (at
+/// most `SQLITE_BUSY_WAIT`, or the pool's statement timeout if shorter).
 ///
 /// Cancel safety: the blocking thread owns the connection until it ends. If this
 /// future is dropped first, the thread skips `f` when it has not started it yet, and
 /// the connection goes back to the pool through [`SqliteConn`]'s drop, which rolls
 /// back a transaction left open (a `BEGIN IMMEDIATE` that got the lock after its
-/// caller gave up, or the transaction of a dropped [`Conn`]).
-pub(crate) async fn run<T, F>(
+/// caller gave up, or the transaction of a dropped [`Conn`](crate::sql::pool::Conn)).
+pub(crate) async fn blocking<T, F>(
     pool: &str,
     query_limit: std::time::Duration,
     slot: &mut Option<SqliteConn>,
@@ -77,21 +121,8 @@ where
     T: Send + 'static,
     F: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<T> + Send + 'static,
 {
-    let lost = || Error::Connection {
-        pool: pool.to_string(),
-        source: "the connection was lost by an earlier failure".into(),
-    };
-    let conn = slot.as_mut().and_then(SqliteConn::get).ok_or_else(lost)?;
-    match f(conn, sql) {
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) => {}
-        other => return other.map_err(|e| map_error(pool, sql, e)),
-    }
     let Some(mut conn) = slot.take() else {
-        return Err(lost());
+        return Err(lost(pool));
     };
     let owned = sql.to_string();
     let wait = SQLITE_BUSY_WAIT.min(query_limit);
@@ -118,7 +149,7 @@ where
     drop(cancelled);
     *slot = Some(conn);
     result
-        .ok_or_else(lost)?
+        .ok_or_else(|| lost(pool))?
         .map_err(|e| map_error(pool, sql, e))
 }
 
@@ -198,7 +229,7 @@ impl SqlitePool {
         }
         Ok(SqlitePool {
             name: name.to_string(),
-            pool: deadpool::unmanaged::Pool::from(conns),
+            idle: Idle::new(conns),
             timeouts,
             instrumentation,
         })
@@ -206,24 +237,40 @@ impl SqlitePool {
 }
 
 impl SqlitePool {
+    /// A free connection now, if there is one.
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> Option<SqliteConn> {
+        self.idle.try_take()
+    }
+
     /// A free connection, without setting up a timer in the usual case; else waits
     /// at most `acquire`.
     pub(crate) async fn acquire(&self) -> Result<SqliteConn> {
-        let free = self.pool.try_get().ok();
-        let c = match free {
-            Some(c) => c,
-            None => {
-                let limit = self.timeouts.acquire;
-                match Box::pin(tokio::time::timeout(limit, self.pool.get())).await {
-                    Ok(c) => c.map_err(|e| Error::Connection {
-                        pool: self.name.clone(),
-                        source: Box::new(e),
-                    })?,
-                    Err(_) => return Err(timeout_error(&self.name, "acquire", limit)),
-                }
-            }
-        };
-        Ok(SqliteConn(Some(c)))
+        if let Some(c) = self.idle.try_take() {
+            return Ok(c);
+        }
+        let limit = self.timeouts.acquire;
+        match Box::pin(tokio::time::timeout(limit, self.idle.take())).await {
+            Ok(c) => Ok(c),
+            Err(_) => Err(timeout_error(&self.name, "acquire", limit)),
+        }
+    }
+}
+
+/// The job of a statement that returns no rows (see [`run`]).
+pub(crate) fn execute_job(
+    params: Vec<Value>,
+) -> impl FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<ExecResult>> + Send + 'static
+{
+    move |conn, sql| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let affected =
+            stmt.execute(rusqlite::params_from_iter(params.iter().map(SqliteParam)))? as u64;
+        let id = conn.last_insert_rowid();
+        Ok(Ok(ExecResult {
+            affected_rows: affected,
+            last_insert_id: u64::try_from(id).ok().filter(|i| *i > 0),
+        }))
     }
 }
 
@@ -235,17 +282,112 @@ pub(crate) async fn execute(
     sql: &str,
     params: Vec<Value>,
 ) -> Result<ExecResult> {
-    run(pool, query_limit, slot, sql, move |conn, sql| {
+    run(pool, query_limit, slot, sql, execute_job(params)).await?
+}
+
+/// The rows of a query and, when `names` is set, the names of its columns.
+pub(crate) type Rows<T> = (Vec<String>, Vec<T>);
+
+thread_local! {
+    /// The cells of the row being decoded, reused from statement to statement on this
+    /// thread (a read of one row allocates nothing for them).
+    static CELLS: std::cell::Cell<Vec<Value>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `body` with this thread's empty cell buffer, room for `n` cells in it.
+fn with_cells<R>(n: usize, body: impl FnOnce(&mut Vec<Value>) -> R) -> R {
+    let mut cells = CELLS.take();
+    cells.reserve(n);
+    let r = body(&mut cells);
+    cells.clear();
+    CELLS.set(cells);
+    r
+}
+
+/// Reads the `n` cells of `row` into `cells` and turns them into a `T` with `f`; the
+/// outer result is SQLite's, the inner one `f`'s.
+#[inline]
+fn decode_row<T>(
+    row: &rusqlite::Row<'_>,
+    n: usize,
+    cells: &mut Vec<Value>,
+    f: &mut impl FnMut(&mut Vec<Value>) -> Result<T>,
+) -> rusqlite::Result<Result<T>> {
+    cells.clear();
+    for i in 0..n {
+        cells.push(from_sqlite(row.get_ref(i)?));
+    }
+    Ok(f(cells))
+}
+
+/// Most rows room is made for up front (see [`query_job`]'s `expect`).
+const EXPECT_AT_MOST: usize = 1024;
+
+/// The job of a query that turns each row into a `T` with `f` (see [`query`]). Its
+/// outer result is SQLite's, the inner one `f`'s first error. `expect` is how many
+/// rows the caller expects (IDs asked, a page's size; 0 when unknown): room is made
+/// for that many (up to 1,024) before the first, so the rows are not moved as the
+/// vector grows.
+pub(crate) fn query_job<T, F, P>(
+    params: P,
+    names: bool,
+    expect: usize,
+    mut f: F,
+) -> impl FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<Rows<T>>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    P: AsRef<[Value]> + Send + 'static,
+{
+    move |conn, sql| {
         let mut stmt = conn.prepare_cached(sql)?;
-        let affected =
-            stmt.execute(rusqlite::params_from_iter(params.iter().map(SqliteParam)))? as u64;
-        let id = conn.last_insert_rowid();
-        Ok(ExecResult {
-            affected_rows: affected,
-            last_insert_id: u64::try_from(id).ok().filter(|i| *i > 0),
+        let n = stmt.column_count();
+        let columns: Vec<String> = if names {
+            stmt.column_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.as_ref().iter().map(SqliteParam),
+        ))?;
+        with_cells(n, |cells| {
+            let mut out = Vec::with_capacity(expect.min(EXPECT_AT_MOST));
+            while let Some(row) = rows.next()? {
+                match decode_row(row, n, cells, &mut f)? {
+                    Ok(t) => out.push(t),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(Ok((columns, out)))
         })
-    })
-    .await
+    }
+}
+
+/// The job of a query of which only the first row is wanted (a primary key read):
+/// it stops there, without stepping the statement to its end.
+pub(crate) fn first_job<T, F, P>(
+    params: P,
+    mut f: F,
+) -> impl FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<Option<T>>> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
+    P: AsRef<[Value]> + Send + 'static,
+{
+    move |conn, sql| {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(
+            params.as_ref().iter().map(SqliteParam),
+        ))?;
+        let Some(row) = rows.next()? else {
+            return Ok(Ok(None));
+        };
+        with_cells(n, |cells| Ok(decode_row(row, n, cells, &mut f)?.map(Some)))
+    }
 }
 
 /// Runs a query and turns each row into a `T` with `f`; the column names too when
@@ -257,39 +399,13 @@ pub(crate) async fn query<T, F>(
     sql: &str,
     params: Vec<Value>,
     names: bool,
-    mut f: F,
-) -> Result<(Vec<String>, Vec<T>)>
+    f: F,
+) -> Result<Rows<T>>
 where
     T: Send + 'static,
     F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
 {
-    run(pool, query_limit, slot, sql, move |conn, sql| {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let n = stmt.column_count();
-        let columns: Vec<String> = if names {
-            stmt.column_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(SqliteParam)))?;
-        let mut buf = Vec::with_capacity(n);
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            for i in 0..n {
-                buf.push(from_sqlite(row.get_ref(i)?));
-            }
-            match f(&mut buf) {
-                Ok(t) => out.push(t),
-                Err(e) => return Ok(Err(e)),
-            }
-            buf.clear();
-        }
-        Ok(Ok((columns, out)))
-    })
-    .await?
+    run(pool, query_limit, slot, sql, query_job(params, names, 0, f)).await?
 }
 
 /// Several `;`-separated statements without parameters: in one transaction on a

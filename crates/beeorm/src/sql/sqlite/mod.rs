@@ -1,7 +1,8 @@
 //! The SQLite driver (cargo feature `sqlite`, crate `rusqlite` with its bundled
 //! library).
 //!
-//! - [`connection`]: the pool, checkout, statements (inline, or on a blocking thread
+//! - [`checkout`]: the pool's idle connections, checkout and return (fair waits);
+//! - [`connection`]: the pool, statements (inline, or on a blocking thread
 //!   while the database is locked), transaction statements and what becomes of a
 //!   connection dropped mid-way (cancel safety);
 //! - [`values`]: [`Value`](crate::Value) ↔ SQLite storage classes;
@@ -12,6 +13,8 @@
 //!
 //! `ddl` and `introspect` need no driver crate, so they compile without the feature.
 
+#[cfg(feature = "sqlite")]
+pub(crate) mod checkout;
 #[cfg(feature = "sqlite")]
 pub(crate) mod connection;
 pub(crate) mod ddl;
