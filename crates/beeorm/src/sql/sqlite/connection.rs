@@ -340,28 +340,17 @@ where
     P: AsRef<[Value]> + Send + 'static,
 {
     move |conn, sql| {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let n = stmt.column_count();
-        let columns: Vec<String> = if names {
-            stmt.column_names()
-                .into_iter()
-                .map(str::to_string)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut rows = stmt.query(rusqlite::params_from_iter(
-            params.as_ref().iter().map(SqliteParam),
-        ))?;
-        with_cells(n, |cells| {
-            let mut out = Vec::with_capacity(expect.min(EXPECT_AT_MOST));
-            while let Some(row) = rows.next()? {
-                match decode_row(row, n, cells, &mut f)? {
-                    Ok(t) => out.push(t),
-                    Err(e) => return Ok(Err(e)),
+        with_rows(conn, sql, params.as_ref(), names, |rows, n, columns| {
+            with_cells(n, |cells| {
+                let mut out = Vec::with_capacity(expect.min(EXPECT_AT_MOST));
+                while let Some(row) = rows.next()? {
+                    match decode_row(row, n, cells, &mut f)? {
+                        Ok(t) => out.push(t),
+                        Err(e) => return Ok(Err(e)),
+                    }
                 }
-            }
-            Ok(Ok((columns, out)))
+                Ok(Ok((columns, out)))
+            })
         })
     }
 }
@@ -378,16 +367,37 @@ where
     P: AsRef<[Value]> + Send + 'static,
 {
     move |conn, sql| {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let n = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(
-            params.as_ref().iter().map(SqliteParam),
-        ))?;
-        let Some(row) = rows.next()? else {
-            return Ok(Ok(None));
-        };
-        with_cells(n, |cells| Ok(decode_row(row, n, cells, &mut f)?.map(Some)))
+        with_rows(conn, sql, params.as_ref(), false, |rows, n, _| {
+            let Some(row) = rows.next()? else {
+                return Ok(Ok(None));
+            };
+            with_cells(n, |cells| Ok(decode_row(row, n, cells, &mut f)?.map(Some)))
+        })
     }
+}
+
+/// Prepares `sql` (through the connection's statement cache), binds `params` and
+/// hands the rows to `body` with the number of columns and, when `names` is set,
+/// their names.
+fn with_rows<R>(
+    conn: &mut rusqlite::Connection,
+    sql: &str,
+    params: &[Value],
+    names: bool,
+    body: impl FnOnce(&mut rusqlite::Rows<'_>, usize, Vec<String>) -> rusqlite::Result<R>,
+) -> rusqlite::Result<R> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let n = stmt.column_count();
+    let columns: Vec<String> = if names {
+        stmt.column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(SqliteParam)))?;
+    body(&mut rows, n, columns)
 }
 
 /// Runs a query and turns each row into a `T` with `f`; the column names too when
