@@ -260,6 +260,24 @@ where
 type SqliteNow<'s, X> =
     std::result::Result<Result<X>, futures_util::future::BoxFuture<'s, Result<X>>>;
 
+/// A statement of the pool front: its result at once (a SQLite statement run
+/// inline), or a boxed future (so whatever awaits it stays small).
+type Statement<'s, X> = futures_util::future::Either<
+    futures_util::future::Ready<Result<X>>,
+    futures_util::future::BoxFuture<'s, Result<X>>,
+>;
+
+/// A statement's result at once.
+#[cfg(feature = "sqlite")]
+fn now<'s, X>(r: Result<X>) -> Statement<'s, X> {
+    futures_util::future::Either::Left(futures_util::future::ready(r))
+}
+
+/// A statement still to run.
+fn later<'s, X>(f: impl std::future::Future<Output = Result<X>> + Send + 's) -> Statement<'s, X> {
+    futures_util::future::Either::Right(Box::pin(f))
+}
+
 /// Reports a transaction step to the hook, if any.
 fn report_transaction(
     pool: &SqlPool,
@@ -436,20 +454,20 @@ impl SqlPool {
         &'s self,
         sql: &'s str,
         params: Vec<Value>,
-    ) -> impl std::future::Future<Output = Result<ExecResult>> + Send + 's {
-        use futures_util::future::{ready, Either, FutureExt};
+    ) -> Statement<'s, ExecResult> {
         #[cfg(feature = "sqlite")]
+        #[allow(irrefutable_let_patterns)]
         if let SqlPool::Sqlite(p) = self {
             if let Some(conn) = p.try_acquire() {
                 let n = params.len();
                 let job = sqlite::connection::execute_job(params);
                 return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => Either::Left(ready(r)),
-                    Err(later) => Either::Right(later),
+                    Ok(r) => now(r),
+                    Err(rest) => later(rest),
                 };
             }
         }
-        Either::Right(async move { self.conn().await?.execute(sql, params).await }.boxed())
+        later(async move { self.conn().await?.execute(sql, params).await })
     }
 
     /// Runs several `;`-separated statements without parameters, all or nothing where
@@ -459,11 +477,7 @@ impl SqlPool {
     }
 
     /// Runs a query and returns every row, its SQL verbatim.
-    pub(crate) fn query<'s>(
-        &'s self,
-        sql: &'s str,
-        params: Vec<Value>,
-    ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send + 's {
+    pub(crate) fn query<'s>(&'s self, sql: &'s str, params: Vec<Value>) -> Statement<'s, Vec<Row>> {
         self.query_map(sql, params, 0, take_row)
     }
 
@@ -484,26 +498,26 @@ impl SqlPool {
         params: Vec<Value>,
         expect: usize,
         f: F,
-    ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + 's
+    ) -> Statement<'s, Vec<T>>
     where
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
-        use futures_util::future::{ready, Either, FutureExt};
         #[cfg(feature = "sqlite")]
+        #[allow(irrefutable_let_patterns)]
         if let SqlPool::Sqlite(p) = self {
             if let Some(conn) = p.try_acquire() {
                 let n = params.len();
                 let job = sqlite::connection::query_job(params, false, expect, f);
                 return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => Either::Left(ready(r.map(|(_, rows)| rows))),
-                    Err(later) => {
-                        Either::Right(async move { later.await.map(|(_, rows)| rows) }.boxed())
-                    }
+                    Ok(r) => now(r.map(|(_, rows)| rows)),
+                    Err(rest) => later(async move { rest.await.map(|(_, rows)| rows) }),
                 };
             }
         }
-        Either::Right(async move { self.conn().await?.query_map(sql, params, f).await }.boxed())
+        #[cfg(not(feature = "sqlite"))]
+        let _ = expect;
+        later(async move { self.conn().await?.query_map(sql, params, f).await })
     }
 
     /// Runs a query of which only the first row is wanted (a read by primary key) and
@@ -515,31 +529,28 @@ impl SqlPool {
         sql: &'s str,
         params: P,
         f: F,
-    ) -> impl std::future::Future<Output = Result<Option<T>>> + Send + 's
+    ) -> Statement<'s, Option<T>>
     where
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
         P: AsRef<[Value]> + Into<Vec<Value>> + Send + 'static,
     {
-        use futures_util::future::{ready, Either, FutureExt};
         #[cfg(feature = "sqlite")]
+        #[allow(irrefutable_let_patterns)]
         if let SqlPool::Sqlite(p) = self {
             if let Some(conn) = p.try_acquire() {
                 let n = params.as_ref().len();
                 let job = sqlite::connection::first_job(params, f);
                 return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => Either::Left(ready(r)),
-                    Err(later) => Either::Right(later),
+                    Ok(r) => now(r),
+                    Err(rest) => later(rest),
                 };
             }
         }
-        Either::Right(
-            async move {
-                let rows = self.conn().await?.query_map(sql, params.into(), f).await?;
-                Ok(rows.into_iter().next())
-            }
-            .boxed(),
-        )
+        later(async move {
+            let rows = self.conn().await?.query_map(sql, params.into(), f).await?;
+            Ok(rows.into_iter().next())
+        })
     }
 
     /// Runs `job` on `conn` (free, of SQLite pool `p`) now, traced like any
