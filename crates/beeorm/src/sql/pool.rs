@@ -1,8 +1,10 @@
 //! The pool front: [`SqlPool`] (one variant per compiled-in driver), [`Conn`] (one
-//! connection, in autocommit mode or inside a transaction), timeouts, and the one
-//! place where statements are sent ([`traced`]): every statement gets a `tracing`
-//! span with the pool and the SQL (never the values), an event with its duration,
-//! and a call of the registered [`Instrumentation`](crate::Instrumentation) hook.
+//! connection, in autocommit mode or inside a transaction), timeouts, and the two
+//! places where statements are sent ([`traced`], and `SqlPool::sqlite_now` for a
+//! SQLite statement run inline on a free connection): every statement gets a
+//! `tracing` span with the pool and the SQL (never the values), an event with its
+//! duration, and a call of the registered
+//! [`Instrumentation`](crate::Instrumentation) hook.
 //!
 //! Everything a server does differently lives in its driver folder (`mysql/`,
 //! `postgres/`, `sqlite/`: connection, values, errors, introspection, DDL); this file
