@@ -314,6 +314,8 @@ fn decode_row<T>(
     f: &mut impl FnMut(&mut Vec<Value>) -> Result<T>,
 ) -> rusqlite::Result<Result<T>> {
     cells.clear();
+    // A no-op unless `f` took the buffer itself (a cache fill keeps the row's cells).
+    cells.reserve(n);
     for i in 0..n {
         cells.push(from_sqlite(row.get_ref(i)?));
     }
