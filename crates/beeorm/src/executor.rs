@@ -25,7 +25,7 @@ use tokio::sync::Mutex;
 use crate::db::Transaction;
 use crate::schema::TableSchema;
 use crate::sql::pool::SqlPool;
-use crate::sql::replicas::on_replica;
+use crate::sql::replicas::{on_replica, ReplicaSet, Target};
 use crate::{Engine, Error, Result, Value};
 
 /// A pool or a transaction: what the statements of a read run on.
@@ -113,25 +113,8 @@ impl<'t> Executor<'t> {
         T: Send + 'static,
         F: FnMut(&mut Vec<Value>) -> Result<T> + Clone + Send + 'static,
     {
-        match self {
-            Executor::Pool => match engine.read_target(pool, fill) {
-                None => Either::Left(pool.query_map(sql, params, expect, f)),
-                Some((set, target)) => Either::Right(
-                    async move {
-                        on_replica!(set, target, pool, |p| p.query_map(
-                            sql,
-                            params.clone(),
-                            expect,
-                            f.clone()
-                        ))
-                    }
-                    .boxed(),
-                ),
-            },
-            Executor::Transaction(t) => Either::Right(
-                async move { t.tx.lock().await.conn.query_map(sql, params, f).await }.boxed(),
-            ),
-        }
+        let route = self.route(engine, pool, fill);
+        self.query_map_on(route, pool, sql, params, expect, f)
     }
 
     /// Runs a query of which only the first row is wanted (a read by primary key),
@@ -151,12 +134,60 @@ impl<'t> Executor<'t> {
         F: FnMut(&mut Vec<Value>) -> Result<T> + Clone + Send + 'static,
         P: AsRef<[Value]> + Into<Vec<Value>> + Send + 'static,
     {
-        match (self, engine.read_target(pool, fill)) {
+        match (self, self.route(engine, pool, fill)) {
             (Executor::Pool, None) => Either::Left(pool.query_first(sql, params, f)),
-            _ => {
-                let rows = self.query_map(engine, fill, pool, sql, params.into(), 1, f);
+            (_, route) => {
+                let rows = self.query_map_on(route, pool, sql, params.into(), 1, f);
                 Either::Right(async move { Ok(rows.await?.into_iter().next()) }.boxed())
             }
+        }
+    }
+
+    /// The replica a read on a pool goes to, if any (`engine`'s consistency; `fill`:
+    /// the rows go into a cache, so the primary). Asked once per read: it counts the
+    /// reads kept on the primary. A transaction reads on its own connection.
+    fn route<'s>(
+        &self,
+        engine: &'s Engine,
+        pool: &SqlPool,
+        fill: bool,
+    ) -> Option<(&'s ReplicaSet, Target)> {
+        match self {
+            Executor::Pool => engine.read_target(pool, fill),
+            Executor::Transaction(_) => None,
+        }
+    }
+
+    /// [`Executor::query_map`] once its route is known.
+    fn query_map_on<'s, T, F>(
+        &'s self,
+        route: Option<(&'s ReplicaSet, Target)>,
+        pool: &'s SqlPool,
+        sql: &'s str,
+        params: Vec<Value>,
+        expect: usize,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<Vec<T>>> + Send + use<'s, 't, T, F>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Vec<Value>) -> Result<T> + Clone + Send + 'static,
+    {
+        match (self, route) {
+            (Executor::Pool, None) => Either::Left(pool.query_map(sql, params, expect, f)),
+            (Executor::Pool, Some((set, target))) => Either::Right(
+                async move {
+                    on_replica!(set, target, pool, |p| p.query_map(
+                        sql,
+                        params.clone(),
+                        expect,
+                        f.clone()
+                    ))
+                }
+                .boxed(),
+            ),
+            (Executor::Transaction(t), _) => Either::Right(
+                async move { t.tx.lock().await.conn.query_map(sql, params, f).await }.boxed(),
+            ),
         }
     }
 

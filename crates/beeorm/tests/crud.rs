@@ -586,12 +586,8 @@ async fn mysql_pool_reuses_connections() {
     db.drop().await;
 }
 
-/// SQLite: a writer that finds the database locked waits off the async thread, so the
-/// task holding the lock (on the same single-threaded runtime) can finish.
-#[tokio::test(flavor = "current_thread")]
-async fn sqlite_locked_writer_waits_without_blocking_the_runtime() {
-    let db = TestDb::new(Kind::Sqlite, "locked_lite").await;
-    let engine = engine(&db).await;
+/// A transaction that inserted user A and so holds SQLite's write lock until it ends.
+async fn holding_the_write_lock(engine: &Engine) -> beeorm::Transaction {
     let mut tx = engine.db("default").unwrap().begin().await.unwrap();
     tx.execute(
         "INSERT INTO users (name, email) VALUES ('A', 'a@x')",
@@ -599,6 +595,16 @@ async fn sqlite_locked_writer_waits_without_blocking_the_runtime() {
     )
     .await
     .unwrap();
+    tx
+}
+
+/// SQLite: a writer that finds the database locked waits off the async thread, so the
+/// task holding the lock (on the same single-threaded runtime) can finish.
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite_locked_writer_waits_without_blocking_the_runtime() {
+    let db = TestDb::new(Kind::Sqlite, "locked_lite").await;
+    let engine = engine(&db).await;
+    let tx = holding_the_write_lock(&engine).await;
     let other = engine.clone();
     let waiting = tokio::spawn(async move {
         let mut b = user("B", "b@x");
@@ -624,13 +630,7 @@ async fn sqlite_locked_writer_waits_without_blocking_the_runtime() {
 async fn sqlite_plain_sql_waits_for_a_lock_off_the_runtime_and_reads_do_not_wait() {
     let db = TestDb::new(Kind::Sqlite, "locked_plain").await;
     let engine = engine(&db).await;
-    let mut tx = engine.db("default").unwrap().begin().await.unwrap();
-    tx.execute(
-        "INSERT INTO users (name, email) VALUES ('A', 'a@x')",
-        vec![],
-    )
-    .await
-    .unwrap();
+    let tx = holding_the_write_lock(&engine).await;
     let other = engine.clone();
     let waiting = tokio::spawn(async move {
         other

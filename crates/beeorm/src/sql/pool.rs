@@ -257,11 +257,6 @@ where
     .await
 }
 
-/// A read or write of a SQLite pool done now, or the rest of it.
-#[cfg(feature = "sqlite")]
-type SqliteNow<'s, X> =
-    std::result::Result<Result<X>, futures_util::future::BoxFuture<'s, Result<X>>>;
-
 /// A statement of the pool front: its result at once (a SQLite statement run
 /// inline), or a boxed future (so whatever awaits it stays small).
 type Statement<'s, X> = futures_util::future::Either<
@@ -458,16 +453,9 @@ impl SqlPool {
         params: Vec<Value>,
     ) -> Statement<'s, ExecResult> {
         #[cfg(feature = "sqlite")]
-        #[allow(irrefutable_let_patterns)]
-        if let SqlPool::Sqlite(p) = self {
-            if let Some(conn) = p.try_acquire() {
-                let n = params.len();
-                let job = sqlite::connection::execute_job(params);
-                return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => now(r),
-                    Err(rest) => later(rest),
-                };
-            }
+        if let Some((p, conn)) = self.free_sqlite() {
+            let n = params.len();
+            return self.sqlite_now(p, conn, sql, n, sqlite::connection::execute_job(params));
         }
         later(async move { self.conn().await?.execute(sql, params).await })
     }
@@ -506,16 +494,13 @@ impl SqlPool {
         F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
     {
         #[cfg(feature = "sqlite")]
-        #[allow(irrefutable_let_patterns)]
-        if let SqlPool::Sqlite(p) = self {
-            if let Some(conn) = p.try_acquire() {
-                let n = params.len();
-                let job = sqlite::connection::query_job(params, false, expect, f);
-                return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => now(r.map(|(_, rows)| rows)),
-                    Err(rest) => later(async move { rest.await.map(|(_, rows)| rows) }),
-                };
-            }
+        if let Some((p, conn)) = self.free_sqlite() {
+            let n = params.len();
+            let mut job = sqlite::connection::query_job(params, false, expect, f);
+            let rows_only = move |c: &mut rusqlite::Connection, sql: &str| {
+                job(c, sql).map(|r| r.map(|(_, rows)| rows))
+            };
+            return self.sqlite_now(p, conn, sql, n, rows_only);
         }
         #[cfg(not(feature = "sqlite"))]
         let _ = expect;
@@ -538,16 +523,9 @@ impl SqlPool {
         P: AsRef<[Value]> + Into<Vec<Value>> + Send + 'static,
     {
         #[cfg(feature = "sqlite")]
-        #[allow(irrefutable_let_patterns)]
-        if let SqlPool::Sqlite(p) = self {
-            if let Some(conn) = p.try_acquire() {
-                let n = params.as_ref().len();
-                let job = sqlite::connection::first_job(params, f);
-                return match self.sqlite_now(p, conn, sql, n, job) {
-                    Ok(r) => now(r),
-                    Err(rest) => later(rest),
-                };
-            }
+        if let Some((p, conn)) = self.free_sqlite() {
+            let n = params.as_ref().len();
+            return self.sqlite_now(p, conn, sql, n, sqlite::connection::first_job(params, f));
         }
         later(async move {
             let rows = self.conn().await?.query_map(sql, params.into(), f).await?;
@@ -555,9 +533,21 @@ impl SqlPool {
         })
     }
 
+    /// A SQLite pool's free connection, if this is a SQLite pool and one is free now.
+    #[cfg(feature = "sqlite")]
+    #[inline]
+    fn free_sqlite(&self) -> Option<(&SqlitePool, sqlite::connection::SqliteConn)> {
+        #[allow(irrefutable_let_patterns)]
+        let SqlPool::Sqlite(p) = self
+        else {
+            return None;
+        };
+        p.try_acquire().map(|conn| (&**p, conn))
+    }
+
     /// Runs `job` on `conn` (free, of SQLite pool `p`) now, traced like any
-    /// statement: its result, or — when another connection holds the lock it needs —
-    /// the future of the rest, which runs it on a blocking thread
+    /// statement: its result at once, or — when another connection holds the lock it
+    /// needs — the future of the rest, which runs it on a blocking thread
     /// (`sqlite::connection::blocking`, cancel-safe as every SQLite statement).
     #[cfg(feature = "sqlite")]
     fn sqlite_now<'s, X, J>(
@@ -567,41 +557,41 @@ impl SqlPool {
         sql: &'s str,
         params: usize,
         job: J,
-    ) -> SqliteNow<'s, X>
+    ) -> Statement<'s, X>
     where
         X: RowCount + Send + 'static,
         J: FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<X>> + Send + 'static,
     {
-        use futures_util::future::FutureExt;
         use sqlite::connection::Inline;
         if let Err(e) = check_param_count(self, sql, params) {
-            return Ok(Err(e));
+            return now(Err(e));
         }
         let span = statement_span(self, sql);
         let entered = span.enter();
         let start = clock(self);
         let Some(c) = conn.get() else {
-            return Ok(Err(gone(self)));
+            return now(Err(gone(self)));
         };
         match sqlite::connection::inline(&p.name, c, sql, job) {
             Inline::Ran(r) => {
                 let r = r.and_then(|x| x);
                 report(self, sql, start, &r);
-                Ok(r)
+                now(r)
             }
             Inline::Locked(job) => {
                 drop(entered);
                 let limit = p.timeouts.query;
-                Err(async move {
-                    let mut slot = Some(conn);
-                    let r = sqlite::connection::blocking(&p.name, limit, &mut slot, sql, job)
-                        .await
-                        .and_then(|x| x);
-                    report(self, sql, start, &r);
-                    r
-                }
-                .instrument(span)
-                .boxed())
+                later(
+                    async move {
+                        let mut slot = Some(conn);
+                        let r = sqlite::connection::blocking(&p.name, limit, &mut slot, sql, job)
+                            .await
+                            .and_then(|x| x);
+                        report(self, sql, start, &r);
+                        r
+                    }
+                    .instrument(span),
+                )
             }
         }
     }

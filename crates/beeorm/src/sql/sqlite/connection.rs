@@ -286,7 +286,7 @@ pub(crate) async fn execute(
 }
 
 /// The rows of a query and, when `names` is set, the names of its columns.
-pub(crate) type Rows<T> = (Vec<String>, Vec<T>);
+pub(crate) type NamedRows<T> = (Vec<String>, Vec<T>);
 
 thread_local! {
     /// The cells of the row being decoded, reused from statement to statement on this
@@ -335,7 +335,7 @@ pub(crate) fn query_job<T, F, P>(
     names: bool,
     expect: usize,
     mut f: F,
-) -> impl FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<Rows<T>>> + Send + 'static
+) -> impl FnMut(&mut rusqlite::Connection, &str) -> rusqlite::Result<Result<NamedRows<T>>> + Send + 'static
 where
     T: Send + 'static,
     F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
@@ -412,7 +412,7 @@ pub(crate) async fn query<T, F>(
     params: Vec<Value>,
     names: bool,
     f: F,
-) -> Result<Rows<T>>
+) -> Result<NamedRows<T>>
 where
     T: Send + 'static,
     F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
