@@ -186,7 +186,14 @@ impl<'t> Executor<'t> {
                 .boxed(),
             ),
             (Executor::Transaction(t), _) => Either::Right(
-                async move { t.tx.lock().await.conn.query_map(sql, params, f).await }.boxed(),
+                async move {
+                    t.tx.lock()
+                        .await
+                        .conn
+                        .query_map(sql, params, expect, f)
+                        .await
+                }
+                .boxed(),
             ),
         }
     }

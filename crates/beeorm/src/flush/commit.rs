@@ -418,10 +418,17 @@ impl<'a> Flusher<'a> {
     /// Whether any entity of `effects` keeps a change log.
     fn logs_any(&self, effects: &[Effect]) -> bool {
         let registry = self.engine.registry();
+        // Asked once per run of one entity type.
+        let mut last: Option<std::any::TypeId> = None;
         effects.iter().any(|e| {
             self.items.get(e.item()).is_some_and(|it| {
+                let ty = it.entity_type();
+                if last == Some(ty) {
+                    return false;
+                }
+                last = Some(ty);
                 registry
-                    .table_schema_by_type(it.entity_type())
+                    .table_schema_by_type(ty)
                     .is_some_and(crate::schema::TableSchema::is_logged)
             })
         })

@@ -190,14 +190,25 @@ impl<'a> Flusher<'a> {
     fn ops_by_pool(&self) -> Result<BTreeMap<String, (SqlPool, Vec<Planned<'a>>)>> {
         let registry = self.engine.registry();
         let mut by_pool: BTreeMap<String, (SqlPool, Vec<Planned<'a>>)> = BTreeMap::new();
+        // Tracked entities mostly come in runs of one type: its schema is looked up
+        // once per run.
+        let mut last: Option<(std::any::TypeId, &'a crate::schema::TableSchema)> = None;
         for (pos, item) in self.items.iter().enumerate() {
             let op = item.op();
             if matches!(op, Op::Nothing) {
                 continue;
             }
-            let schema = registry
-                .table_schema_by_type(item.entity_type())
-                .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+            let ty = item.entity_type();
+            let schema = match last {
+                Some((t, schema)) if t == ty => schema,
+                _ => {
+                    let schema = registry
+                        .table_schema_by_type(ty)
+                        .ok_or_else(|| Error::UnknownEntity(item.entity_name().to_string()))?;
+                    last = Some((ty, schema));
+                    schema
+                }
+            };
             if matches!(op, Op::Delete { id: 0, .. } | Op::Update { id: 0, .. }) {
                 return Err(Error::Flush {
                     entity: item.entity_name().to_string(),
@@ -375,7 +386,7 @@ impl<'a> Flusher<'a> {
         step: Option<u64>,
     ) -> Result<Vec<Effect>> {
         let kind = pool.kind();
-        let mut effects = Vec::new();
+        let mut effects = Vec::with_capacity(statements.iter().map(|st| st.items.len()).sum());
         for mut st in statements {
             // The values move into the driver's parameters; nothing is copied.
             let params = std::mem::take(&mut st.params);
@@ -472,13 +483,28 @@ impl<'a> Flusher<'a> {
         }
         // A server-given ID the entity's `id` cannot hold is an error here, before the
         // COMMIT (with no transaction, `write_pool` opened one for such tables).
+        // Whether an entity type's `id` holds every ID up to `i64::MAX` is asked once
+        // per run of its rows; only larger IDs (MySQL's unsigned columns) or narrower
+        // fields are checked one by one.
+        let mut holds_i64: Option<(std::any::TypeId, bool)> = None;
         for effect in &effects {
             if let Effect::Inserted { item, id }
             | Effect::Upserted {
                 item, id: Some(id), ..
             } = effect
             {
-                self.check_id(pool, *item, *id)?;
+                let ty = self.items[*item].entity_type();
+                let holds = match holds_i64 {
+                    Some((t, holds)) if t == ty => holds,
+                    _ => {
+                        let holds = self.check_id(pool, *item, i64::MAX as u64).is_ok();
+                        holds_i64 = Some((ty, holds));
+                        holds
+                    }
+                };
+                if !holds || i64::try_from(*id).is_err() {
+                    self.check_id(pool, *item, *id)?;
+                }
             }
         }
         // Upserts: read the row back (it may have existed with other values).

@@ -199,6 +199,20 @@ where
     })
 }
 
+/// Most rows room is made for before the first arrives (see [`rows_vec`]).
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+const EXPECT_AT_MOST: usize = 1024;
+
+/// The vector a query's rows are collected into, with room for the `expect` rows the
+/// caller expects (IDs asked, a page's size; 0 when unknown) up to 1,024, so the
+/// rows are not moved as it grows (a page asked far larger than the table holds
+/// does not allocate for rows that never come). PostgreSQL's rows arrive all at
+/// once: its vector is sized by them.
+#[cfg(any(feature = "mysql", feature = "sqlite"))]
+pub(crate) fn rows_vec<T>(expect: usize) -> Vec<T> {
+    Vec::with_capacity(expect.min(EXPECT_AT_MOST))
+}
+
 /// Takes a row's cells out of the reused buffer, leaving one of the same capacity.
 fn take_row(row: &mut Vec<Value>) -> Result<Row> {
     let capacity = row.len();
@@ -480,8 +494,8 @@ impl SqlPool {
     /// microseconds, and those layers were a third of them). The other cases are one
     /// boxed future, so whatever awaits this one stays small too.
     ///
-    /// `expect`: how many rows the caller expects (0 when unknown), so SQLite makes
-    /// room for them before the first.
+    /// `expect`: how many rows the caller expects (0 when unknown), so room is made
+    /// for them before the first (see [`rows_vec`]).
     pub(crate) fn query_map<'s, T, F>(
         &'s self,
         sql: &'s str,
@@ -502,9 +516,7 @@ impl SqlPool {
             };
             return self.sqlite_now(p, conn, sql, n, rows_only);
         }
-        #[cfg(not(feature = "sqlite"))]
-        let _ = expect;
-        later(async move { self.conn().await?.query_map(sql, params, f).await })
+        later(async move { self.conn().await?.query_map(sql, params, expect, f).await })
     }
 
     /// Runs a query of which only the first row is wanted (a read by primary key) and
@@ -528,7 +540,11 @@ impl SqlPool {
             return self.sqlite_now(p, conn, sql, n, sqlite::connection::first_job(params, f));
         }
         later(async move {
-            let rows = self.conn().await?.query_map(sql, params.into(), f).await?;
+            let rows = self
+                .conn()
+                .await?
+                .query_map(sql, params.into(), 1, f)
+                .await?;
             Ok(rows.into_iter().next())
         })
     }
@@ -607,7 +623,7 @@ impl SqlPool {
         let r = traced(
             self,
             sql,
-            limited(self, sql, conn.query_inner(sql, params, true, take_row)),
+            limited(self, sql, conn.query_inner(sql, params, true, 0, take_row)),
         )
         .await;
         conn.settle(&r);
@@ -748,17 +764,18 @@ impl Conn {
     /// Runs a query and returns every row, its SQL verbatim. MySQL queries are
     /// prepared (and cached per connection), so values arrive typed.
     pub(crate) async fn query(&mut self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>> {
-        self.query_map(sql, params, take_row).await
+        self.query_map(sql, params, 0, take_row).await
     }
 
     /// Runs a query and turns each row into a `T` with `f` as the rows arrive. `f`
-    /// gets the row's cells in one buffer reused from row to row; it takes what it
-    /// needs and the rest is cleared. Its first error ends the query. The SQL is
-    /// sent verbatim.
+    /// gets the row's cells in a buffer; it takes what it needs and the rest is
+    /// cleared. Its first error ends the query. The SQL is sent verbatim. `expect`:
+    /// how many rows the caller expects (0 when unknown; see [`rows_vec`]).
     pub(crate) async fn query_map<T, F>(
         &mut self,
         sql: &str,
         params: Vec<Value>,
+        expect: usize,
         f: F,
     ) -> Result<Vec<T>>
     where
@@ -770,7 +787,7 @@ impl Conn {
         let r = traced(
             &pool,
             sql,
-            limited(&pool, sql, self.query_inner(sql, params, false, f)),
+            limited(&pool, sql, self.query_inner(sql, params, false, expect, f)),
         )
         .await;
         self.settle(&r);
@@ -787,6 +804,7 @@ impl Conn {
         sql: &str,
         params: Vec<Value>,
         names: bool,
+        expect: usize,
         f: F,
     ) -> Result<(Vec<String>, Vec<T>)>
     where
@@ -804,11 +822,13 @@ impl Conn {
             }
             #[cfg(feature = "sqlite")]
             ConnInner::Sqlite(c) | ConnInner::SqliteTx(c) => {
-                sqlite::connection::query(name, limit, c, sql, params, names, f).await
+                // The rows, and the column names when `names` is set.
+                let job = sqlite::connection::query_job(params, names, expect, f);
+                sqlite::connection::run(name, limit, c, sql, job).await?
             }
             #[cfg(feature = "mysql")]
             ConnInner::MySql(q) | ConnInner::MySqlTx(q) => {
-                mysql::connection::query(name, q, sql, params, names, f).await
+                mysql::connection::query(name, q, sql, params, names, expect, f).await
             }
             ConnInner::Gone => Err(gone(&self.pool)),
         }

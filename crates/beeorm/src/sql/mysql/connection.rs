@@ -155,6 +155,7 @@ pub(crate) async fn query<T, F>(
     sql: &str,
     params: Vec<Value>,
     names: bool,
+    expect: usize,
     mut f: F,
 ) -> Result<(Vec<String>, Vec<T>)>
 where
@@ -171,7 +172,7 @@ where
         .exec_fold(
             sql,
             params,
-            Ok(Vec::new()),
+            Ok(crate::sql::pool::rows_vec(expect)),
             |acc: Result<Vec<T>>, mut row: mysql_async::Row| {
                 let mut acc = acc?;
                 if names && acc.is_empty() {

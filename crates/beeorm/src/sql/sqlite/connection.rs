@@ -322,14 +322,10 @@ fn decode_row<T>(
     Ok(f(cells))
 }
 
-/// Most rows room is made for up front (see [`query_job`]'s `expect`).
-const EXPECT_AT_MOST: usize = 1024;
-
-/// The job of a query that turns each row into a `T` with `f` (see [`query`]). Its
-/// outer result is SQLite's, the inner one `f`'s first error. `expect` is how many
-/// rows the caller expects (IDs asked, a page's size; 0 when unknown): room is made
-/// for that many (up to 1,024) before the first, so the rows are not moved as the
-/// vector grows.
+/// The job of a query that turns each row into a `T` with `f` (run by [`run`], or
+/// inline), and reads the column names too when `names` is set. Its outer result is
+/// SQLite's, the inner one `f`'s first error. `expect` is how many rows the caller
+/// expects (see `SqlPool`'s `rows_vec`).
 pub(crate) fn query_job<T, F, P>(
     params: P,
     names: bool,
@@ -344,7 +340,7 @@ where
     move |conn, sql| {
         with_rows(conn, sql, params.as_ref(), names, |rows, n, columns| {
             with_cells(n, |cells| {
-                let mut out = Vec::with_capacity(expect.min(EXPECT_AT_MOST));
+                let mut out = crate::sql::pool::rows_vec(expect);
                 while let Some(row) = rows.next()? {
                     match decode_row(row, n, cells, &mut f)? {
                         Ok(t) => out.push(t),
@@ -400,24 +396,6 @@ fn with_rows<R>(
     };
     let mut rows = stmt.query(rusqlite::params_from_iter(params.iter().map(SqliteParam)))?;
     body(&mut rows, n, columns)
-}
-
-/// Runs a query and turns each row into a `T` with `f`; the column names too when
-/// `names` is set.
-pub(crate) async fn query<T, F>(
-    pool: &str,
-    query_limit: std::time::Duration,
-    slot: &mut Option<SqliteConn>,
-    sql: &str,
-    params: Vec<Value>,
-    names: bool,
-    f: F,
-) -> Result<NamedRows<T>>
-where
-    T: Send + 'static,
-    F: FnMut(&mut Vec<Value>) -> Result<T> + Send + 'static,
-{
-    run(pool, query_limit, slot, sql, query_job(params, names, 0, f)).await?
 }
 
 /// Several `;`-separated statements without parameters: in one transaction on a
