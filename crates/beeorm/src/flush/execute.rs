@@ -387,123 +387,24 @@ impl<'a> Flusher<'a> {
     ) -> Result<Vec<Effect>> {
         let kind = pool.kind();
         let mut effects = Vec::with_capacity(statements.iter().map(|st| st.items.len()).sum());
-        for mut st in statements {
-            // The values move into the driver's parameters; nothing is copied.
-            let params = std::mem::take(&mut st.params);
-            let st = &st;
-            if kind.insert_returns_ids() && st.kind == (StatementKind::Insert { auto_ids: true }) {
-                // `… RETURNING id`: the IDs in the order of the VALUES rows.
-                let rows = conn
-                    .query(&st.sql, params)
-                    .await
-                    .map_err(|e| self.name_index(kind, e, st))?;
-                if rows.len() != st.items.len() {
-                    return Err(Error::Flush {
-                        entity: self.items[st.items[0]].entity_name().to_string(),
-                        reason: format!(
-                            "{} rows inserted but {} IDs returned",
-                            st.items.len(),
-                            rows.len()
-                        ),
-                    });
-                }
-                for (row, &item) in rows.iter().zip(&st.items) {
-                    let id = row
-                        .first()
-                        .and_then(Value::as_i64)
-                        .and_then(|i| u64::try_from(i).ok())
-                        .unwrap_or(0);
-                    effects.push(Effect::Inserted { item, id });
-                }
-                continue;
-            }
-            if st.kind == StatementKind::Upsert && kind.upsert_id() != UpsertId::LastInsertId {
-                let rows = conn
-                    .query(&st.sql, params)
-                    .await
-                    .map_err(|e| self.name_index(kind, e, st))?;
-                let mut id = returned_id(&rows);
-                let inserted = kind.upsert_inserted(None, id.is_some());
-                if id.is_none() && kind.upsert_id() == UpsertId::ReturnedOrLookup {
-                    id = self.upsert_existing(pool, conn, st).await?;
-                }
-                effects.push(Effect::Upserted {
-                    item: st.items[0],
-                    id,
-                    inserted,
-                });
-                continue;
-            }
-            let result = conn
-                .execute(&st.sql, params)
-                .await
-                .map_err(|e| self.name_index(kind, e, st))?;
-            match st.kind {
-                StatementKind::Insert { auto_ids } => {
-                    if auto_ids {
-                        let step = step.unwrap_or(1);
-                        let n = st.items.len() as u64;
-                        let reported = result.last_insert_id.ok_or_else(|| Error::Flush {
-                            entity: self.items[st.items[0]].entity_name().to_string(),
-                            reason: "the server returned no insert ID".into(),
-                        })?;
-                        let first = kind.first_insert_id(reported, n, step);
-                        for (k, &item) in st.items.iter().enumerate() {
-                            effects.push(Effect::Inserted {
-                                item,
-                                id: first + k as u64 * step,
-                            });
-                        }
-                    } else {
-                        let schema = self.schema_of(st.items[0])?;
-                        let t = schema.templates(kind);
-                        if let Some(sql) = kind.sequence_past_explicit_ids(
-                            &t.table,
-                            &t.columns[0],
-                            schema.id_column_name(),
-                        ) {
-                            conn.query(&sql, vec![]).await?;
-                        }
-                        effects.extend(st.items.iter().map(|&item| Effect::Saved { item }));
+        for st in statements {
+            // A server-given ID the entity's `id` cannot hold is an error here, before
+            // the COMMIT (such statements run in a transaction, see `write_pool`). IDs
+            // up to `i64::MAX` are checked only for a table whose `id` field is
+            // narrower; larger ones (MySQL's unsigned columns) always.
+            let narrow = self.may_overflow_id(pool, &st);
+            let start = effects.len();
+            self.run_statement(pool, conn, st, step, &mut effects)
+                .await?;
+            for effect in &effects[start..] {
+                if let Effect::Inserted { item, id }
+                | Effect::Upserted {
+                    item, id: Some(id), ..
+                } = effect
+                {
+                    if narrow || i64::try_from(*id).is_err() {
+                        self.check_id(pool, *item, *id)?;
                     }
-                }
-                StatementKind::Upsert => {
-                    let item = st.items[0];
-                    let id = result.last_insert_id.filter(|i| *i > 0);
-                    let inserted = kind.upsert_inserted(Some(result.affected_rows), false);
-                    effects.push(Effect::Upserted { item, id, inserted });
-                }
-                StatementKind::Update => {
-                    effects.extend(st.items.iter().map(|&item| Effect::Saved { item }))
-                }
-                StatementKind::Delete { fake } => {
-                    effects.extend(st.items.iter().map(|&item| Effect::Deleted { item, fake }))
-                }
-            }
-        }
-        // A server-given ID the entity's `id` cannot hold is an error here, before the
-        // COMMIT (with no transaction, `write_pool` opened one for such tables).
-        // Whether an entity type's `id` holds every ID up to `i64::MAX` is asked once
-        // per run of its rows; only larger IDs (MySQL's unsigned columns) or narrower
-        // fields are checked one by one.
-        let mut holds_i64: Option<(std::any::TypeId, bool)> = None;
-        for effect in &effects {
-            if let Effect::Inserted { item, id }
-            | Effect::Upserted {
-                item, id: Some(id), ..
-            } = effect
-            {
-                let ty = self.items[*item].entity_type();
-                let holds = match holds_i64 {
-                    Some((t, holds)) if t == ty => holds,
-                    _ => {
-                        let holds = self.check_id(pool, *item, i64::MAX as u64).is_ok();
-                        holds_i64 = Some((ty, holds));
-                        holds
-                    }
-                };
-                if !holds || i64::try_from(*id).is_err() {
-                    self.check_id(pool, *item, *id)?;
                 }
             }
         }
@@ -535,6 +436,112 @@ impl<'a> Flusher<'a> {
             }
         }
         Ok(effects)
+    }
+
+    /// Runs one statement and appends what its result means for its entities to
+    /// `effects`.
+    async fn run_statement(
+        &self,
+        pool: &SqlPool,
+        conn: &mut Conn,
+        mut st: Statement,
+        step: Option<u64>,
+        effects: &mut Vec<Effect>,
+    ) -> Result<()> {
+        let kind = pool.kind();
+        // The values move into the driver's parameters; nothing is copied.
+        let params = std::mem::take(&mut st.params);
+        let st = &st;
+        if kind.insert_returns_ids() && st.kind == (StatementKind::Insert { auto_ids: true }) {
+            // `… RETURNING id`: the IDs in the order of the VALUES rows.
+            let rows = conn
+                .query(&st.sql, params)
+                .await
+                .map_err(|e| self.name_index(kind, e, st))?;
+            if rows.len() != st.items.len() {
+                return Err(Error::Flush {
+                    entity: self.items[st.items[0]].entity_name().to_string(),
+                    reason: format!(
+                        "{} rows inserted but {} IDs returned",
+                        st.items.len(),
+                        rows.len()
+                    ),
+                });
+            }
+            for (row, &item) in rows.iter().zip(&st.items) {
+                let id = row
+                    .first()
+                    .and_then(Value::as_i64)
+                    .and_then(|i| u64::try_from(i).ok())
+                    .unwrap_or(0);
+                effects.push(Effect::Inserted { item, id });
+            }
+            return Ok(());
+        }
+        if st.kind == StatementKind::Upsert && kind.upsert_id() != UpsertId::LastInsertId {
+            let rows = conn
+                .query(&st.sql, params)
+                .await
+                .map_err(|e| self.name_index(kind, e, st))?;
+            let mut id = returned_id(&rows);
+            let inserted = kind.upsert_inserted(None, id.is_some());
+            if id.is_none() && kind.upsert_id() == UpsertId::ReturnedOrLookup {
+                id = self.upsert_existing(pool, conn, st).await?;
+            }
+            effects.push(Effect::Upserted {
+                item: st.items[0],
+                id,
+                inserted,
+            });
+            return Ok(());
+        }
+        let result = conn
+            .execute(&st.sql, params)
+            .await
+            .map_err(|e| self.name_index(kind, e, st))?;
+        match st.kind {
+            StatementKind::Insert { auto_ids } => {
+                if auto_ids {
+                    let step = step.unwrap_or(1);
+                    let n = st.items.len() as u64;
+                    let reported = result.last_insert_id.ok_or_else(|| Error::Flush {
+                        entity: self.items[st.items[0]].entity_name().to_string(),
+                        reason: "the server returned no insert ID".into(),
+                    })?;
+                    let first = kind.first_insert_id(reported, n, step);
+                    for (k, &item) in st.items.iter().enumerate() {
+                        effects.push(Effect::Inserted {
+                            item,
+                            id: first + k as u64 * step,
+                        });
+                    }
+                } else {
+                    let schema = self.schema_of(st.items[0])?;
+                    let t = schema.templates(kind);
+                    if let Some(sql) = kind.sequence_past_explicit_ids(
+                        &t.table,
+                        &t.columns[0],
+                        schema.id_column_name(),
+                    ) {
+                        conn.query(&sql, vec![]).await?;
+                    }
+                    effects.extend(st.items.iter().map(|&item| Effect::Saved { item }));
+                }
+            }
+            StatementKind::Upsert => {
+                let item = st.items[0];
+                let id = result.last_insert_id.filter(|i| *i > 0);
+                let inserted = kind.upsert_inserted(Some(result.affected_rows), false);
+                effects.push(Effect::Upserted { item, id, inserted });
+            }
+            StatementKind::Update => {
+                effects.extend(st.items.iter().map(|&item| Effect::Saved { item }))
+            }
+            StatementKind::Delete { fake } => {
+                effects.extend(st.items.iter().map(|&item| Effect::Deleted { item, fake }))
+            }
+        }
+        Ok(())
     }
 
     /// The table schema of the entity at position `item`.
